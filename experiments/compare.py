@@ -1,0 +1,239 @@
+"""`ilr compare`: single-agent GRPO vs ILR from the same initial models, each trained agent evaluated alone.
+
+Reads top to bottom as the experiment runs:
+1. load and validate the preset (every training config is built and checked before any model loads);
+2. evaluate the base models alone on the held-out benchmarks (once; greedy decoding is seed-free);
+3. for each seed and each method (baseline, ILR, ablations): train with the same budget;
+4. evaluate every trained agent alone, with the plain test-time prompt, on the same held-out questions;
+5. write ``runs/<name>/``: results.json, report.md, PNG plots, the configs and sample transcripts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ilr_agents.config import ConfigError, ILRConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class EvalSpec:
+    task: str
+    split: str = "test"
+    limit: int | None = None
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.task}:{self.split}" + (f"[:{self.limit}]" if self.limit else "")
+
+
+@dataclass
+class CompareConfig:
+    """A comparison preset. ``train`` holds ILRConfig fields shared by every method; ``methods`` maps a
+    label to the ILRConfig fields that make that method (e.g. ``{method: grpo}``)."""
+
+    name: str
+    train: dict[str, Any]
+    methods: dict[str, dict[str, Any]]
+    evaluate: list[EvalSpec]
+    description: str = ""
+    notes: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    eval_max_new_tokens: int = 64
+    eval_batch_size: int = 16
+    evaluate_base: bool = True
+    transcripts: int = 3
+    output_root: str = "runs"
+    paired: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ConfigError("methods is empty: name at least one method, e.g. {grpo: {method: grpo}}")
+        if not self.evaluate:
+            raise ConfigError("evaluate is empty: list at least one held-out benchmark {task, split, limit}")
+        self.evaluate = [e if isinstance(e, EvalSpec) else EvalSpec(**e) for e in self.evaluate]
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds!r}: give one or more distinct integers")
+        for spec in self.evaluate:
+            if spec.task == self.train.get("task") and spec.split == self.train.get("train_split", "train"):
+                raise ConfigError(f"evaluate {spec.label} uses the training split: pick a held-out split")
+        for label in self.methods:
+            self.training_config(label, self.seeds[0])  # every method validated before anything loads
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
+        import yaml
+
+        p = Path(path)
+        if not p.is_file() and (CONFIG_DIR / f"{path}.yaml").is_file():
+            p = CONFIG_DIR / f"{path}.yaml"
+        if not p.is_file():
+            known = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
+            raise ConfigError(f"config {str(path)!r} not found: pass a YAML file or a preset name ({', '.join(known)})")
+        data = yaml.safe_load(p.read_text()) or {}
+        data.update(overrides or {})
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                raise ConfigError(f"unknown compare key {key!r}" + (f": did you mean {close[0]!r}?" if close else ""))
+        return cls(**data)
+
+    def run_dir(self) -> Path:
+        return Path(self.output_root) / self.name
+
+    def training_config(self, label: str, seed: int) -> ILRConfig:
+        fields = {**self.train, **self.methods[label], "seed": seed,
+                  "output_dir": str(self.run_dir() / "train" / f"{label}-seed{seed}")}
+        return ILRConfig.from_dict(fields)
+
+
+def final_checkpoints(run_dir: Path, agents: list[str]) -> dict[str, Path]:
+    """Each agent's newest committed checkpoint folder (weights or LoRA adapter)."""
+    from ilr_agents.checkpoint import latest_manifest
+
+    manifest = latest_manifest(run_dir)
+    if manifest is None:
+        raise RuntimeError(f"training in {run_dir} left no complete checkpoint; see its metrics.jsonl")
+    return {agent: manifest.agent_checkpoint(run_dir, agent) for agent in agents}
+
+
+def load_policy(model: str, checkpoint: Path | None, lora: bool, name: str) -> Any:
+    from ilr_agents.policies import TransformersPolicy
+
+    if checkpoint is None:
+        return TransformersPolicy(model, name=name, return_logprobs=False)
+    if lora:
+        from transformers import AutoTokenizer
+
+        from ilr_agents.models import resolve_model
+
+        base = resolve_model(model)
+        return TransformersPolicy(base, tokenizer=AutoTokenizer.from_pretrained(base), adapter=str(checkpoint),
+                                  name=name, return_logprobs=False)
+    return TransformersPolicy(str(checkpoint), name=name, return_logprobs=False)
+
+
+def evaluate_policy(policy: Any, config: CompareConfig, questions: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    """Per benchmark: per-question outcomes (correct, strict = boxed and correct, boxed, length)."""
+    from ilr_agents.evaluation import evaluate_alone
+    from ilr_agents.policies import SamplingParams
+
+    params = SamplingParams(max_new_tokens=config.eval_max_new_tokens, temperature=0.0)
+    out = {}
+    for spec in config.evaluate:
+        result = evaluate_alone(policy, questions[spec.label], params, task=spec.task,
+                                batch_size=config.eval_batch_size, progress=True)
+        samples = [r.final_samples["agent_0"][0] for r in result.records]
+        out[spec.label] = {
+            "question_ids": [r.question.get("id") for r in result.records],
+            "correct": [bool(s["grade"]["correct"]) for s in samples],
+            "boxed": [bool(s["grade"].get("has_box")) for s in samples],
+            "strict": [bool(s["grade"]["correct"] and s["grade"].get("has_box")) for s in samples],
+            "length": [len(s.get("completion_ids") or s["text"].split()) for s in samples],
+            "transcripts": [r.to_dict() for r in result.records[: config.transcripts]],
+        }
+    return out
+
+
+def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
+    import ilr_env
+    from experiments.report import write_report
+    from ilr_agents.training import train
+
+    run_dir = config.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results_path = run_dir / "results.json"
+    if report_only:
+        results = json.loads(results_path.read_text())
+        return write_report(run_dir, results, [tuple(p) for p in config.paired])
+
+    import yaml
+
+    (run_dir / "compare.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    questions = {s.label: ilr_env.load_questions(s.task, s.split, limit=s.limit, **s.task_kwargs)
+                 for s in config.evaluate}
+    results: dict[str, Any] = {"name": config.name, "description": config.description, "notes": config.notes,
+                               "config": dataclasses.asdict(config), "evaluations": {}, "training_logs": {},
+                               "timing": {}, "train_summaries": {}}
+
+    def record(label: str, outcomes: dict[str, dict[str, Any]]) -> None:
+        for bench, o in outcomes.items():
+            results["evaluations"].setdefault(bench, {}).setdefault(label, []).append(
+                {k: v for k, v in o.items() if k != "transcripts"})
+            tdir = run_dir / "transcripts"
+            tdir.mkdir(exist_ok=True)
+            safe = f"{label}__{bench}".replace("/", "_").replace(":", "_").replace(" ", "_")
+            (tdir / f"{safe}.json").write_text(json.dumps(o["transcripts"], indent=1, default=str))
+
+    if config.evaluate_base:
+        started = time.perf_counter()
+        for model in dict.fromkeys(config.train["models"] if "models" in config.train else ["tiny", "tiny-llama"]):
+            record(f"base {model}", evaluate_policy(load_policy(model, None, False, model), config, questions))
+        results["timing"]["evaluate base"] = time.perf_counter() - started
+
+    for seed in config.seeds:
+        for label in config.methods:
+            cfg = config.training_config(label, seed)
+            started = time.perf_counter()
+            result = train(cfg)
+            results["timing"][f"train {label} seed {seed}"] = time.perf_counter() - started
+            results["training_logs"][f"{label} seed {seed}"] = str(result.metrics_path)
+            results["train_summaries"][f"{label} seed {seed}"] = {"steps": result.step}
+            started = time.perf_counter()
+            for agent, ckpt in final_checkpoints(result.output_dir, result.agents).items():
+                model = cfg.models[int(agent.split("_")[1])]
+                name = f"{label} {agent}"
+                record(name, evaluate_policy(load_policy(model, ckpt, cfg.lora, name), config, questions))
+            results["timing"][f"evaluate {label} seed {seed}"] = time.perf_counter() - started
+            results_path.write_text(json.dumps(results, indent=1, default=str))  # partial results survive a crash
+    return write_report(run_dir, results, [tuple(p) for p in config.paired])
+
+
+def add_arguments(parser: Any) -> None:
+    parser.add_argument("--config", required=True, help="preset name (experiments/configs/<name>.yaml) or YAML path")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
+    parser.add_argument("--name", help="override the run name (folder under runs/)")
+    parser.add_argument("--output-root", help="folder that holds runs (default runs/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a shared training field, e.g. --set max_steps=5 (YAML value)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.json")
+
+
+def parse_overrides(config_path: str, args: Any) -> CompareConfig:
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    if args.seeds:
+        overrides["seeds"] = args.seeds
+    if args.name:
+        overrides["name"] = args.name
+    if args.output_root:
+        overrides["output_root"] = args.output_root
+    config = CompareConfig.from_yaml(config_path, overrides)
+    if args.set:
+        train = dict(config.train)
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set max_steps=5")
+            train[key] = yaml.safe_load(value)
+        config = dataclasses.replace(config, train=train)
+    return config
+
+
+def run(args: Any) -> int:
+    config = parse_overrides(args.config, args)
+    report = run_comparison(config, report_only=args.report_only)
+    print(report.read_text())
+    print(f"\nwritten: {report.parent}")
+    return 0
+

@@ -1,0 +1,214 @@
+"""Local generation with transformers: one left-padded ``generate`` call per batch of chats.
+
+Why this shape: the rollout makes one call per (stage, agent) for all live episodes, and the trainer needs
+the exact token ids and per-token log-probs of what was sampled, so this policy returns both. It accepts
+either a path/hub id (loads the model) or a live model object (e.g. the model a TRL trainer is updating),
+so the same sampler serves evaluation and training.
+
+Log-probs: ``logprobs[t] = log_softmax(logits_t / T)[token_t]`` with T the sampling temperature (T = 1
+for greedy), before top-k/top-p truncation. This is what TRL 1.16's GRPO computes for its importance ratio
+(it divides the logits by ``GRPOConfig.temperature``), so at equal temperatures the two agree; at T = 1
+it is the raw model distribution.
+
+Randomness: every call runs under ``torch.random.fork_rng`` seeded from ``params.seed`` or, when that is
+None, from the policy's own ``random.Random`` — the global torch RNG is left exactly as it was.
+``fork_rng`` is process-wide, so do not run two policies' ``generate`` in parallel threads.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from ilr_agents.policies.base import Chat, Completion, PolicyError, SamplingParams, check_chats
+
+
+def _resolve_dtype(dtype: Any, device: Any) -> Any:
+    import torch
+
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, str):
+        if dtype == "auto":
+            return "auto"
+        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
+            raise ValueError(f"dtype={dtype!r} is not a torch dtype; use e.g. 'float32', 'bfloat16' or 'auto'")
+        return getattr(torch, dtype)
+    return dtype
+
+
+class TransformersPolicy:
+    """A causal LM behind the Policy protocol; exposes ``.model`` and ``.tokenizer`` for training.
+
+    Args:
+        model_or_path: a model object with ``generate`` (used as is, not copied), a local folder, a zoo name
+            (``tiny``, ``smollm2-135m``, see ilr_agents.models) or a hub id.
+        tokenizer: required with a model object unless its ``name_or_path`` points at a loadable tokenizer.
+        device / dtype: only used when loading; default cuda+bfloat16 when available, else cpu+float32.
+        adapter: a PEFT (LoRA) adapter folder applied on top of the loaded model.
+        return_logprobs: also compute per-token log-probs (costs one vocab-sized float row per token).
+        max_batch_size: split large batches (sorted by prompt length) into chunks; None = one call.
+        seed: seeds the policy's own RNG, used for calls whose ``params.seed`` is None.
+    """
+
+    def __init__(
+        self,
+        model_or_path: Any,
+        tokenizer: Any = None,
+        *,
+        device: str | None = None,
+        dtype: Any = None,
+        adapter: str | None = None,
+        return_logprobs: bool = True,
+        max_batch_size: int | None = None,
+        seed: int = 0,
+        name: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if max_batch_size is not None and max_batch_size < 1:
+            raise ValueError(f"max_batch_size={max_batch_size}: must be >= 1 or None (no splitting)")
+        if hasattr(model_or_path, "generate"):
+            self.model = model_or_path
+            source = getattr(getattr(model_or_path, "config", None), "_name_or_path", "") or ""
+        else:
+            from ilr_agents.models import resolve_model
+
+            source = resolve_model(model_or_path)
+            dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=_resolve_dtype(dtype, dev)).to(dev)
+        if adapter is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, adapter)
+        if tokenizer is None:
+            if not source:
+                raise TypeError("a model object needs tokenizer=...: its config names no folder to load one from")
+            tokenizer = AutoTokenizer.from_pretrained(source)
+        if not getattr(tokenizer, "chat_template", None):
+            raise PolicyError(
+                f"tokenizer of {source or type(self.model).__name__} has no chat template; set "
+                "tokenizer.chat_template (e.g. ilr_agents.models.CHATML_TEMPLATE) before building the policy"
+            )
+        self.tokenizer = tokenizer
+        self.name = name or (Path(source).name if source else type(self.model).__name__)
+        self.return_logprobs = return_logprobs
+        self.max_batch_size = max_batch_size
+        self._rng = random.Random(seed)
+        self.eos_ids = self._eos_ids()
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.eos_ids[0]
+
+    def _eos_ids(self) -> list[int]:
+        ids: list[int] = []
+        for value in (getattr(self.model.generation_config, "eos_token_id", None), self.tokenizer.eos_token_id):
+            for v in value if isinstance(value, list) else [value]:
+                if v is not None and v not in ids:
+                    ids.append(int(v))
+        if not ids:
+            raise PolicyError(f"{self.name}: neither the model nor the tokenizer defines an EOS token; set eos_token")
+        return ids
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def encode_chat(self, chat: Chat) -> list[int]:
+        """The prompt token ids exactly as generation sees them (chat template + generation prompt)."""
+        text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, chats: list[Chat], params: SamplingParams) -> list[list[Completion]]:
+        import torch
+
+        check_chats(chats)
+        if not chats:
+            return []
+        prompts = [self.encode_chat(chat) for chat in chats]
+        seed = params.seed if params.seed is not None else self._rng.randrange(2**63)
+        order = list(range(len(prompts)))
+        size = self.max_batch_size or len(prompts)
+        if size < len(prompts):  # similar lengths per chunk -> less padding
+            order.sort(key=lambda i: len(prompts[i]))
+        results: list[list[Completion]] = [[] for _ in prompts]
+        dev = self.device
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []), torch.no_grad():
+                torch.manual_seed(seed)
+                for start in range(0, len(order), size):
+                    chunk = order[start : start + size]
+                    for i, comps in zip(chunk, self._generate_chunk([prompts[i] for i in chunk], params)):
+                        results[i] = comps
+        finally:
+            self.model.train(was_training)
+        return results
+
+    def _generate_chunk(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        import torch
+
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, p in enumerate(prompts):
+            ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[row, width - len(p) :] = 1
+        copies = 1 if params.greedy else params.n  # greedy: every copy is identical, sample once
+        out = self.model.generate(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            max_new_tokens=params.max_new_tokens,
+            **self._sampling_flags(params),
+            num_return_sequences=copies,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            use_cache=True,
+            return_dict_in_generate=True,
+            output_logits=self.return_logprobs,
+        )
+        new = out.sequences[:, width:].cpu()
+        logps = None
+        if self.return_logprobs:
+            logits = torch.stack(out.logits, dim=1).float()
+            scale = params.temperature if not params.greedy else 1.0
+            logps = torch.log_softmax(logits / scale, dim=-1).gather(-1, new[..., None].to(logits.device))
+            logps = logps.squeeze(-1).cpu()
+        completions: list[list[Completion]] = []
+        for row, prompt in enumerate(prompts):
+            group = []
+            for k in range(copies):
+                r = row * copies + k
+                group.append(self._completion(prompt, new[r].tolist(), None if logps is None else logps[r].tolist()))
+            if params.greedy:  # n independent copies so callers may mutate one safely
+                group = [Completion(**group[0].to_dict()) for _ in range(params.n)]
+            completions.append(group)
+        return completions
+
+    @staticmethod
+    def _sampling_flags(params: SamplingParams) -> dict[str, Any]:
+        if params.greedy:
+            return {"do_sample": False, "repetition_penalty": 1.0}
+        return {
+            "do_sample": True,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "top_k": params.top_k,  # explicit: transformers' default is 50, TRL's and vLLM's is "off"
+            "repetition_penalty": 1.0,  # ignore a checkpoint's own sampling defaults
+        }
+
+    def _completion(self, prompt: list[int], tokens: list[int], logps: list[float] | None) -> Completion:
+        end = next((t for t, tok in enumerate(tokens) if tok in self.eos_ids), None)
+        finish = "length" if end is None else "stop"
+        keep = len(tokens) if end is None else end + 1  # keep the EOS: training must learn to stop
+        tokens = tokens[:keep]
+        body = tokens if end is None else tokens[:-1]
+        return Completion(
+            text=self.tokenizer.decode(body, skip_special_tokens=True),
+            prompt_ids=list(prompt),
+            completion_ids=tokens,
+            logprobs=None if logps is None else logps[:keep],
+            finish_reason=finish,
+        )

@@ -1,0 +1,130 @@
+"""Before training: question difficulties D_q and agent abilities γ_i, computed once and stored as JSON.
+
+The paper ranks questions with an LLM (self-ranking) and fits each agent's Rasch ability on a held-out
+validation set. On a laptop that is expensive, so the cheaper sources are first-class too:
+
+* ``difficulty: level``  — the dataset's own level field (``ilr_env.difficulty.level_difficulty``);
+* ``difficulty: pass_rate`` — the base models' greedy pass rates on the training and validation
+  questions (``empirical_difficulty``; needs one generation per question and model: use
+  ``train_limit`` or a precomputed file for big sets);
+* ``difficulty: self_rank`` — the paper's LLM ranking: run ``ilr_env.difficulty.rank_difficulty`` once
+  and pass its JSON file (too slow to run implicitly at the start of training);
+* a JSON file: ``{question_id: D_q}`` or an ``ilr_env.difficulty.save_json`` estimates file.
+
+Abilities: ``rasch`` fits γ_i (``fit_abilities``, Rasch MLE, bounded at ±6 when an agent gets all or
+nothing right) on the base models' validation answers; or a JSON file / list, one per agent. Results go to ``<output_dir>/difficulty.json`` and
+``abilities.json`` and are reused when present, so a resumed run sees the same modes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ilr_agents.checkpoint import atomic_write_json
+from ilr_agents.config import ConfigError, ILRConfig
+
+
+@dataclass(frozen=True)
+class Preparation:
+    difficulty: dict[str, float]
+    abilities: list[float]
+    validation_accuracy: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"difficulty": self.difficulty, "abilities": self.abilities,
+                "validation_accuracy": self.validation_accuracy}
+
+
+def _base_correctness(config: ILRConfig, questions: Sequence[Any]) -> list[dict[str, bool]]:
+    """Each base model answers every question once, greedily, with the plain prompt; graded by ilr_env."""
+    from ilr_agents.policies import SamplingParams, TransformersPolicy
+    from ilr_agents.training_data import plain_prompts
+    from ilr_env import grade
+
+    params = SamplingParams(max_new_tokens=config.max_completion_length, temperature=0.0)
+    results = []
+    chats = plain_prompts(questions)
+    for name in config.models:
+        policy = TransformersPolicy(name, dtype=config.dtype, max_batch_size=16,
+                                    device="cpu" if config.use_cpu else None)
+        outs = policy.generate(chats, params)
+        results.append({q.id: bool(grade(q, o[0].text).correct) for q, o in zip(questions, outs, strict=True)})
+        del policy
+    return results
+
+
+def _load_json(path: str, what: str) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what}={path!r}: no such file; use a JSON file or one of the named sources")
+    try:
+        return json.loads(p.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{what}={path!r} is not valid JSON: {exc}") from exc
+
+
+def prepare_difficulty_and_abilities(config: ILRConfig, train_questions: Sequence[Any],
+                                     validation_questions: Sequence[Any]) -> Preparation:
+    """D_q for every training question and γ_i for every agent; cached in the run folder."""
+    from ilr_env import difficulty as diff
+
+    run_dir = Path(config.output_dir)
+    cached_d, cached_a = run_dir / "difficulty.json", run_dir / "abilities.json"
+    if cached_d.is_file() and cached_a.is_file():
+        stored = json.loads(cached_a.read_text())
+        return Preparation(json.loads(cached_d.read_text()), stored["abilities"], stored.get("validation_accuracy", []))
+
+    needs_models = config.difficulty == "pass_rate" or config.abilities == "rasch"
+    every = list({q.id: q for q in [*train_questions, *validation_questions]}.values())
+    judged = _base_correctness(config, every if config.difficulty == "pass_rate" else validation_questions) \
+        if needs_models and config.mode == "dynamic" and config.cooperation_probability is None else None
+
+    if config.difficulty == "level":
+        difficulty = dict(diff.level_difficulty(every).values)
+    elif config.difficulty == "pass_rate":
+        if judged is None:  # modes are fixed (ablation): difficulties are never read
+            difficulty = {q.id: 0.0 for q in every}
+        else:
+            counts = {q.id: (sum(j[q.id] for j in judged), len(judged)) for q in every}
+            difficulty = dict(diff.empirical_difficulty(counts).values)
+    elif config.difficulty == "self_rank":
+        raise ConfigError("difficulty='self_rank' needs an LLM ranking pass that this version does not run "
+                          "during training; compute it with ilr_env.difficulty and pass the JSON file")
+    else:
+        raw_d = _load_json(config.difficulty, "difficulty")
+        if isinstance(raw_d, dict) and raw_d.get("format") == diff.ESTIMATES_FORMAT:
+            raw_d = raw_d["values"]
+        difficulty = {str(k): float(v) for k, v in raw_d.items()}
+    missing = [q.id for q in train_questions if q.id not in difficulty]
+    if missing:
+        raise ConfigError(f"difficulty has no value for {len(missing)} training questions (e.g. {missing[:3]}): "
+                          "give every training question a D_q")
+
+    accuracy: list[float] = []
+    if isinstance(config.abilities, list):
+        abilities = [float(a) for a in config.abilities]
+    elif config.abilities == "rasch":
+        if judged is None:  # modes are fixed (ablation): abilities are never read
+            abilities = [0.0] * config.num_agents
+        else:
+            fitted = diff.fit_abilities({str(i): {q.id: j[q.id] for q in validation_questions}
+                                         for i, j in enumerate(judged)}, difficulty).values
+            abilities = [fitted[str(i)] for i in range(len(judged))]
+            accuracy = [sum(j[q.id] for q in validation_questions) / len(validation_questions) for j in judged]
+    else:
+        raw = _load_json(config.abilities, "abilities")
+        if isinstance(raw, dict) and raw.get("format") == diff.ESTIMATES_FORMAT:
+            raw = [raw["values"][k] for k in sorted(raw["values"])]
+        abilities = [float(x) for x in (raw["abilities"] if isinstance(raw, dict) else raw)]
+    if len(abilities) != config.num_agents:
+        raise ConfigError(f"abilities has {len(abilities)} values for {config.num_agents} agents: one per model")
+
+    prep = Preparation(difficulty, abilities, accuracy)
+    atomic_write_json(cached_d, difficulty)
+    atomic_write_json(cached_a, {"abilities": abilities, "validation_accuracy": accuracy,
+                                 "models": config.models, "difficulty_source": config.difficulty})
+    return prep

@@ -1,0 +1,248 @@
+"""Play many ILR episodes in lockstep: one batched generate call per (stage, policy) for all live episodes.
+
+Why lockstep: generation dominates the cost, and a policy is far faster on one batch of E prompts than on
+E single prompts. Every env advances one stage at a time; at each stage the prompts of all live episodes
+go to each agent's policy in a single call (agents that share one policy object share that call too).
+At the final stage each agent's answer is sampled ``final_n`` times (the GRPO group); every sample is
+scored with ``env.score`` and the first one is the action passed to ``env.step``.
+
+The output records are plain data (``to_dict`` is JSON-safe) so they can be written as JSONL transcripts,
+fed to calibration/training, or inspected in tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ilr_agents.policies.base import Completion, Policy, SamplingParams
+
+__all__ = ["EpisodeRecord", "RolloutError", "run_episodes", "write_jsonl"]
+
+
+class RolloutError(ValueError):
+    """Inconsistent rollout arguments (policies vs agents, episode counts), naming the fix."""
+
+
+def jsonable(value: Any) -> Any:
+    """Convert infos/grades/questions to JSON-safe data without losing fields (unknown objects -> str)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return jsonable(value.item())
+    return str(value)
+
+
+@dataclass
+class EpisodeRecord:
+    """One episode: the question, what every agent saw and said at every stage, and the scored final samples.
+
+    ``stages[k]`` = {"stage": name, "index": k, "agents": {agent: {"messages": prompt chat, "message": text,
+    ...token fields when the policy gives them}}}. ``final_samples[agent]`` = the n scored answers, the first
+    of which was the action. ``rewards``/``infos`` are what the env returned at its last step.
+    """
+
+    episode: int
+    seed: int | None
+    question: dict[str, Any]
+    agents: list[str]
+    modes: dict[str, Any]
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    final_samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rewards: dict[str, float] = field(default_factory=dict)
+    infos: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(self)
+
+    def final_answer(self, agent: str) -> str:
+        """The answer this agent submitted (its first final sample)."""
+        return self.final_samples[agent][0]["text"]
+
+    def correct(self, agent: str) -> bool:
+        info = self.infos.get(agent, {})
+        if "correct" in info:
+            return bool(info["correct"])
+        return bool(self.final_samples[agent][0]["grade"].get("correct"))
+
+
+def write_jsonl(records: Sequence[EpisodeRecord], path: str | Path) -> Path:
+    """One JSON object per line; parent folders are created."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+    return out
+
+
+def _completion_fields(completion: Completion) -> dict[str, Any]:
+    fields: dict[str, Any] = {"finish_reason": completion.finish_reason}
+    for name in ("prompt_ids", "completion_ids", "logprobs"):
+        value = getattr(completion, name)
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
+def _policy_map(policies: Mapping[str, Policy] | Sequence[Policy], agents: list[str]) -> dict[str, Policy]:
+    if isinstance(policies, Mapping):
+        missing = [a for a in agents if a not in policies]
+        if missing:
+            raise RolloutError(f"no policy for {missing}; pass one per agent of {agents}")
+        return {a: policies[a] for a in agents}
+    policies = list(policies)
+    if len(policies) != len(agents):
+        raise RolloutError(f"{len(policies)} policies for {len(agents)} agents {agents}: pass exactly one per agent")
+    return dict(zip(agents, policies))
+
+
+def _make_envs(envs: Sequence[Any] | Callable[[], Any], count: int | None) -> list[Any]:
+    if callable(envs) and not isinstance(envs, Sequence):
+        if count is None:
+            raise RolloutError("with an env factory, pass num_episodes (or question_ids / seeds) to say how many")
+        return [envs() for _ in range(count)]
+    envs = list(envs)
+    if count is not None and count != len(envs):
+        raise RolloutError(f"{len(envs)} envs given for {count} episodes: pass one env per episode or a factory")
+    if len({id(e) for e in envs}) != len(envs):
+        raise RolloutError("the same env object appears twice; lockstep needs one env instance per episode")
+    return envs
+
+
+def run_episodes(
+    envs: Sequence[Any] | Callable[[], Any],
+    policies: Mapping[str, Policy] | Sequence[Policy],
+    *,
+    num_episodes: int | None = None,
+    seeds: Sequence[int] | int | None = None,
+    question_ids: Sequence[str] | None = None,
+    params: SamplingParams | None = None,
+    final_params: SamplingParams | None = None,
+    final_n: int = 1,
+    modes: Mapping[str, str] | None = None,
+    progress: bool = False,
+) -> list[EpisodeRecord]:
+    """Play E episodes in lockstep and return one EpisodeRecord per episode.
+
+    Args:
+        envs: one env per episode, or a zero-argument factory (then E comes from num_episodes,
+            question_ids or seeds).
+        policies: {agent: policy} or a list aligned with ``env.possible_agents``; a policy object shared by
+            several agents is called once per stage for all of them.
+        seeds: reset seeds, one per episode, or a base seed (episode e gets base + e).
+        question_ids: reset option ``question_id`` per episode (picks the question).
+        params: sampling for the discussion stages (n forced to 1); final_params (default: params) for the
+            final stage, with n = final_n.
+        modes: fixed per-agent mode override, sent as the reset option ``modes`` (the env decides how).
+    """
+    if final_n < 1:
+        raise RolloutError(f"final_n={final_n}: must be >= 1")
+    count = num_episodes
+    for name, seq in (("question_ids", question_ids), ("seeds", seeds if not isinstance(seeds, int) else None)):
+        if seq is not None:
+            if count is not None and count != len(seq):
+                raise RolloutError(f"{name} has {len(seq)} entries for {count} episodes: make them agree")
+            count = len(seq)
+    env_list = _make_envs(envs, count)
+    count = len(env_list)
+    if isinstance(seeds, int):
+        episode_seeds: list[int | None] = [seeds + e for e in range(count)]
+    else:
+        episode_seeds = list(seeds) if seeds is not None else [None] * count
+    stage_params = (params or SamplingParams()).replace(n=1)
+    last_params = (final_params or params or SamplingParams()).replace(n=final_n)
+
+    agents = list(env_list[0].possible_agents) if env_list else []
+    policy_of = _policy_map(policies, agents)
+    infos: list[dict[str, Any]] = []
+    records: list[EpisodeRecord] = []
+    for e, env in enumerate(env_list):
+        options: dict[str, Any] = {}
+        if question_ids is not None:
+            options["question_id"] = question_ids[e]
+        if modes is not None:
+            options["modes"] = dict(modes)
+        _, info = env.reset(seed=episode_seeds[e], options=options or None)
+        infos.append(info)
+        records.append(
+            EpisodeRecord(
+                episode=e,
+                seed=episode_seeds[e],
+                question=jsonable(env.question),
+                agents=list(env.possible_agents),
+                modes={a: info[a].get("mode") for a in info},
+            )
+        )
+
+    bar = None
+    if progress and env_list:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=count * int(infos[0][agents[0]].get("num_stages", 1)), desc="rollout", unit="ep-stage")
+    call_index = 0
+    while any(env.agents for env in env_list):
+        live = [e for e, env in enumerate(env_list) if env.agents]
+        actions: dict[int, dict[str, str]] = {e: {} for e in live}
+        stage_entries: dict[int, dict[str, Any]] = {e: {} for e in live}
+        # group (agent, episode, final?) requests by policy object and final flag: one call per group
+        groups: dict[tuple[int, bool], list[tuple[str, int]]] = {}
+        for agent in agents:
+            for e in live:
+                if agent in env_list[e].agents:
+                    final = bool(infos[e][agent].get("final"))
+                    groups.setdefault((id(policy_of[agent]), final), []).append((agent, e))
+        for (_, final), members in groups.items():
+            policy = policy_of[members[0][0]]
+            chosen = last_params if final else stage_params
+            if chosen.seed is not None:
+                chosen = chosen.replace(seed=chosen.seed + call_index)
+            call_index += 1
+            chats = [infos[e][agent]["messages"] for agent, e in members]
+            outputs = policy.generate(chats, chosen)
+            if len(outputs) != len(chats) or any(len(o) != chosen.n for o in outputs):
+                raise RolloutError(
+                    f"policy {policy.name!r} returned {[len(o) for o in outputs]} completions for {len(chats)} "
+                    f"chats with n={chosen.n}: a Policy must return n completions per chat"
+                )
+            for (agent, e), samples, chat in zip(members, outputs, chats):
+                first = samples[0]
+                actions[e][agent] = first.text
+                stage_entries[e][agent] = {"messages": chat, "message": first.text, **_completion_fields(first)}
+                if final:
+                    records[e].final_samples[agent] = [
+                        _scored(env_list[e], agent, sample) for sample in samples
+                    ]
+        for e in live:
+            info0 = infos[e][next(iter(actions[e]))]
+            records[e].stages.append(
+                {"stage": info0.get("stage"), "index": info0.get("stage_index"), "agents": stage_entries[e]}
+            )
+            _, rewards, _, _, new_infos = env_list[e].step(actions[e])
+            infos[e] = new_infos
+            if not env_list[e].agents:
+                records[e].rewards = {a: float(r) for a, r in rewards.items()}
+                records[e].infos = jsonable(new_infos)
+        if bar is not None:
+            bar.update(len(live))
+    if bar is not None:
+        bar.close()
+    return records
+
+
+def _scored(env: Any, agent: str, sample: Completion) -> dict[str, Any]:
+    reward, grade = env.score(agent, sample.text)
+    return {"text": sample.text, "reward": float(reward), "grade": jsonable(grade), **_completion_fields(sample)}

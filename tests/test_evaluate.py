@@ -1,0 +1,95 @@
+"""`ilr eval` end to end on the tiny models, and the metric helpers it relies on."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main
+from experiments.evaluate import markdown_table
+from ilr_agents.evaluation import bootstrap_ci, summarise
+
+
+def sample(correct: bool, boxed: bool = True, text: str = "x", tokens: int | None = 3) -> dict:
+    s = {"text": text, "grade": {"correct": correct, "has_box": boxed, "extracted": "1"}, "finish_reason": "stop"}
+    if tokens is not None:
+        s["completion_ids"] = list(range(tokens))
+    return s
+
+
+def test_summarise_accuracy_pass_at_k_and_ci() -> None:
+    samples = [[sample(True), sample(False)], [sample(False, boxed=False), sample(False)], [sample(False), sample(True)]]
+    m = summarise(samples, ks=[1, 2])
+    assert m["accuracy"] == pytest.approx(1 / 3) and m["boxed_rate"] == pytest.approx(2 / 3)
+    assert m["pass@1"] == pytest.approx(1 / 3) and m["pass@2"] == pytest.approx(2 / 3)
+    assert m["ci95"][0] <= m["accuracy"] <= m["ci95"][1] and m["mean_tokens"] == 3
+    with pytest.raises(ValueError, match="pass@3"):
+        summarise(samples, ks=[3])
+
+
+def test_bootstrap_ci_is_seeded_and_degenerate_cases_are_safe() -> None:
+    values = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    assert bootstrap_ci(values, seed=1) == bootstrap_ci(values, seed=1)
+    assert bootstrap_ci([1.0, 1.0]) == (1.0, 1.0)
+    assert all(x != x for x in bootstrap_ci([]))  # NaN
+
+
+def test_markdown_table_lists_every_row() -> None:
+    table = markdown_table("gsm8k", "single", {"tiny": {"accuracy": 0.25, "ci95": [0.0, 0.5], "boxed_rate": 1.0,
+                                                        "mean_tokens": 12.0, "pass@2": 0.5}})
+    assert "| tiny | 25.0 | 0.0–50.0 | 100.0 | 12 | 50.0 |" in table
+
+
+def run_cli(*args: str) -> int:
+    return main(["eval", "--no-progress", "--max-new-tokens", "12", *args])
+
+
+def test_idea3_transcripts_hold_what_the_env_promises(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "idea3"
+    assert run_cli("--protocol", "idea3", "--models", "tiny", "tiny", "--task", "math500", "--limit", "4",
+                   "--out", str(out)) == 0
+    assert "majority" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert {"agent_0 (tiny-v1)", "agent_1 (tiny-v1)", "majority"} <= set(results["metrics"])
+    assert len(results["per_question"]) == 4 and (out / "results.md").read_text().startswith("### math500")
+    records = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    for rec in records:
+        assert [s["stage"] for s in rec["stages"]] == ["share", "analyse", "fuse"]
+        question = rec["question"]["prompt"]
+        for k, stage in enumerate(rec["stages"]):
+            for agent, other in (("agent_0", "agent_1"), ("agent_1", "agent_0")):
+                prompt = "\n".join(m["content"] for m in stage["agents"][agent]["messages"])
+                assert question in prompt  # every stage shows the question
+                if k > 0:  # and the peer's message from the previous stage
+                    peer = rec["stages"][k - 1]["agents"][other]["message"].strip()
+                    assert peer[:40] in prompt
+        assert set(rec["modes"].values()) <= {"cooperate", "compete"}
+        assert set(rec["final_samples"]) == {"agent_0", "agent_1"}
+
+
+def test_single_agent_eval_with_samples_and_pass_at_k(tmp_path: Path) -> None:
+    out = tmp_path / "single"
+    assert run_cli("--task", "gsm8k", "--model", "tiny", "--limit", "3", "--n", "2", "--temperature", "1.0",
+                   "--pass-k", "1", "2", "--out", str(out)) == 0
+    metrics = json.loads((out / "results.json").read_text())["metrics"]["tiny-v1"]
+    assert metrics["n_questions"] == 3 and {"pass@1", "pass@2", "accuracy", "ci95", "boxed_rate"} <= set(metrics)
+    records = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
+    assert [len(r["stages"]) for r in records] == [1, 1, 1]
+    assert all(len(r["final_samples"]["agent_0"]) == 2 for r in records)
+
+
+@pytest.mark.slow
+def test_smollm2_gsm8k_20_offline_on_cpu(tmp_path: Path, capsys) -> None:
+    started = time.perf_counter()
+    assert main(["eval", "--task", "gsm8k", "--model", "smollm2-135m", "--limit", "20", "--no-progress",
+                 "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed
+    metrics = json.loads((tmp_path / "results.json").read_text())["metrics"]
+    (entry,) = metrics.values()
+    assert entry["n_questions"] == 20 and 0.0 <= entry["accuracy"] <= 1.0
+    print(f"smollm2-135m gsm8k@20: accuracy {entry['accuracy']:.2f} in {time.perf_counter() - started:.0f} s")

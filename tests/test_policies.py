@@ -1,0 +1,212 @@
+"""Policy contract, ScriptedPolicy, and TransformersPolicy on the tiny random models."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ilr_agents.policies import Completion, Policy, SamplingParams, ScriptedPolicy, TransformersPolicy
+
+CHATS = [
+    [{"role": "user", "content": "What is 2+3?"}],
+    [{"role": "system", "content": "Be brief."},
+     {"role": "user", "content": "Let x = 4. Solve 2x + 1 = 9 and put the answer in \\boxed{}."}],
+    [{"role": "user", "content": "hi"}],
+]
+GREEDY = SamplingParams(max_new_tokens=10, temperature=0)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> TransformersPolicy:
+    return TransformersPolicy("tiny", seed=3)
+
+
+def forward_logprobs(policy: TransformersPolicy, c: Completion, temperature: float = 1.0) -> torch.Tensor:
+    ids = torch.tensor([c.prompt_ids + c.completion_ids])
+    with torch.no_grad():
+        logits = policy.model(ids).logits[0, len(c.prompt_ids) - 1 : -1].float() / temperature
+    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(c.completion_ids)[:, None])[:, 0]
+
+
+# ---- contract types ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad", [{"max_new_tokens": 0}, {"temperature": -1}, {"top_p": 0}, {"top_k": -1}, {"n": 0}]
+)
+def test_sampling_params_reject_bad_values(bad: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        SamplingParams(**bad)
+
+
+def test_sampling_params_replace_keeps_other_fields() -> None:
+    p = SamplingParams(max_new_tokens=7, temperature=0.5).replace(n=4)
+    assert (p.max_new_tokens, p.temperature, p.n, p.top_k) == (7, 0.5, 4, 0)
+
+
+def test_scripted_policy_cycles_counts_and_satisfies_protocol() -> None:
+    policy = ScriptedPolicy(["a", "b", "c"])
+    out = policy.generate(CHATS[:2], SamplingParams(n=2))
+    assert [[c.text for c in g] for g in out] == [["a", "b"], ["c", "a"]]
+    assert policy.calls == 1 and policy.chats_seen == [CHATS[:2]]
+    assert isinstance(policy, Policy)
+
+
+def test_scripted_policy_callable_sees_the_chat() -> None:
+    policy = ScriptedPolicy(lambda chat: chat[-1]["content"].upper())
+    assert policy.generate([CHATS[2]], SamplingParams())[0][0].text == "HI"
+
+
+@pytest.mark.parametrize("bad", ["text", [], [1]])
+def test_scripted_policy_rejects_bad_scripts(bad: object) -> None:
+    with pytest.raises(TypeError):
+        ScriptedPolicy(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["hi", [[]], [[{"content": "no role"}]], [{"role": "user", "content": "x"}]])
+def test_bad_chats_are_rejected_with_type_error(bad: object) -> None:
+    with pytest.raises(TypeError):
+        ScriptedPolicy(["x"]).generate(bad, SamplingParams())  # type: ignore[arg-type]
+
+
+# ---- transformers ------------------------------------------------------------------------------------
+
+
+def test_left_padded_batch_matches_single_calls(tiny: TransformersPolicy) -> None:
+    batch = tiny.generate(CHATS, GREEDY)
+    assert len({len(c[0].prompt_ids) for c in batch}) > 1  # the batch really was padded
+    for chat, group in zip(CHATS, batch):
+        alone = tiny.generate([chat], GREEDY)[0][0]
+        assert group[0].completion_ids == alone.completion_ids
+        assert group[0].text == alone.text
+        assert max(abs(a - b) for a, b in zip(group[0].logprobs, alone.logprobs)) < 1e-4
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_logprobs_match_a_forward_pass(tiny: TransformersPolicy, temperature: float) -> None:
+    out = tiny.generate(CHATS, SamplingParams(max_new_tokens=12, temperature=temperature, n=2, seed=1))
+    for group in out:
+        assert len(group) == 2
+        for c in group:
+            assert len(c.logprobs) == len(c.completion_ids) > 0
+            assert all(math.isfinite(x) and x <= 0 for x in c.logprobs)
+            expected = forward_logprobs(tiny, c, temperature)
+            assert torch.allclose(torch.tensor(c.logprobs), expected, atol=1e-4)
+
+
+def test_prompt_ids_are_the_chat_template(tiny: TransformersPolicy) -> None:
+    c = tiny.generate([CHATS[0]], GREEDY)[0][0]
+    text = tiny.tokenizer.apply_chat_template(CHATS[0], add_generation_prompt=True, tokenize=False)
+    assert c.prompt_ids == tiny.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tiny.tokenizer.decode(c.prompt_ids).endswith("<|im_start|>assistant\n")
+
+
+def test_seed_reproducible_and_global_rng_untouched(tiny: TransformersPolicy) -> None:
+    params = SamplingParams(max_new_tokens=8, n=3, seed=42)
+    before = torch.get_rng_state()
+    first = tiny.generate(CHATS, params)
+    second = tiny.generate(CHATS, params)
+    assert torch.equal(before, torch.get_rng_state())
+    ids = lambda out: [[c.completion_ids for c in g] for g in out]  # noqa: E731
+    assert ids(first) == ids(second)
+    assert ids(tiny.generate(CHATS, params.replace(seed=43))) != ids(first)
+    assert len({tuple(c.completion_ids) for c in first[0]}) > 1  # n samples differ from each other
+
+
+def test_unseeded_calls_follow_the_policy_seed() -> None:
+    params = SamplingParams(max_new_tokens=6)
+    a, b = TransformersPolicy("tiny", seed=9), TransformersPolicy("tiny", seed=9)
+    assert [a.generate(CHATS, params)[i][0].completion_ids for i in range(3)] == [
+        b.generate(CHATS, params)[i][0].completion_ids for i in range(3)
+    ]
+
+
+def test_greedy_n_gives_independent_identical_copies(tiny: TransformersPolicy) -> None:
+    group = tiny.generate([CHATS[0]], GREEDY.replace(n=3))[0]
+    assert len(group) == 3 and len({tuple(c.completion_ids) for c in group}) == 1
+    group[0].completion_ids.append(-1)
+    assert group[1].completion_ids[-1] != -1
+
+
+def test_one_generate_call_per_batch_and_splitting_only_when_asked(monkeypatch) -> None:
+    policy = TransformersPolicy("tiny")
+    calls: list[int] = []
+    original = policy.model.generate
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(policy.model, "generate", counting)
+    whole = policy.generate(CHATS, GREEDY)
+    assert calls == [3]
+    policy.max_batch_size = 2
+    split = policy.generate(CHATS, GREEDY)
+    assert calls == [3, 2, 1]
+    assert [g[0].completion_ids for g in whole] == [g[0].completion_ids for g in split]
+
+
+def test_completion_is_cut_after_first_eos(tiny: TransformersPolicy) -> None:
+    eos, pad = tiny.eos_ids[0], tiny.pad_id
+    c = tiny._completion([1, 2], [7, 8, eos, pad, pad], [-0.1, -0.2, -0.3, -9.0, -9.0])
+    assert c.completion_ids == [7, 8, eos] and c.logprobs == [-0.1, -0.2, -0.3] and c.finish_reason == "stop"
+    assert c.text == tiny.tokenizer.decode([7, 8])
+    long = tiny._completion([1], [7, 8], None)
+    assert long.finish_reason == "length" and long.logprobs is None
+
+
+def test_length_finish_reason_when_budget_runs_out(tiny: TransformersPolicy) -> None:
+    out = tiny.generate(CHATS, SamplingParams(max_new_tokens=3, temperature=0))
+    for group in out:
+        c = group[0]
+        assert len(c.completion_ids) <= 3
+        assert c.finish_reason == ("stop" if c.completion_ids[-1] in tiny.eos_ids else "length")
+
+
+def test_live_model_object_and_training_mode_restored(tiny: TransformersPolicy) -> None:
+    live = TransformersPolicy(tiny.model, tiny.tokenizer)
+    tiny.model.train()
+    try:
+        out = live.generate([CHATS[0]], GREEDY)[0][0]
+        assert tiny.model.training
+    finally:
+        tiny.model.eval()
+    assert out.completion_ids == tiny.generate([CHATS[0]], GREEDY)[0][0].completion_ids
+    assert live.model is tiny.model
+
+
+def test_second_family_llama_template_has_one_bos() -> None:
+    policy = TransformersPolicy("tiny-llama")
+    c = policy.generate([CHATS[1]], GREEDY)[0][0]
+    bos = policy.tokenizer.bos_token_id
+    assert c.prompt_ids[0] == bos and c.prompt_ids.count(bos) == 1
+    assert torch.allclose(torch.tensor(c.logprobs), forward_logprobs(policy, c), atol=1e-4)
+
+
+def test_lora_adapter_is_applied(tiny: TransformersPolicy, tmp_path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ilr_agents.models import resolve_model
+
+    base = AutoModelForCausalLM.from_pretrained(resolve_model("tiny"))
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
+    adapted = TransformersPolicy("tiny", adapter=str(tmp_path / "adapter"))
+    a = adapted.generate(CHATS, GREEDY.replace(max_new_tokens=4))
+    b = tiny.generate(CHATS, GREEDY.replace(max_new_tokens=4))
+    assert [g[0].logprobs for g in a] != [g[0].logprobs for g in b]
+
+
+def test_tokenizer_without_chat_template_is_a_clear_error(tiny: TransformersPolicy) -> None:
+    from transformers import AutoTokenizer
+
+    from ilr_agents.models import resolve_model
+    from ilr_agents.policies import PolicyError
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("tiny"))
+    tok.chat_template = None
+    with pytest.raises(PolicyError, match="chat template"):
+        TransformersPolicy(tiny.model, tok)
