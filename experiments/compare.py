@@ -79,6 +79,9 @@ class CompareConfig:
             known = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
             raise ConfigError(f"config {str(path)!r} not found: pass a YAML file or a preset name ({', '.join(known)})")
         data = yaml.safe_load(p.read_text()) or {}
+        if "extends" in data:  # a preset may start from another and change a few fields
+            parent = cls.from_yaml(data.pop("extends"))
+            data = _merge(dataclasses.asdict(parent), data)
         data.update(overrides or {})
         names = [f.name for f in dataclasses.fields(cls)]
         for key in data:
@@ -94,6 +97,17 @@ class CompareConfig:
         fields = {**self.train, **self.methods[label], "seed": seed,
                   "output_dir": str(self.run_dir() / "train" / f"{label}-seed{seed}")}
         return ILRConfig.from_dict(fields)
+
+
+def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``methods`` is replaced, not merged, so an ablation names exactly its methods."""
+    out = dict(base)
+    for key, value in change.items():
+        if key != "methods" and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def final_checkpoints(run_dir: Path, agents: list[str]) -> dict[str, Path]:

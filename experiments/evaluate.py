@@ -21,26 +21,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="one model: zoo name (tiny, smollm2-135m), folder or hub id")
-    who.add_argument("--models", nargs="+", help="one model per agent (or, with --protocol single, each alone)")
+    who.add_argument(
+        "--models", nargs="+", help="one model per agent (or, with --protocol single, each alone)"
+    )
     parser.add_argument("--protocol", choices=["single", "idea3", "debate"], default="single")
-    parser.add_argument("--num-agents", type=int, default=2, help="agents when --model is used with idea3/debate")
+    parser.add_argument(
+        "--num-agents", type=int, default=2, help="agents when --model is used with idea3/debate"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="debate rounds")
-    parser.add_argument("--mode", default="dynamic", help="idea3 interaction: dynamic, cooperate, compete or p in [0,1]")
+    parser.add_argument(
+        "--mode", default="dynamic", help="idea3 interaction: dynamic, cooperate, compete or p in [0,1]"
+    )
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--n", type=int, default=1, help="samples per question (single protocol)")
-    parser.add_argument("--pass-k", type=int, nargs="*", default=[], help="report pass@k for these k (needs --n >= k)")
+    parser.add_argument(
+        "--pass-k", type=int, nargs="*", default=[], help="report pass@k for these k (needs --n >= k)"
+    )
     parser.add_argument("--backend", choices=["transformers", "vllm", "openai"], default="transformers")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai backend server")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var holding the openai backend key")
+    parser.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="env var holding the openai backend key"
+    )
     parser.add_argument("--device", default=None, help="transformers backend: cpu, cuda, cuda:1 ...")
     parser.add_argument("--dtype", default=None, help="transformers backend: float32, bfloat16, auto")
     parser.add_argument("--adapter", default=None, help="transformers backend: LoRA adapter folder")
     parser.add_argument("--batch-size", type=int, default=16, help="questions per lockstep batch")
     parser.add_argument("--data-dir", default=None, help="local data folder (default: $ILR_DATA_DIR)")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/eval-<task>-<protocol>-<time>)")
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: runs/eval-<task>-<protocol>-<time>)"
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -51,8 +63,14 @@ def _policy(spec: str, args: argparse.Namespace, cache: dict[str, Any]) -> Any:
     if args.backend == "transformers":
         from ilr_agents.policies import TransformersPolicy
 
-        policy = TransformersPolicy(spec, device=args.device, dtype=args.dtype, adapter=args.adapter,
-                                    return_logprobs=False, seed=args.seed)
+        policy = TransformersPolicy(
+            spec,
+            device=args.device,
+            dtype=args.dtype,
+            adapter=args.adapter,
+            return_logprobs=False,
+            seed=args.seed,
+        )
     elif args.backend == "vllm":
         from ilr_agents.policies import VLLMPolicy
 
@@ -83,8 +101,14 @@ def markdown_table(task: str, protocol: str, metrics: dict[str, dict[str, Any]])
     for name, m in metrics.items():
         ci = m.get("ci95") or [None, None]
         tokens = m.get("mean_tokens")
-        row = [name, _fmt(m.get("accuracy")), f"{_fmt(ci[0])}–{_fmt(ci[1])}", _fmt(m.get("boxed_rate")),
-               f"{tokens:.0f}" if isinstance(tokens, float) else "–", *(_fmt(m.get(k)) for k in extra)]
+        row = [
+            name,
+            _fmt(m.get("accuracy")),
+            f"{_fmt(ci[0])}–{_fmt(ci[1])}",
+            _fmt(m.get("boxed_rate")),
+            f"{tokens:.0f}" if isinstance(tokens, float) else "–",
+            *(_fmt(m.get(k)) for k in extra),
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -97,8 +121,13 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     questions = ilr_env.load_questions(args.task, split=args.split, data_dir=args.data_dir, limit=args.limit)
-    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                            top_k=args.top_k, seed=args.seed)
+    params = SamplingParams(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        seed=args.seed,
+    )
     cache: dict[str, Any] = {}
     specs = args.models or [args.model]
     progress = not args.no_progress
@@ -106,26 +135,53 @@ def run(args: argparse.Namespace) -> int:
     results = []
     if args.protocol == "single":
         for spec in specs:
-            results.append(evaluate_alone(_policy(spec, args, cache), questions, params, task=args.task, n=args.n,
-                                          ks=args.pass_k, seed=args.seed, batch_size=args.batch_size,
-                                          progress=progress, env_kwargs=env_kwargs))
+            results.append(
+                evaluate_alone(
+                    _policy(spec, args, cache),
+                    questions,
+                    params,
+                    task=args.task,
+                    n=args.n,
+                    ks=args.pass_k,
+                    seed=args.seed,
+                    batch_size=args.batch_size,
+                    progress=progress,
+                    env_kwargs=env_kwargs,
+                )
+            )
     else:
         if args.models is None:
             specs = specs * args.num_agents
         if len(specs) < 2:
-            raise SystemExit(f"--protocol {args.protocol} needs at least 2 agents: pass --models A B (got {specs})")
+            raise SystemExit(
+                f"--protocol {args.protocol} needs at least 2 agents: pass --models A B (got {specs})"
+            )
         env_kwargs.update(mode=_mode(args.mode), debate_rounds=args.rounds)
         policies = {f"agent_{i}": _policy(s, args, cache) for i, s in enumerate(specs)}
-        results.append(evaluate_together(policies, questions, params, protocol=args.protocol, task=args.task,
-                                         seed=args.seed, batch_size=args.batch_size, progress=progress,
-                                         env_kwargs=env_kwargs))
+        results.append(
+            evaluate_together(
+                policies,
+                questions,
+                params,
+                protocol=args.protocol,
+                task=args.task,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                progress=progress,
+                env_kwargs=env_kwargs,
+            )
+        )
     seconds = time.perf_counter() - started
     metrics = {name: m for r in results for name, m in r.metrics.items()}
     out = Path(args.out or f"runs/eval-{args.task}-{args.protocol}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k != "out"}
-    payload = {"config": config, "seconds": seconds, "metrics": metrics,
-               "per_question": [row for r in results for row in r.per_question]}
+    payload = {
+        "config": config,
+        "seconds": seconds,
+        "metrics": metrics,
+        "per_question": [row for r in results for row in r.per_question],
+    }
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     table = markdown_table(args.task, args.protocol, metrics)
     (out / "results.md").write_text(table + f"\n{len(questions)} questions, {seconds:.1f} s.\n")

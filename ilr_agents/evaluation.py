@@ -34,7 +34,9 @@ class EvalResult:
         return {"metrics": self.metrics, "per_question": self.per_question}
 
 
-def bootstrap_ci(values: Sequence[float], *, seed: int = 0, resamples: int = 2000, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], *, seed: int = 0, resamples: int = 2000, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean over questions (NaN-free; a single value gives a zero-width CI)."""
     data = np.asarray(values, dtype=float)
     if data.size == 0:
@@ -67,10 +69,14 @@ def summarise(
         "n_questions": len(samples),
         "accuracy": float(np.mean(first)) if first else float("nan"),
         "ci95": [low, high],
-        "boxed_rate": float(np.mean([bool(s[0]["grade"].get("has_box")) for s in samples])) if samples else float("nan"),
+        "boxed_rate": float(np.mean([bool(s[0]["grade"].get("has_box")) for s in samples]))
+        if samples
+        else float("nan"),
         "mean_chars": float(np.mean([len(s[0]["text"]) for s in samples])) if samples else float("nan"),
         "mean_tokens": float(np.mean(lengths)) if lengths else None,
-        "truncated_rate": float(np.mean([s[0].get("finish_reason") == "length" for s in samples])) if samples else float("nan"),
+        "truncated_rate": float(np.mean([s[0].get("finish_reason") == "length" for s in samples]))
+        if samples
+        else float("nan"),
     }
     n = min((len(s) for s in samples), default=0)
     if n > 1:
@@ -108,7 +114,9 @@ def _episodes(
         chunk = questions[start : start + batch_size]
 
         def factory(chunk: list[Any] = chunk) -> Any:
-            return ilr_env.make(task, protocol=protocol, num_agents=len(policies), questions=chunk, **env_kwargs)
+            return ilr_env.make(
+                task, protocol=protocol, num_agents=len(policies), questions=chunk, **env_kwargs
+            )
 
         batch = run_episodes(
             factory,
@@ -143,8 +151,18 @@ def evaluate_alone(
 ) -> EvalResult:
     """One model answers each question alone with the plain test-time prompt; n samples per question."""
     task = task or questions[0].task
-    records = _episodes(task, questions, {"agent_0": policy}, protocol="single", params=params, n=n, seed=seed,
-                        batch_size=batch_size, progress=progress, env_kwargs=env_kwargs or {})
+    records = _episodes(
+        task,
+        questions,
+        {"agent_0": policy},
+        protocol="single",
+        params=params,
+        n=n,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+        env_kwargs=env_kwargs or {},
+    )
     samples = [r.final_samples["agent_0"] for r in records]
     per_question = [
         {
@@ -187,8 +205,18 @@ def evaluate_together(
 ) -> EvalResult:
     """m models discuss each question (Idea3 or debate); accuracy of each agent's own answer + majority vote."""
     task = task or questions[0].task
-    records = _episodes(task, questions, policies, protocol=protocol, params=params, n=1, seed=seed,
-                        batch_size=batch_size, progress=progress, env_kwargs=env_kwargs or {})
+    records = _episodes(
+        task,
+        questions,
+        policies,
+        protocol=protocol,
+        params=params,
+        n=1,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+        env_kwargs=env_kwargs or {},
+    )
     metrics: dict[str, dict[str, Any]] = {}
     for agent, policy in policies.items():
         metrics[f"{agent} ({policy.name})"] = summarise([r.final_samples[agent] for r in records], seed=seed)
@@ -201,11 +229,18 @@ def evaluate_together(
     }
     per_question = []
     for r, (voted, ok) in zip(records, majority):
-        row: dict[str, Any] = {"question_id": r.question.get("id"), "answer": r.question.get("answer"),
-                               "majority": voted, "majority_correct": ok}
+        row: dict[str, Any] = {
+            "question_id": r.question.get("id"),
+            "answer": r.question.get("answer"),
+            "majority": voted,
+            "majority_correct": ok,
+        }
         for agent in r.agents:
             grade = r.final_samples[agent][0]["grade"]
-            row[agent] = {"mode": r.modes.get(agent), "extracted": grade.get("extracted"),
-                          "correct": bool(grade.get("correct"))}
+            row[agent] = {
+                "mode": r.modes.get(agent),
+                "extracted": grade.get("extracted"),
+                "correct": bool(grade.get("correct")),
+            }
         per_question.append(row)
     return EvalResult(metrics, per_question, records)

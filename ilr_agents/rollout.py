@@ -106,18 +106,24 @@ def _policy_map(policies: Mapping[str, Policy] | Sequence[Policy], agents: list[
         return {a: policies[a] for a in agents}
     policies = list(policies)
     if len(policies) != len(agents):
-        raise RolloutError(f"{len(policies)} policies for {len(agents)} agents {agents}: pass exactly one per agent")
+        raise RolloutError(
+            f"{len(policies)} policies for {len(agents)} agents {agents}: pass exactly one per agent"
+        )
     return dict(zip(agents, policies))
 
 
 def _make_envs(envs: Sequence[Any] | Callable[[], Any], count: int | None) -> list[Any]:
     if callable(envs) and not isinstance(envs, Sequence):
         if count is None:
-            raise RolloutError("with an env factory, pass num_episodes (or question_ids / seeds) to say how many")
+            raise RolloutError(
+                "with an env factory, pass num_episodes (or question_ids / seeds) to say how many"
+            )
         return [envs() for _ in range(count)]
     envs = list(envs)
     if count is not None and count != len(envs):
-        raise RolloutError(f"{len(envs)} envs given for {count} episodes: pass one env per episode or a factory")
+        raise RolloutError(
+            f"{len(envs)} envs given for {count} episodes: pass one env per episode or a factory"
+        )
     if len({id(e) for e in envs}) != len(envs):
         raise RolloutError("the same env object appears twice; lockstep needs one env instance per episode")
     return envs
@@ -152,7 +158,10 @@ def run_episodes(
     if final_n < 1:
         raise RolloutError(f"final_n={final_n}: must be >= 1")
     count = num_episodes
-    for name, seq in (("question_ids", question_ids), ("seeds", seeds if not isinstance(seeds, int) else None)):
+    for name, seq in (
+        ("question_ids", question_ids),
+        ("seeds", seeds if not isinstance(seeds, int) else None),
+    ):
         if seq is not None:
             if count is not None and count != len(seq):
                 raise RolloutError(f"{name} has {len(seq)} entries for {count} episodes: make them agree")
@@ -177,6 +186,12 @@ def run_episodes(
         if modes is not None:
             options["modes"] = dict(modes)
         _, info = env.reset(seed=episode_seeds[e], options=options or None)
+        if modes is not None and any(info[a].get("mode") != m for a, m in modes.items() if a in info):
+            raise RolloutError(
+                f"the env ignored the per-agent modes override {dict(modes)} (it reports "
+                f"{ {a: info[a].get('mode') for a in info} }); build the env with make(..., mode=...) instead, "
+                "or use an env whose reset honours options['modes']"
+            )
         infos.append(info)
         records.append(
             EpisodeRecord(
@@ -192,7 +207,9 @@ def run_episodes(
     if progress and env_list:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=count * int(infos[0][agents[0]].get("num_stages", 1)), desc="rollout", unit="ep-stage")
+        bar = tqdm(
+            total=count * int(infos[0][agents[0]].get("num_stages", 1)), desc="rollout", unit="ep-stage"
+        )
     call_index = 0
     while any(env.agents for env in env_list):
         live = [e for e, env in enumerate(env_list) if env.agents]
@@ -221,7 +238,11 @@ def run_episodes(
             for (agent, e), samples, chat in zip(members, outputs, chats):
                 first = samples[0]
                 actions[e][agent] = first.text
-                stage_entries[e][agent] = {"messages": chat, "message": first.text, **_completion_fields(first)}
+                stage_entries[e][agent] = {
+                    "messages": chat,
+                    "message": first.text,
+                    **_completion_fields(first),
+                }
                 if final:
                     records[e].final_samples[agent] = [
                         _scored(env_list[e], agent, sample) for sample in samples
@@ -245,4 +266,9 @@ def run_episodes(
 
 def _scored(env: Any, agent: str, sample: Completion) -> dict[str, Any]:
     reward, grade = env.score(agent, sample.text)
-    return {"text": sample.text, "reward": float(reward), "grade": jsonable(grade), **_completion_fields(sample)}
+    return {
+        "text": sample.text,
+        "reward": float(reward),
+        "grade": jsonable(grade),
+        **_completion_fields(sample),
+    }

@@ -99,7 +99,12 @@ class Estimates:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": ESTIMATES_FORMAT, "kind": self.kind, "values": self.values, "metadata": self.metadata}
+        return {
+            "format": ESTIMATES_FORMAT,
+            "kind": self.kind,
+            "values": self.values,
+            "metadata": self.metadata,
+        }
 
 
 def save_json(estimates: Estimates, path: str | Path) -> Path:
@@ -114,12 +119,18 @@ def load_json(path: str | Path, kind: EstimateKind | None = None) -> Estimates:
     """Read estimates written by `save_json`; ``kind`` guards against passing abilities as difficulties."""
     path = Path(path)
     if not path.is_file():
-        raise DifficultyError(f"no estimates file at {str(path)!r}; create it with ilr_env.difficulty.save_json")
+        raise DifficultyError(
+            f"no estimates file at {str(path)!r}; create it with ilr_env.difficulty.save_json"
+        )
     raw = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or raw.get("format") != ESTIMATES_FORMAT:
-        raise DifficultyError(f"{str(path)!r} is not an ilr estimates file (expected format {ESTIMATES_FORMAT!r})")
+        raise DifficultyError(
+            f"{str(path)!r} is not an ilr estimates file (expected format {ESTIMATES_FORMAT!r})"
+        )
     if kind is not None and raw["kind"] != kind:
-        raise DifficultyError(f"{str(path)!r} holds {raw['kind']} estimates, but {kind} estimates were expected")
+        raise DifficultyError(
+            f"{str(path)!r} holds {raw['kind']} estimates, but {kind} estimates were expected"
+        )
     values = {str(k): float(v) for k, v in raw["values"].items()}
     return Estimates(kind=raw["kind"], values=values, metadata=raw.get("metadata", {}))
 
@@ -137,22 +148,37 @@ def empirical_difficulty(
     finite (a Jeffreys-style prior) and shrinks questions with few attempts toward D = 0.
     """
     if not pass_rates:
-        raise DifficultyError("pass_rates is empty; pass {question_id: (successes, trials)} for at least one question")
+        raise DifficultyError(
+            "pass_rates is empty; pass {question_id: (successes, trials)} for at least one question"
+        )
     values: dict[str, float] = {}
     for qid, rate in pass_rates.items():
         if isinstance(rate, tuple):
             successes, n = rate
             if not (0 <= successes <= n and n >= 1):
-                raise DifficultyError(f"pass rate for {qid!r} is {rate}; expected (successes, trials), 0 ≤ successes ≤ trials, trials ≥ 1")
+                raise DifficultyError(
+                    f"pass rate for {qid!r} is {rate}; expected (successes, trials), 0 ≤ successes ≤ "
+                    "trials, trials ≥ 1"
+                )
         else:
             if trials is None or trials < 1:
-                raise DifficultyError(f"pass rate for {qid!r} is a bare rate; pass trials=<attempts per question> or (successes, trials) pairs")
+                raise DifficultyError(
+                    f"pass rate for {qid!r} is a bare rate; pass trials=<attempts per question> or "
+                    "(successes, trials) pairs"
+                )
             if not 0.0 <= float(rate) <= 1.0:
                 raise DifficultyError(f"pass rate for {qid!r} is {rate}; expected a value in [0, 1]")
             successes, n = float(rate) * trials, trials
         values[str(qid)] = float(_to_scale((n - successes + 0.5) / (n + 1.0)))
-    return Estimates("difficulty", values, {"method": "empirical", "params": {"smoothing": 0.5, "trials": trials},
-                                            "counts": {"questions": len(values)}})
+    return Estimates(
+        "difficulty",
+        values,
+        {
+            "method": "empirical",
+            "params": {"smoothing": 0.5, "trials": trials},
+            "counts": {"questions": len(values)},
+        },
+    )
 
 
 def question_level(question: Question, key: str = "level") -> float | None:
@@ -179,16 +205,22 @@ def level_difficulty(
     if not questions or missing:
         raise DifficultyError(
             f"level difficulty needs metadata[{key!r}] on every question; missing for {len(missing)} "
-            f"(e.g. {missing[:3]}). Use difficulty=<dict or JSON path> from rank_difficulty or empirical_difficulty instead"
+            f"(e.g. {missing[:3]}). Use difficulty=<dict or JSON path> from rank_difficulty or "
+            "empirical_difficulty instead"
         )
     lv = {qid: v for qid, v in found.items() if v is not None}
     lo, hi = levels if levels is not None else (min(lv.values()), max(lv.values()))
     if hi < lo or any(not lo <= v <= hi for v in lv.values()):
-        raise DifficultyError(f"levels={levels} does not cover the levels present ({min(lv.values())}..{max(lv.values())})")
+        raise DifficultyError(
+            f"levels={levels} does not cover the levels present ({min(lv.values())}..{max(lv.values())})"
+        )
     span = hi - lo + 1.0
     values = {qid: float(_to_scale((v - lo + 0.5) / span)) for qid, v in lv.items()}
-    return Estimates("difficulty", values, {"method": "level", "params": {"key": key, "levels": [lo, hi]},
-                                            "counts": {"questions": len(values)}})
+    return Estimates(
+        "difficulty",
+        values,
+        {"method": "level", "params": {"key": key, "levels": [lo, hi]}, "counts": {"questions": len(values)}},
+    )
 
 
 # --------------------------------------------------------------------------------------- self-ranking
@@ -196,7 +228,9 @@ def level_difficulty(
 _ITEM = r"(?:\b(?:question|q)\s*#?\s*)?\d+"
 _SEP = r"\s*(?:,|;|->|→|=>|<|\band\b|\bthen\b)?\s*"
 _RUN = re.compile(rf"{_ITEM}(?:{_SEP}{_ITEM})+", re.IGNORECASE)
-_NUMBERED_LINE = re.compile(r"^\s*(\d+)\s*[.):]\s*\**\s*(?:question|q)?\s*#?\s*(\d+)\b", re.IGNORECASE | re.MULTILINE)
+_NUMBERED_LINE = re.compile(
+    r"^\s*(\d+)\s*[.):]\s*\**\s*(?:question|q)?\s*#?\s*(\d+)\b", re.IGNORECASE | re.MULTILINE
+)
 
 
 def parse_ranking(text: str, k: int) -> list[int] | None:
@@ -222,7 +256,7 @@ def parse_ranking(text: str, k: int) -> list[int] | None:
     for start in range(len(lines)):
         if int(lines[start].group(1)) != 1 or start + k > len(lines):
             continue
-        block = lines[start:start + k]
+        block = lines[start : start + k]
         if [int(m.group(1)) for m in block] == list(range(1, k + 1)):
             candidates.append((block[-1].end(), [int(m.group(2)) for m in block]))
     for _, numbers in sorted(candidates, key=lambda c: c[0], reverse=True):
@@ -231,7 +265,9 @@ def parse_ranking(text: str, k: int) -> list[int] | None:
     return None
 
 
-def ranking_prompt(questions: Sequence[Question], *, max_question_chars: int = 2000, prompts: Any = None) -> list[dict[str, str]]:
+def ranking_prompt(
+    questions: Sequence[Question], *, max_question_chars: int = 2000, prompts: Any = None
+) -> list[dict[str, str]]:
     """Chat asking to order ``questions`` (labelled Q1..Qk) from easiest to hardest."""
     ps = load_prompts(prompts)
     problems = "\n\n".join(
@@ -274,14 +310,16 @@ def rank_difficulty(
         )
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids) or len(ids) < 2:
-        raise DifficultyError(f"rank_difficulty needs ≥ 2 questions with unique ids, got {len(ids)} ({len(set(ids))} unique)")
+        raise DifficultyError(
+            f"rank_difficulty needs ≥ 2 questions with unique ids, got {len(ids)} ({len(set(ids))} unique)"
+        )
     rng = np.random.default_rng(seed)
     sums = dict.fromkeys(ids, 0.0)
     seen = dict.fromkeys(ids, 0)
     counts = {"batches": 0, "parsed": 0, "retried_calls": 0, "skipped": 0, "singletons_dropped": 0}
     for _ in range(passes):
         order = rng.permutation(len(questions))
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if batches_per_pass is not None:
             batches = batches[:batches_per_pass]
         if len(batches[-1]) < 2:
@@ -289,8 +327,10 @@ def rank_difficulty(
             counts["singletons_dropped"] += 1
         counts["batches"] += len(batches)
         pending = list(range(len(batches)))
-        chats = [ranking_prompt([questions[j] for j in b], max_question_chars=max_question_chars, prompts=prompts)
-                 for b in batches]
+        chats = [
+            ranking_prompt([questions[j] for j in b], max_question_chars=max_question_chars, prompts=prompts)
+            for b in batches
+        ]
         for attempt in range(max_retries + 1):
             if not pending:
                 break
@@ -298,7 +338,10 @@ def rank_difficulty(
                 counts["retried_calls"] += 1
             replies = list(ranker([chats[b] for b in pending]))
             if len(replies) != len(pending):
-                raise DifficultyError(f"ranker returned {len(replies)} replies for {len(pending)} chats; it must return one string per chat")
+                raise DifficultyError(
+                    f"ranker returned {len(replies)} replies for {len(pending)} chats; it must return "
+                    "one string per chat"
+                )
             still: list[int] = []
             for b, reply in zip(pending, replies, strict=True):
                 batch = batches[b]
@@ -319,8 +362,14 @@ def rank_difficulty(
     counts["unranked"] = len(ids) - len(values)
     metadata = {
         "method": "self_rank",
-        "params": {"batch_size": batch_size, "batches_per_pass": batches_per_pass, "passes": passes, "seed": seed,
-                   "max_retries": max_retries, "prompt_version": load_prompts(prompts).version},
+        "params": {
+            "batch_size": batch_size,
+            "batches_per_pass": batches_per_pass,
+            "passes": passes,
+            "seed": seed,
+            "max_retries": max_retries,
+            "prompt_version": load_prompts(prompts).version,
+        },
         "counts": counts,
         "mean_normalised_rank": mean_rank,
         "appearances": {qid: seen[qid] for qid in ids},
@@ -344,7 +393,9 @@ def fit_rasch_ability(
     y = np.asarray(correct, dtype=float)
     d = np.asarray(difficulties, dtype=float)
     if y.shape != d.shape or y.ndim != 1 or y.size == 0:
-        raise DifficultyError(f"correct {y.shape} and difficulties {d.shape} must be 1-D and the same non-zero length")
+        raise DifficultyError(
+            f"correct {y.shape} and difficulties {d.shape} must be 1-D and the same non-zero length"
+        )
     if not np.all((y == 0) | (y == 1)) or not np.all(np.isfinite(d)):
         raise DifficultyError("correct must hold only 0/1 (or bools) and difficulties only finite numbers")
     if y.all():
@@ -361,7 +412,10 @@ def fit_rasch_ability(
 
 
 def fit_abilities(
-    correct_by_agent: Mapping[str, Mapping[str, bool]], difficulties: Mapping[str, float], *, bound: float = 6.0
+    correct_by_agent: Mapping[str, Mapping[str, bool]],
+    difficulties: Mapping[str, float],
+    *,
+    bound: float = 6.0,
 ) -> Estimates:
     """γ for each agent from its {question id: correct} on questions with a known D_q."""
     values: dict[str, float] = {}
@@ -370,13 +424,24 @@ def fit_abilities(
         qids = [q for q in results if q in difficulties]
         if not qids:
             raise DifficultyError(f"agent {agent!r} has no result on a question with a known difficulty")
-        values[str(agent)] = fit_rasch_ability([bool(results[q]) for q in qids], [difficulties[q] for q in qids], bound=bound)
+        values[str(agent)] = fit_rasch_ability(
+            [bool(results[q]) for q in qids], [difficulties[q] for q in qids], bound=bound
+        )
         used[str(agent)] = len(qids)
-    return Estimates("ability", values, {"method": "rasch_mle", "params": {"bound": bound, "scale": IRT_SCALE},
-                                         "counts": {"questions_per_agent": used}})
+    return Estimates(
+        "ability",
+        values,
+        {
+            "method": "rasch_mle",
+            "params": {"bound": bound, "scale": IRT_SCALE},
+            "counts": {"questions_per_agent": used},
+        },
+    )
 
 
-def fit_rasch(responses: np.ndarray, *, l2: float = 0.01, max_iter: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+def fit_rasch(
+    responses: np.ndarray, *, l2: float = 0.01, max_iter: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
     """Joint maximum likelihood (abilities, difficulties) from an agents × questions 0/1 matrix.
 
     NaN marks a missing response. Two documented choices make the fit well defined: difficulties are
@@ -385,7 +450,9 @@ def fit_rasch(responses: np.ndarray, *, l2: float = 0.01, max_iter: int = 2000) 
     """
     r = np.asarray(responses, dtype=float)
     if r.ndim != 2 or r.size == 0:
-        raise DifficultyError(f"responses must be a non-empty 2-D agents × questions array, got shape {r.shape}")
+        raise DifficultyError(
+            f"responses must be a non-empty 2-D agents × questions array, got shape {r.shape}"
+        )
     mask = ~np.isnan(r)
     y = np.where(mask, r, 0.0)
     if not np.all((y == 0) | (y == 1)):
@@ -400,8 +467,9 @@ def fit_rasch(responses: np.ndarray, *, l2: float = 0.01, max_iter: int = 2000) 
         grad = np.concatenate([resid.sum(axis=1), -resid.sum(axis=0)]) + l2 * params
         return float(nll), grad
 
-    res = minimize(objective, np.zeros(n_agents + n_items), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter})
+    res = minimize(
+        objective, np.zeros(n_agents + n_items), jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
+    )
     g, b = res.x[:n_agents], res.x[n_agents:]
     shift = b.mean()
     return g - shift, b - shift

@@ -19,11 +19,11 @@ Debate (``protocol="debate"``, R = ``debate_rounds`` steps, Du et al. 2023)
 Single (``protocol="single"``, the only protocol for m = 1; 1 step)
   * ``answer``  — exactly ``ilr_env.protocols.single_prompt(question)``, the plain test-time prompt.
 
-Modes are per agent and per question, drawn at ``reset``: ``"dynamic"`` cooperates iff
-P(q, i) = 1/(1+exp(-1.7(γ_i − D_q))) < 0.5; a float p cooperates with probability p (the env's own seeded
-generator); ``"cooperate"`` / ``"compete"`` are fixed. An agent's framing (system message, and the Idea3
-stage wording) follows its own mode; it is not told the peers' modes. The single protocol has no peers
-and no framing: its infos report ``mode=None``.
+Modes are per agent and per question, drawn at ``reset`` (``options["modes"]`` overrides them):
+``"dynamic"`` cooperates iff P(q, i) = 1/(1+exp(-1.7(γ_i − D_q))) < 0.5; a float p cooperates with
+probability p (the env's own seeded generator); ``"cooperate"`` / ``"compete"`` are fixed. An agent's
+framing (system message, and the Idea3 stage wording) follows its own mode; it is not told the peers'
+modes. The single protocol has no peers and no framing: its infos report ``mode=None``.
 
 Length and garbage. An action is cut to its first ``max_message_chars`` characters. Peers (and the agent
 itself, in later stages) see that cut text followed by a marker saying how many characters were cut, and
@@ -52,7 +52,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium.spaces import Text
@@ -98,7 +98,9 @@ class TextObservation(str):
 
 @functools.cache
 def wide_charset() -> frozenset[str]:
-    """Every assigned, non-private code point except control characters other than whitespace.
+    """Printable code points plus whitespace controls and space/format separators.
+
+    Left out: other control characters, surrogates, private-use and unassigned code points.
 
     Wide enough for any benchmark text, emoji and scripts; small enough (~145k) for ``Text`` to index.
     """
@@ -119,7 +121,7 @@ def _text_space(max_length: int) -> Text:
 def _own_text_space(max_length: int) -> Text:
     """A Text space with its own RNG, sharing the (large, read-only) charset tables of a cached prototype."""
     space = copy.copy(_text_space(max_length))
-    space._np_random = None  # noqa: SLF001 - a fresh generator, created on first use or seed()
+    space._np_random = None  # a fresh generator, created on first use or by seed()
     return space
 
 
@@ -161,31 +163,51 @@ class EnvConfig:
         if not isinstance(self.task, str) or not self.task:
             raise ILRConfigError(f"task must be a non-empty task name such as 'math500', got {self.task!r}")
         if isinstance(self.num_agents, bool) or not isinstance(self.num_agents, int) or self.num_agents < 1:
-            raise ILRConfigError(f"num_agents must be an int ≥ 1 (1 gives protocol='single'), got {self.num_agents!r}")
-        protocol = self.protocol if self.protocol is not None else ("idea3" if self.num_agents >= 2 else "single")
+            raise ILRConfigError(
+                f"num_agents must be an int ≥ 1 (1 gives protocol='single'), got {self.num_agents!r}"
+            )
+        protocol = (
+            self.protocol if self.protocol is not None else ("idea3" if self.num_agents >= 2 else "single")
+        )
         if protocol not in PROTOCOLS:
             close = difflib.get_close_matches(str(protocol), PROTOCOLS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ILRConfigError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}{hint}")
         if protocol != "single" and self.num_agents < 2:
             raise ILRConfigError(
-                f"protocol={protocol!r} needs num_agents ≥ 2, got {self.num_agents}; use protocol='single' for one agent"
+                f"protocol={protocol!r} needs num_agents ≥ 2, got {self.num_agents}; use "
+                "protocol='single' for one agent"
             )
         object.__setattr__(self, "protocol", protocol)
-        if isinstance(self.debate_rounds, bool) or not isinstance(self.debate_rounds, int) or self.debate_rounds < 1:
+        if (
+            isinstance(self.debate_rounds, bool)
+            or not isinstance(self.debate_rounds, int)
+            or self.debate_rounds < 1
+        ):
             raise ILRConfigError(f"debate_rounds must be an int ≥ 1, got {self.debate_rounds!r}")
         if isinstance(self.mode, str):
             if self.mode not in ("dynamic", *MODES):
                 raise ILRConfigError(
-                    f"mode must be 'dynamic', 'cooperate', 'compete' or a cooperation probability in [0, 1], got {self.mode!r}"
+                    f"mode must be 'dynamic', 'cooperate', 'compete' or a cooperation probability in [0, "
+                    f"1], got {self.mode!r}"
                 )
-        elif isinstance(self.mode, bool) or not isinstance(self.mode, int | float) or not 0.0 <= float(self.mode) <= 1.0:
-            raise ILRConfigError(f"mode as a cooperation probability must be a number in [0, 1], got {self.mode!r}")
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
+        elif (
+            isinstance(self.mode, bool)
+            or not isinstance(self.mode, int | float)
+            or not 0.0 <= float(self.mode) <= 1.0
+        ):
+            raise ILRConfigError(
+                f"mode as a cooperation probability must be a number in [0, 1], got {self.mode!r}"
+            )
+        if self.limit is not None and (
+            isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
+        ):
             raise ILRConfigError(f"limit must be None or an int ≥ 1, got {self.limit!r}")
         mmc = self.max_message_chars
         if isinstance(mmc, bool) or not isinstance(mmc, int) or mmc < 1:
-            raise ILRConfigError(f"max_message_chars must be an int > 0 (characters kept per message), got {mmc!r}")
+            raise ILRConfigError(
+                f"max_message_chars must be an int > 0 (characters kept per message), got {mmc!r}"
+            )
         fr = self.format_reward
         if isinstance(fr, bool) or not isinstance(fr, int | float) or not math.isfinite(fr) or fr < 0:
             raise ILRConfigError(f"format_reward must be a finite number ≥ 0, got {fr!r}")
@@ -195,7 +217,9 @@ class EnvConfig:
         if self.render_mode not in _RENDER_MODES:
             raise ILRConfigError(f"render_mode must be None, 'ansi' or 'human', got {self.render_mode!r}")
         if not isinstance(self.task_kwargs, Mapping):
-            raise ILRConfigError(f"task_kwargs must be a dict of load_questions keyword arguments, got {self.task_kwargs!r}")
+            raise ILRConfigError(
+                f"task_kwargs must be a dict of load_questions keyword arguments, got {self.task_kwargs!r}"
+            )
 
 
 # ------------------------------------------------------------------------------------------ episode
@@ -220,7 +244,11 @@ class _Episode:
 class ILRParallelEnv(ParallelEnv[str, str, str]):
     """m agents discuss one question per episode through Idea3, debate or a single answer (module doc)."""
 
-    metadata = {"name": "ilr_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "ilr_v0",
+        "render_modes": ["ansi", "human"],
+        "is_parallelizable": True,
+    }
 
     def __init__(
         self,
@@ -244,10 +272,18 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         task_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = EnvConfig(
-            task=task, num_agents=num_agents, protocol=protocol, debate_rounds=debate_rounds, mode=mode,
-            split=split, data_dir=data_dir, limit=limit, max_message_chars=max_message_chars,
+            task=task,
+            num_agents=num_agents,
+            protocol=protocol,
+            debate_rounds=debate_rounds,
+            mode=mode,
+            split=split,
+            data_dir=data_dir,
+            limit=limit,
+            max_message_chars=max_message_chars,
             format_reward=format_reward,
-            render_mode=render_mode, task_kwargs=dict(task_kwargs or {}),
+            render_mode=render_mode,
+            task_kwargs=dict(task_kwargs or {}),
         )
         self.protocol: str = self.config.protocol  # type: ignore[assignment]  # resolved in __post_init__
         self.render_mode = render_mode
@@ -286,12 +322,22 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
     @property
     def questions(self) -> list[Question]:
         """The question pool, loaded on first use (so ``make`` stays cheap) and checked against the mode."""
+        return self._load_pool()
+
+    def _load_pool(self) -> list[Question]:
         if self._questions is None:
             c = self.config
-            loaded = load_questions(c.task, c.split, data_dir=c.data_dir, limit=c.limit, **dict(c.task_kwargs))
+            loaded = load_questions(
+                c.task, c.split, data_dir=c.data_dir, limit=c.limit, **dict(c.task_kwargs)
+            )
             self._set_questions(self._check_questions(loaded))
         assert self._questions is not None
         return self._questions
+
+    def _pool_difficulties(self) -> dict[str, float]:
+        """D_q by question id; loads the pool first because difficulties are resolved against it."""
+        self._load_pool()
+        return self._difficulties or {}
 
     @property
     def question(self) -> Question:
@@ -302,7 +348,9 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
     def _check_questions(questions: Sequence[Question]) -> list[Question]:
         qs = list(questions) if not isinstance(questions, str | bytes) else None
         if not qs:
-            raise ILRConfigError(f"questions must be a non-empty list of ilr_env.Question, got {questions!r:.80}")
+            raise ILRConfigError(
+                f"questions must be a non-empty list of ilr_env.Question, got {questions!r:.80}"
+            )
         bad = [i for i, q in enumerate(qs) if not isinstance(q, Question)]
         if bad:
             raise ILRConfigError(f"questions[{bad[0]}] is {type(qs[bad[0]]).__name__}, not ilr_env.Question")
@@ -325,9 +373,12 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
                 src = "level"
             else:
                 raise ILRConfigError(
-                    f"mode='dynamic' needs a difficulty D_q per question, and task {self.config.task!r} has no "
-                    "'level' field to fall back on. Pass difficulty=<dict qid->D_q or JSON path> (made once with "
-                    "ilr_env.difficulty.rank_difficulty or empirical_difficulty, saved with save_json), or choose "
+                    f"mode='dynamic' needs a difficulty D_q per question, and task {self.config.task!r} "
+                    "has no "
+                    "'level' field to fall back on. Pass difficulty=<dict qid->D_q or JSON path> (made "
+                    "once with "
+                    "ilr_env.difficulty.rank_difficulty or empirical_difficulty, saved with save_json), "
+                    "or choose "
                     "mode='cooperate', 'compete' or a cooperation probability p"
                 )
         if src is None:
@@ -343,7 +394,8 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
                 est = dif.Estimates("difficulty", {str(k): float(v) for k, v in src.items()})
             else:
                 raise ILRConfigError(
-                    f"difficulty must be None, 'level', a dict qid->D_q, an Estimates or a JSON path, got {type(src).__name__}"
+                    f"difficulty must be None, 'level', a dict qid->D_q, an Estimates or a JSON path, "
+                    f"got {type(src).__name__}"
                 )
         except dif.DifficultyError as exc:
             raise ILRConfigError(str(exc)) from exc
@@ -351,12 +403,16 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             raise ILRConfigError(f"difficulty got {est.kind} estimates; pass difficulty estimates")
         bad = [k for k, v in est.values.items() if not math.isfinite(v)]
         if bad:
-            raise ILRConfigError(f"difficulty for {bad[0]!r} is {est.values[bad[0]]}; difficulties must be finite")
+            raise ILRConfigError(
+                f"difficulty for {bad[0]!r} is {est.values[bad[0]]}; difficulties must be finite"
+            )
         missing = [q.id for q in questions if q.id not in est.values]
         if dynamic and missing:
             raise ILRConfigError(
-                f"mode='dynamic' needs a difficulty for every question; {len(missing)} of {len(questions)} have "
-                f"none (e.g. {missing[:3]}). Estimate them for this split, or restrict the pool with questions=/limit="
+                f"mode='dynamic' needs a difficulty for every question; {len(missing)} of "
+                f"{len(questions)} have "
+                f"none (e.g. {missing[:3]}). Estimate them for this split, or restrict the pool with "
+                "questions=/limit="
             )
         return dict(est.values)
 
@@ -377,16 +433,22 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             missing = [a for a in self.possible_agents if a not in src]
             if unknown or missing:
                 raise ILRConfigError(
-                    f"abilities must give exactly the agents {self.possible_agents}; unknown {unknown}, missing "
+                    f"abilities must give exactly the agents {self.possible_agents}; unknown {unknown}, "
+                    "missing "
                     f"{missing}. Map your model names to agent_i, or pass a list in agent order"
                 )
             values = {a: float(src[a]) for a in self.possible_agents}
         elif isinstance(src, Sequence | np.ndarray):
             if len(src) != len(self.possible_agents):
-                raise ILRConfigError(f"abilities list has {len(src)} values for {len(self.possible_agents)} agents")
+                raise ILRConfigError(
+                    f"abilities list has {len(src)} values for {len(self.possible_agents)} agents"
+                )
             values = {a: float(v) for a, v in zip(self.possible_agents, src, strict=True)}
         else:
-            raise ILRConfigError(f"abilities must be a dict agent->γ, a list, an Estimates or a JSON path, got {type(src).__name__}")
+            raise ILRConfigError(
+                f"abilities must be a dict agent->γ, a list, an Estimates or a JSON path, got "
+                f"{type(src).__name__}"
+            )
         bad = [a for a, v in values.items() if not math.isfinite(v)]
         if bad:
             raise ILRConfigError(f"ability of {bad[0]} is {values[bad[0]]}; abilities must be finite")
@@ -394,11 +456,15 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
 
     # ----------------------------------------------------------------------------------- episodes
 
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, str], dict[str, dict]]:
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, str], dict[str, dict]]:
         """Start an episode on a question drawn with the env's generator, or ``options["question_id"]``.
 
-        ``options["question"]`` (a Question) plays a question from outside the pool. Other option keys
-        are ignored with a warning (PettingZoo's API test passes a dummy one).
+        ``options["question"]`` (a Question) plays a question from outside the pool;
+        ``options["modes"]`` ({agent: "cooperate" | "compete"}) overrides the drawn mode of those agents for
+        this episode (the draw still happens, so the generator's stream does not depend on overrides).
+        Other option keys are ignored with a warning (PettingZoo's API test passes a dummy one).
         """
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
@@ -406,24 +472,35 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             self._rng = np.random.default_rng(int(seed))
         elif self._rng is None:
             self._rng = np.random.default_rng()
-        question = self._pick_question(dict(options or {}))
+        options = dict(options or {})
+        overrides = self._mode_overrides(options.get("modes"))
+        question = self._pick_question(options)
         modes, d, p = self._draw_modes(question)
+        modes.update(overrides)
         self._episode = _Episode(question=question, modes=modes, difficulty=d, p_correct=p)
         self.agents = list(self.possible_agents)
         self._episode.prompts.append({a: self._stage_messages(a) for a in self.agents})
+        if self.render_mode == "human":
+            self.render()
         return self._observations(), self._infos()
 
     def _pick_question(self, options: dict[str, Any]) -> Question:
-        unknown = sorted(set(options) - {"question_id", "question"})
+        unknown = sorted(set(options) - {"question_id", "question", "modes"})
         if unknown:
-            warnings.warn(f"reset ignores unknown options {unknown}; known: 'question_id', 'question'", stacklevel=3)
+            warnings.warn(
+                f"reset ignores unknown options {unknown}; known: 'question_id', 'question', 'modes'",
+                stacklevel=3,
+            )
         assert self._rng is not None
         if options.get("question") is not None:
             q = options["question"]
             if not isinstance(q, Question):
                 raise ILREnvError(f"options['question'] must be an ilr_env.Question, got {type(q).__name__}")
-            if self.config.mode == "dynamic" and self.protocol != "single" and q.id not in (self._difficulties or {}):
-                raise ILREnvError(f"options['question'] {q.id!r} has no difficulty, which mode='dynamic' needs")
+            dynamic = self.config.mode == "dynamic" and self.protocol != "single"
+            if dynamic and q.id not in self._pool_difficulties():
+                raise ILREnvError(
+                    f"options['question'] {q.id!r} has no difficulty, which mode='dynamic' needs"
+                )
             return q
         pool = self.questions
         qid = options.get("question_id")
@@ -434,13 +511,35 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             return self._by_id[qid]
         return pool[int(self._rng.integers(len(pool)))]
 
+    def _mode_overrides(self, overrides: Any) -> dict[str, str]:
+        if overrides is None:
+            return {}
+        if self.protocol == "single":
+            raise ILREnvError(
+                "options['modes'] has no effect with protocol='single' (no peers, no framing); drop it"
+            )
+        if not isinstance(overrides, Mapping):
+            raise ILREnvError(
+                f"options['modes'] must be a dict {{agent: 'cooperate'|'compete'}}, got {overrides!r}"
+            )
+        for agent, mode in overrides.items():
+            self._known(agent)
+            if mode not in MODES:
+                raise ILREnvError(
+                    f"options['modes'][{agent!r}] is {mode!r}; expected 'cooperate' or 'compete'"
+                )
+        return dict(overrides)
+
     def _draw_modes(self, q: Question) -> tuple[dict[str, str | None], float | None, dict[str, float | None]]:
         assert self._rng is not None
         d = (self._difficulties or {}).get(q.id)
         mode = self.config.mode
         dynamic = mode == "dynamic"
         gammas = self._abilities or (dict.fromkeys(self.possible_agents, 0.0) if dynamic else None)
-        p = {a: (dif.p_correct(gammas[a], d) if d is not None and gammas is not None else None) for a in self.possible_agents}
+        p = {
+            a: (dif.p_correct(gammas[a], d) if d is not None and gammas is not None else None)
+            for a in self.possible_agents
+        }
         if self.protocol == "single":
             return dict.fromkeys(self.possible_agents), d, p
         modes: dict[str, str | None] = {}
@@ -483,26 +582,33 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             raise ILREnvError("step() called before reset(); call env.reset(seed=...) first")
         if not isinstance(actions, Mapping):
             raise ILRActionTypeError(
-                f"step() takes a dict {{agent: message str}} for the live agents {self.agents}, got {type(actions).__name__}"
+                f"step() takes a dict {{agent: message str}} for the live agents {self.agents}, got "
+                f"{type(actions).__name__}"
             )
         if self._episode.done:
             raise ILREnvError(
-                f"step() got actions for {sorted(map(str, actions))} but the episode is over (all agents terminated); "
+                f"step() got actions for {sorted(map(str, actions))} but the episode is over (all agents "
+                "terminated); "
                 "call env.reset() to start a new one"
             )
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ILREnvError(
-                f"step() is missing actions for live agent(s) {missing}: every live agent speaks at every stage "
-                f"(stage {self.stages[self._episode.stage_index]!r}); pass {{agent: text}} for all of {self.agents}"
+                f"step() is missing actions for live agent(s) {missing}: every live agent speaks at "
+                "every stage "
+                f"(stage {self.stages[self._episode.stage_index]!r}); pass {{agent: text}} for all of "
+                f"{self.agents}"
             )
         extra = [a for a in actions if a not in self.agents]
         if extra:
-            raise ILREnvError(f"step() got actions for unknown agent(s) {extra}; this env's agents are {self.agents}")
+            raise ILREnvError(
+                f"step() got actions for unknown agent(s) {extra}; this env's agents are {self.agents}"
+            )
         for a in self.agents:
             if not isinstance(actions[a], str):
                 raise ILRActionTypeError(
-                    f"action for {a} must be a str (the generated text; decode token ids first), got {type(actions[a]).__name__}"
+                    f"action for {a} must be a str (the generated text; decode token ids first), got "
+                    f"{type(actions[a]).__name__}"
                 )
         return self._episode
 
@@ -542,7 +648,8 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         last = len(self.stages) - 1
         if len(ep.prompts) <= last:
             raise ILREnvError(
-                f"the final prompt of {agent} depends on the earlier stages; step until infos[{agent!r}]['final'] "
+                f"the final prompt of {agent} depends on the earlier stages; step until "
+                f"infos[{agent!r}]['final'] "
                 f"is True (now at stage {self.stages[ep.stage_index]!r})"
             )
         return [dict(m) for m in ep.prompts[last][agent]]
@@ -613,8 +720,13 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             }
             if ep.done:
                 g = ep.grades[a]
-                info.update(extracted=g.extracted, correct=bool(g.correct), grade_reason=g.reason,
-                            reward=ep.rewards[a], has_box=bool(g.has_box))
+                info.update(
+                    extracted=g.extracted,
+                    correct=bool(g.correct),
+                    grade_reason=g.reason,
+                    reward=ep.rewards[a],
+                    has_box=bool(g.has_box),
+                )
             infos[a] = info
         return infos
 
@@ -624,8 +736,11 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         """The episode so far as readable text: question, modes, every message, grades."""
         ep = self._require_episode()
         q = ep.question
-        lines = [f"=== {q.task} · {q.id} · protocol={self.protocol} · prompts={self.prompts.version} ===",
-                 q.prompt, ""]
+        lines = [
+            f"=== {q.task} · {q.id} · protocol={self.protocol} · prompts={self.prompts.version} ===",
+            q.prompt,
+            "",
+        ]
         for a in self.possible_agents:
             extra = ""
             if ep.difficulty is not None:
@@ -641,13 +756,19 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             lines.append("--- result ---")
             for a in self.possible_agents:
                 g = ep.grades[a]
-                lines.append(f"{a}: extracted={g.extracted!r} correct={g.correct} reward={ep.rewards[a]:.3f} ({g.reason})")
+                lines.append(
+                    f"{a}: extracted={g.extracted!r} correct={g.correct} reward={ep.rewards[a]:.3f} "
+                    f"({g.reason})"
+                )
         return "\n".join(lines)
 
     def render(self) -> str | None:
         """``ansi``: return the transcript; ``human``: print it; no render_mode: warn and return None."""
         if self.render_mode is None:
-            warnings.warn("render() called with render_mode=None; make the env with render_mode='ansi' or 'human'", stacklevel=2)
+            warnings.warn(
+                "render() called with render_mode=None; make the env with render_mode='ansi' or 'human'",
+                stacklevel=2,
+            )
             return None
         text = self.transcript() if self._episode is not None else "(no episode yet; call reset())"
         if self.render_mode == "human":

@@ -29,6 +29,7 @@ def test_defaults_are_valid_and_derived_values() -> None:
         ({"num_generations": 1}, "num_generations", "set num_generations"),
         ({"per_device_train_batch_size": 6, "num_generations": 4}, "per_device_train_batch_size", "use 4"),
         ({"models": []}, "models", "at least one model"),
+        ({"models": ["tiny"]}, "models", "method: grpo"),
         ({"learning_rate": 0.0}, "learning_rate", "must be > 0"),
         ({"learning_rate": -1e-5}, "learning_rate", "must be > 0"),
         ({"max_steps": 0}, "max_steps", ">= 1"),
@@ -85,9 +86,9 @@ def test_any_unknown_key_is_rejected(key: str) -> None:
 
 def test_yaml_round_trip_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"models": ["tiny"], "num_generations": 2, "per_device_train_batch_size": 4}))
+    path.write_text(yaml.safe_dump({"models": ["tiny", "tiny"], "num_generations": 2, "per_device_train_batch_size": 4}))
     cfg = ILRConfig.from_yaml(path, overrides={"max_steps": 3})
-    assert cfg.models == ["tiny"] and cfg.max_steps == 3
+    assert cfg.models == ["tiny", "tiny"] and cfg.max_steps == 3
     again = tmp_path / "d.yaml"
     again.write_text(yaml.safe_dump(cfg.to_dict()))
     assert ILRConfig.from_yaml(again) == cfg

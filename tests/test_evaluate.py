@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -14,14 +15,22 @@ from ilr_agents.evaluation import bootstrap_ci, summarise
 
 
 def sample(correct: bool, boxed: bool = True, text: str = "x", tokens: int | None = 3) -> dict:
-    s = {"text": text, "grade": {"correct": correct, "has_box": boxed, "extracted": "1"}, "finish_reason": "stop"}
+    s = {
+        "text": text,
+        "grade": {"correct": correct, "has_box": boxed, "extracted": "1"},
+        "finish_reason": "stop",
+    }
     if tokens is not None:
         s["completion_ids"] = list(range(tokens))
     return s
 
 
 def test_summarise_accuracy_pass_at_k_and_ci() -> None:
-    samples = [[sample(True), sample(False)], [sample(False, boxed=False), sample(False)], [sample(False), sample(True)]]
+    samples = [
+        [sample(True), sample(False)],
+        [sample(False, boxed=False), sample(False)],
+        [sample(False), sample(True)],
+    ]
     m = summarise(samples, ks=[1, 2])
     assert m["accuracy"] == pytest.approx(1 / 3) and m["boxed_rate"] == pytest.approx(2 / 3)
     assert m["pass@1"] == pytest.approx(1 / 3) and m["pass@2"] == pytest.approx(2 / 3)
@@ -34,12 +43,23 @@ def test_bootstrap_ci_is_seeded_and_degenerate_cases_are_safe() -> None:
     values = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
     assert bootstrap_ci(values, seed=1) == bootstrap_ci(values, seed=1)
     assert bootstrap_ci([1.0, 1.0]) == (1.0, 1.0)
-    assert all(x != x for x in bootstrap_ci([]))  # NaN
+    assert all(math.isnan(x) for x in bootstrap_ci([]))
 
 
 def test_markdown_table_lists_every_row() -> None:
-    table = markdown_table("gsm8k", "single", {"tiny": {"accuracy": 0.25, "ci95": [0.0, 0.5], "boxed_rate": 1.0,
-                                                        "mean_tokens": 12.0, "pass@2": 0.5}})
+    table = markdown_table(
+        "gsm8k",
+        "single",
+        {
+            "tiny": {
+                "accuracy": 0.25,
+                "ci95": [0.0, 0.5],
+                "boxed_rate": 1.0,
+                "mean_tokens": 12.0,
+                "pass@2": 0.5,
+            }
+        },
+    )
     assert "| tiny | 25.0 | 0.0–50.0 | 100.0 | 12 | 50.0 |" in table
 
 
@@ -49,11 +69,25 @@ def run_cli(*args: str) -> int:
 
 def test_idea3_transcripts_hold_what_the_env_promises(tmp_path: Path, capsys) -> None:
     out = tmp_path / "idea3"
-    assert run_cli("--protocol", "idea3", "--models", "tiny", "tiny", "--task", "math500", "--limit", "4",
-                   "--out", str(out)) == 0
+    assert (
+        run_cli(
+            "--protocol",
+            "idea3",
+            "--models",
+            "tiny",
+            "tiny",
+            "--task",
+            "math500",
+            "--limit",
+            "4",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     assert "majority" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
-    assert {"agent_0 (tiny-v1)", "agent_1 (tiny-v1)", "majority"} <= set(results["metrics"])
+    assert {"agent_0 (tiny)", "agent_1 (tiny)", "majority"} <= set(results["metrics"])
     assert len(results["per_question"]) == 4 and (out / "results.md").read_text().startswith("### math500")
     records = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
     assert len(records) == 4
@@ -73,10 +107,30 @@ def test_idea3_transcripts_hold_what_the_env_promises(tmp_path: Path, capsys) ->
 
 def test_single_agent_eval_with_samples_and_pass_at_k(tmp_path: Path) -> None:
     out = tmp_path / "single"
-    assert run_cli("--task", "gsm8k", "--model", "tiny", "--limit", "3", "--n", "2", "--temperature", "1.0",
-                   "--pass-k", "1", "2", "--out", str(out)) == 0
-    metrics = json.loads((out / "results.json").read_text())["metrics"]["tiny-v1"]
-    assert metrics["n_questions"] == 3 and {"pass@1", "pass@2", "accuracy", "ci95", "boxed_rate"} <= set(metrics)
+    assert (
+        run_cli(
+            "--task",
+            "gsm8k",
+            "--model",
+            "tiny",
+            "--limit",
+            "3",
+            "--n",
+            "2",
+            "--temperature",
+            "1.0",
+            "--pass-k",
+            "1",
+            "2",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
+    metrics = json.loads((out / "results.json").read_text())["metrics"]["tiny"]
+    assert metrics["n_questions"] == 3 and {"pass@1", "pass@2", "accuracy", "ci95", "boxed_rate"} <= set(
+        metrics
+    )
     records = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
     assert [len(r["stages"]) for r in records] == [1, 1, 1]
     assert all(len(r["final_samples"]["agent_0"]) == 2 for r in records)
@@ -85,11 +139,48 @@ def test_single_agent_eval_with_samples_and_pass_at_k(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_smollm2_gsm8k_20_offline_on_cpu(tmp_path: Path, capsys) -> None:
     started = time.perf_counter()
-    assert main(["eval", "--task", "gsm8k", "--model", "smollm2-135m", "--limit", "20", "--no-progress",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--task",
+                "gsm8k",
+                "--model",
+                "smollm2-135m",
+                "--limit",
+                "20",
+                "--no-progress",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "accuracy" in printed
     metrics = json.loads((tmp_path / "results.json").read_text())["metrics"]
     (entry,) = metrics.values()
     assert entry["n_questions"] == 20 and 0.0 <= entry["accuracy"] <= 1.0
     print(f"smollm2-135m gsm8k@20: accuracy {entry['accuracy']:.2f} in {time.perf_counter() - started:.0f} s")
+
+
+def test_code_pass_at_k_with_scripted_solutions() -> None:
+    import itertools
+
+    import ilr_env
+    from ilr_agents.evaluation import evaluate_alone
+    from ilr_agents.policies import SamplingParams, ScriptedPolicy
+
+    questions = ilr_env.load_questions("humaneval", limit=2)
+    turn = itertools.count()
+
+    def solve(chat: list[dict[str, str]]) -> str:
+        (q,) = [q for q in questions if q.metadata["entry_point"] in chat[-1]["content"]]
+        body = q.answer if next(turn) % 2 == 0 else "    return None\n"  # alternate right / wrong
+        return f"```python\n{q.metadata['prompt']}{body}```"
+
+    result = evaluate_alone(ScriptedPolicy(solve, name="oracle"), questions, SamplingParams(), n=2, ks=[1, 2])
+    metrics = result.metrics["oracle"]
+    assert metrics["accuracy"] == 1.0  # the first sample of each question is the right one
+    assert metrics["pass@1"] == 0.5 and metrics["pass@2"] == 1.0
+    assert [row["n_correct"] for row in result.per_question] == [1, 1]

@@ -98,6 +98,7 @@ def test_smollm2_builds_a_trainable_folder_that_answers() -> None:
     assert getattr(model.config, "quantization_config", None) is None
     assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
     policy = TransformersPolicy(model, name="smollm2")
-    answer = policy.generate([[{"role": "user", "content": "What is 2+3?"}]],
-                             SamplingParams(max_new_tokens=16, temperature=0))[0][0]
+    answer = policy.generate(
+        [[{"role": "user", "content": "What is 2+3?"}]], SamplingParams(max_new_tokens=16, temperature=0)
+    )[0][0]
     assert "5" in answer.text and answer.finish_reason == "stop"

@@ -34,7 +34,7 @@ class FakeServer:
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server.lock:
                     server.requests.append(body)
@@ -53,7 +53,9 @@ class FakeServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def respond(self, handler: BaseHTTPRequestHandler, action: str, body: dict) -> None:
         if action == "hang":
@@ -68,9 +70,12 @@ class FakeServer:
         n = 1 if action == "short" else body["n"]
         last = body["messages"][-1]["content"]
         choices = [
-            {"index": k, "message": {"role": "assistant", "content": f"echo {last} #{k} seed={body.get('seed')}"},
-             "finish_reason": "length" if k == 1 else "stop",
-             "logprobs": {"content": [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -1.5}]}}
+            {
+                "index": k,
+                "message": {"role": "assistant", "content": f"echo {last} #{k} seed={body.get('seed')}"},
+                "finish_reason": "length" if k == 1 else "stop",
+                "logprobs": {"content": [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -1.5}]},
+            }
             for k in range(n)
         ]
         payload = json.dumps({"id": "x", "object": "chat.completion", "choices": choices}).encode()
@@ -138,7 +143,9 @@ def test_persistent_timeout_gives_clear_error_after_retries(server: FakeServer) 
     with pytest.raises(PolicyError) as err:
         policy.generate([CHAT], SamplingParams())
     message = str(err.value)
-    assert server.url in message and "3 attempts" in message and "timed out" in message and "timeout=" in message
+    assert (
+        server.url in message and "3 attempts" in message and "timed out" in message and "timeout=" in message
+    )
     assert len(server.requests) == 3
 
 

@@ -11,8 +11,10 @@ from ilr_agents.policies import Completion, Policy, SamplingParams, ScriptedPoli
 
 CHATS = [
     [{"role": "user", "content": "What is 2+3?"}],
-    [{"role": "system", "content": "Be brief."},
-     {"role": "user", "content": "Let x = 4. Solve 2x + 1 = 9 and put the answer in \\boxed{}."}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Let x = 4. Solve 2x + 1 = 9 and put the answer in \\boxed{}."},
+    ],
     [{"role": "user", "content": "hi"}],
 ]
 GREEDY = SamplingParams(max_new_tokens=10, temperature=0)
@@ -109,7 +111,7 @@ def test_seed_reproducible_and_global_rng_untouched(tiny: TransformersPolicy) ->
     first = tiny.generate(CHATS, params)
     second = tiny.generate(CHATS, params)
     assert torch.equal(before, torch.get_rng_state())
-    ids = lambda out: [[c.completion_ids for c in g] for g in out]  # noqa: E731
+    ids = lambda out: [[c.completion_ids for c in g] for g in out]
     assert ids(first) == ids(second)
     assert ids(tiny.generate(CHATS, params.replace(seed=43))) != ids(first)
     assert len({tuple(c.completion_ids) for c in first[0]}) > 1  # n samples differ from each other

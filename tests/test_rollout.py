@@ -47,9 +47,15 @@ class FakeEnv:
     def _info(self, agent: str) -> dict[str, Any]:
         peers = "\n".join(f"{a}: {m[a]}" for m in self.history for a in m if a != agent)
         return {
-            "messages": [{"role": "user", "content": f"[{STAGES[self.stage]}] {self.question['prompt']}\n{peers}"}],
-            "stage": STAGES[self.stage], "stage_index": self.stage, "num_stages": 3,
-            "final": self.stage == 2, "mode": "cooperate", "question_id": self.question["id"],
+            "messages": [
+                {"role": "user", "content": f"[{STAGES[self.stage]}] {self.question['prompt']}\n{peers}"}
+            ],
+            "stage": STAGES[self.stage],
+            "stage_index": self.stage,
+            "num_stages": 3,
+            "final": self.stage == 2,
+            "question_id": self.question["id"],
+            "mode": ((self.options or {}).get("modes") or {}).get(agent, "cooperate"),
         }
 
     def _obs(self):
@@ -71,11 +77,19 @@ class FakeEnv:
             return {}, rewards, {a: True for a in rewards}, {a: False for a in rewards}, infos
         self.stage += 1
         obs, infos = self._obs()
-        return obs, {a: 0.0 for a in self.agents}, {a: False for a in self.agents}, {a: False for a in self.agents}, infos
+        return (
+            obs,
+            {a: 0.0 for a in self.agents},
+            {a: False for a in self.agents},
+            {a: False for a in self.agents},
+            infos,
+        )
 
 
 def speaker(name: str):
-    return lambda chat: f"{name} says \\boxed{{5}}" if chat[-1]["content"].startswith("[fuse]") else f"{name} idea"
+    return lambda chat: (
+        f"{name} says \\boxed{{5}}" if chat[-1]["content"].startswith("[fuse]") else f"{name} idea"
+    )
 
 
 @settings(max_examples=15, deadline=None)
@@ -110,14 +124,20 @@ def test_final_stage_sampled_n_times_scored_and_first_is_the_action() -> None:
 
 
 def test_peer_messages_reach_later_prompts_and_records_are_json(tmp_path: Path) -> None:
-    records = run_episodes(lambda: FakeEnv(2), [ScriptedPolicy(speaker("A")), ScriptedPolicy(speaker("B"))],
-                           num_episodes=2, seeds=[5, 6])
+    records = run_episodes(
+        lambda: FakeEnv(2),
+        [ScriptedPolicy(speaker("A")), ScriptedPolicy(speaker("B"))],
+        num_episodes=2,
+        seeds=[5, 6],
+    )
     stage = records[0].stages[1]
     assert stage["stage"] == "analyse" and "B idea" in stage["agents"]["agent_0"]["messages"][0]["content"]
     assert stage["agents"]["agent_1"]["message"] == "B idea"
     path = write_jsonl(records, tmp_path / "sub" / "t.jsonl")
     lines = [json.loads(x) for x in path.read_text().splitlines()]
-    assert len(lines) == 2 and lines[1]["seed"] == 6 and lines[0]["rewards"] == {"agent_0": 1.0, "agent_1": 1.0}
+    assert (
+        len(lines) == 2 and lines[1]["seed"] == 6 and lines[0]["rewards"] == {"agent_0": 1.0, "agent_1": 1.0}
+    )
     assert lines[0]["final_samples"]["agent_0"][0]["grade"]["extracted"] == "5"
 
 
@@ -130,19 +150,38 @@ def test_modes_override_and_seeded_params_reach_env_and_policy() -> None:
             return super().generate(chats, params)
 
     env = FakeEnv(1)
-    run_episodes([env], [Recorder(["x"])], modes={"agent_0": "compete"},
-                 params=SamplingParams(seed=7, temperature=0.3), final_n=2)
+    run_episodes(
+        [env],
+        [Recorder(["x"])],
+        modes={"agent_0": "compete"},
+        params=SamplingParams(seed=7, temperature=0.3),
+        final_n=2,
+    )
     assert env.options == {"modes": {"agent_0": "compete"}}
     assert [p.seed for p in seen] == [7, 8, 9] and [p.n for p in seen] == [1, 1, 2]
     assert all(p.temperature == 0.3 for p in seen)
+
+
+def test_modes_override_ignored_by_the_env_is_an_error() -> None:
+    class Deaf(FakeEnv):
+        def reset(self, seed=None, options=None):
+            return super().reset(seed, {k: v for k, v in (options or {}).items() if k != "modes"})
+
+    with pytest.raises(RolloutError, match="ignored the per-agent modes"):
+        run_episodes([Deaf(1)], [ScriptedPolicy(["x"])], modes={"agent_0": "compete"})
 
 
 def test_token_fields_are_recorded_when_the_policy_gives_them() -> None:
     from ilr_agents.policies import TransformersPolicy
 
     policy = TransformersPolicy("tiny")
-    records = run_episodes(lambda: FakeEnv(1), [policy], num_episodes=2, final_n=2,
-                           params=SamplingParams(max_new_tokens=4, seed=0))
+    records = run_episodes(
+        lambda: FakeEnv(1),
+        [policy],
+        num_episodes=2,
+        final_n=2,
+        params=SamplingParams(max_new_tokens=4, seed=0),
+    )
     sample = records[0].final_samples["agent_0"][1]
     assert len(sample["completion_ids"]) == len(sample["logprobs"]) > 0 and sample["prompt_ids"]
     json.dumps(records[1].to_dict())
@@ -177,13 +216,17 @@ def real_env_factory(num_agents: int, protocol: str = "idea3"):
     import ilr_env
 
     questions = ilr_env.load_questions("math500", limit=3)
-    return (lambda: ilr_env.make("math500", num_agents=num_agents, protocol=protocol, questions=questions)), questions
+    return (
+        lambda: ilr_env.make("math500", num_agents=num_agents, protocol=protocol, questions=questions)
+    ), questions
 
 
 @pytest.mark.parametrize("agents", [2, 3])
 def test_real_env_idea3_makes_three_calls_per_agent(agents: int) -> None:
     factory, questions = real_env_factory(agents)
-    policies = [ScriptedPolicy(lambda chat, i=i: f"agent {i}: x = 2, so \\boxed{{{i}}}") for i in range(agents)]
+    policies = [
+        ScriptedPolicy(lambda chat, i=i: f"agent {i}: x = 2, so \\boxed{{{i}}}") for i in range(agents)
+    ]
     records = run_episodes(factory, policies, question_ids=[q.id for q in questions], final_n=2)
     assert [p.calls for p in policies] == [3] * agents
     assert [r["stage"] for r in records[0].stages] == ["share", "analyse", "fuse"]

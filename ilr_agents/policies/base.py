@@ -88,7 +88,9 @@ def check_chats(chats: object) -> list[Chat]:
         raise TypeError(f"chats must be a list of chats (list of message dicts), got {type(chats).__name__}")
     for i, chat in enumerate(chats):
         if not isinstance(chat, list) or not chat:
-            raise TypeError(f"chats[{i}] must be a non-empty list of {{'role', 'content'}} dicts, got {chat!r:.80}")
+            raise TypeError(
+                f"chats[{i}] must be a non-empty list of {{'role', 'content'}} dicts, got {chat!r:.80}"
+            )
         for msg in chat:
             if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
                 raise TypeError(f"chats[{i}] holds {msg!r:.80}: each message needs 'role' and 'content'")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import threading
 import time
 import urllib.error
@@ -62,7 +61,9 @@ class OpenAIPolicy:
         name: str | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url={base_url!r} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)")
+            raise ValueError(
+                f"base_url={base_url!r} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
+            )
         if max_concurrency < 1 or max_retries < 0 or timeout <= 0 or backoff < 0:
             raise ValueError(
                 f"need max_concurrency >= 1, max_retries >= 0, timeout > 0, backoff >= 0; got {max_concurrency}, "
@@ -112,7 +113,9 @@ class OpenAIPolicy:
                 body["logprobs"] = True
             choices = self._post(body).get("choices")
             if not isinstance(choices, list) or not choices:
-                raise PolicyError(f"{self.url} answered without 'choices'; is this an OpenAI-compatible chat endpoint?")
+                raise PolicyError(
+                    f"{self.url} answered without 'choices'; is this an OpenAI-compatible chat endpoint?"
+                )
             out.extend(self._parse_choice(c) for c in choices[: params.n - len(out)])
         return out
 
@@ -160,14 +163,19 @@ class OpenAIPolicy:
         except urllib.error.HTTPError as err:
             detail = err.read()[:300].decode(errors="replace")
             if err.code in _RETRYABLE_STATUS:
-                raise _Transient(f"HTTP {err.code} {detail}", _retry_after(err.headers.get("Retry-After"))) from err
-            hint = {401: f"set ${self.api_key_env}", 403: f"check ${self.api_key_env}",
-                    404: "check base_url (it should end in /v1) and the model name"}.get(err.code, "check the request")
+                raise _Transient(
+                    f"HTTP {err.code} {detail}", _retry_after(err.headers.get("Retry-After"))
+                ) from err
+            hint = {
+                401: f"set ${self.api_key_env}",
+                403: f"check ${self.api_key_env}",
+                404: "check base_url (it should end in /v1) and the model name",
+            }.get(err.code, "check the request")
             raise PolicyError(f"POST {self.url} -> HTTP {err.code}: {detail}. Fix: {hint}.") from err
-        except (TimeoutError, socket.timeout) as err:
+        except TimeoutError as err:
             raise _Transient(f"timed out after {self.timeout} s") from err
         except urllib.error.URLError as err:
-            if isinstance(err.reason, (TimeoutError, socket.timeout)):
+            if isinstance(err.reason, TimeoutError):
                 raise _Transient(f"timed out after {self.timeout} s") from err
             raise _Transient(f"cannot connect ({err.reason})") from err
         except (ConnectionError, OSError) as err:  # reset mid-response, remote closed, ...
@@ -175,7 +183,9 @@ class OpenAIPolicy:
         try:
             parsed = json.loads(raw)
         except json.JSONDecodeError as err:
-            raise PolicyError(f"{self.url} returned non-JSON ({raw[:120]!r}); is base_url an OpenAI-compatible API?") from err
+            raise PolicyError(
+                f"{self.url} returned non-JSON ({raw[:120]!r}); is base_url an OpenAI-compatible API?"
+            ) from err
         if not isinstance(parsed, dict):
             raise PolicyError(f"{self.url} returned {type(parsed).__name__}, expected a JSON object")
         return parsed

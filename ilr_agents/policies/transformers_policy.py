@@ -33,7 +33,9 @@ def _resolve_dtype(dtype: Any, device: Any) -> Any:
         if dtype == "auto":
             return "auto"
         if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
-            raise ValueError(f"dtype={dtype!r} is not a torch dtype; use e.g. 'float32', 'bfloat16' or 'auto'")
+            raise ValueError(
+                f"dtype={dtype!r} is not a torch dtype; use e.g. 'float32', 'bfloat16' or 'auto'"
+            )
         return getattr(torch, dtype)
     return dtype
 
@@ -73,19 +75,26 @@ class TransformersPolicy:
         if hasattr(model_or_path, "generate"):
             self.model = model_or_path
             source = getattr(getattr(model_or_path, "config", None), "_name_or_path", "") or ""
+            label = Path(source).name if source else type(model_or_path).__name__
         else:
+            label = str(model_or_path)  # what the user asked for: "tiny", "org/model", a folder
+            label = Path(label).name if Path(label).exists() else label
             from ilr_agents.models import resolve_model
 
             source = resolve_model(model_or_path)
             dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=_resolve_dtype(dtype, dev)).to(dev)
+            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=_resolve_dtype(dtype, dev)).to(
+                dev
+            )
         if adapter is not None:
             from peft import PeftModel
 
             self.model = PeftModel.from_pretrained(self.model, adapter)
         if tokenizer is None:
             if not source:
-                raise TypeError("a model object needs tokenizer=...: its config names no folder to load one from")
+                raise TypeError(
+                    "a model object needs tokenizer=...: its config names no folder to load one from"
+                )
             tokenizer = AutoTokenizer.from_pretrained(source)
         if not getattr(tokenizer, "chat_template", None):
             raise PolicyError(
@@ -93,7 +102,7 @@ class TransformersPolicy:
                 "tokenizer.chat_template (e.g. ilr_agents.models.CHATML_TEMPLATE) before building the policy"
             )
         self.tokenizer = tokenizer
-        self.name = name or (Path(source).name if source else type(self.model).__name__)
+        self.name = name or label
         self.return_logprobs = return_logprobs
         self.max_batch_size = max_batch_size
         self._rng = random.Random(seed)
@@ -103,12 +112,17 @@ class TransformersPolicy:
 
     def _eos_ids(self) -> list[int]:
         ids: list[int] = []
-        for value in (getattr(self.model.generation_config, "eos_token_id", None), self.tokenizer.eos_token_id):
+        for value in (
+            getattr(self.model.generation_config, "eos_token_id", None),
+            self.tokenizer.eos_token_id,
+        ):
             for v in value if isinstance(value, list) else [value]:
                 if v is not None and v not in ids:
                     ids.append(int(v))
         if not ids:
-            raise PolicyError(f"{self.name}: neither the model nor the tokenizer defines an EOS token; set eos_token")
+            raise PolicyError(
+                f"{self.name}: neither the model nor the tokenizer defines an EOS token; set eos_token"
+            )
         return ids
 
     @property
@@ -137,7 +151,10 @@ class TransformersPolicy:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []), torch.no_grad():
+            with (
+                torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []),
+                torch.no_grad(),
+            ):
                 torch.manual_seed(seed)
                 for start in range(0, len(order), size):
                     chunk = order[start : start + size]
@@ -181,7 +198,9 @@ class TransformersPolicy:
             group = []
             for k in range(copies):
                 r = row * copies + k
-                group.append(self._completion(prompt, new[r].tolist(), None if logps is None else logps[r].tolist()))
+                group.append(
+                    self._completion(prompt, new[r].tolist(), None if logps is None else logps[r].tolist())
+                )
             if params.greedy:  # n independent copies so callers may mutate one safely
                 group = [Completion(**group[0].to_dict()) for _ in range(params.n)]
             completions.append(group)

@@ -42,7 +42,7 @@ class VLLMPolicy:
         llm_kwargs.setdefault("seed", seed)
         self._vllm = vllm
         self.llm = vllm.LLM(model=path, **llm_kwargs)
-        self.name = name or Path(path).name
+        self.name = name or (Path(model).name if Path(model).exists() else model)
         self.return_logprobs = return_logprobs
         self._rng = random.Random(seed)
 

@@ -29,7 +29,8 @@ class UnknownKindError(ValueError):
 
 
 def grade(question: Any, completion: str, **opts: Any) -> Grade:
-    """Grade one completion. Options: maths ``timeout`` (s); code ``timeout_s``, ``memory_mb``, ``isolation``."""
+    """Grade one completion. Options: ``timeout`` (s, maths default 1.5, code default 10); code also
+    ``memory_mb`` and ``isolation`` ("auto" | "bwrap" | "rlimits")."""
     if not isinstance(completion, str):
         completion = "" if completion is None else str(completion)
     kind = getattr(question, "kind", None)
@@ -38,6 +39,8 @@ def grade(question: Any, completion: str, **opts: Any) -> Grade:
     if kind == "choice":
         return grade_choice(question, completion)
     if kind == "code":
+        if "timeout" in opts:  # the shared name for the time bound; the sandbox calls it timeout_s
+            opts["timeout_s"] = opts.pop("timeout")
         return check_code(question, completion, **opts)
     raise UnknownKindError(f"question {getattr(question, 'id', '?')!r} has kind {kind!r}; "
                            "expected 'math', 'choice' or 'code'")

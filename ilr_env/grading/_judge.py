@@ -357,7 +357,7 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
     test = job["test"]
     ns: dict[str, Any] = {"__name__": "__ilr_tests__"}
     if test.get("setup"):
-        exec(compile(test["setup"], "setup.py", "exec"), ns)
+        exec(compile(test["setup"], "setup.py", "exec"), ns)  # noqa: S102 - trusted dataset prompt
     entry = test.get("entry_point")
     if entry and entry not in names:
         return "failed", f"the program does not define {entry}()"
@@ -365,7 +365,7 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
         if name == entry or name not in ns:
             ns[name] = Remote(channel, name)
     try:
-        exec(compile(test["code"], "tests.py", "exec"), ns)
+        exec(compile(test["code"], "tests.py", "exec"), ns)  # noqa: S102 - trusted dataset tests
     except (Timeout, ProtocolError):
         raise
     except CandidateError as exc:
@@ -375,7 +375,7 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
         lines = test["code"].splitlines()
         where = lines[frames[-1].lineno - 1].strip() if frames and 0 < (frames[-1].lineno or 0) <= len(lines) else ""
         return "failed", f"assertion failed: {where[:300]}"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any other test error is a failed program
         return "failed", f"tests raised {type(exc).__name__}: {str(exc)[:300]}"
     return "passed", f"tests passed ({channel.calls} calls)"
 
@@ -390,19 +390,19 @@ def main() -> int:
     mode = "run" if job["mode"] == "run" else "serve"
     argv = [*job["argv"], "-c", RUNNER, str(job["drop_uid"]), mode, "1" if job["guard"] else "0", job["program_path"]]
     with open(os.devnull, "rb") as devnull:
-        out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        out_r, out_w = os.pipe() if mode == "run" else (-1, subprocess.PIPE)
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if mode == "serve" or job.get("stdin") else devnull,
-            stdout=subprocess.PIPE if mode == "serve" else out_w, stderr=err_w, env=job["env"], cwd=job["cwd"],
-            preexec_fn=_limits_preexec(job), close_fds=True,
+            stdout=out_w, stderr=err_w, env=job["env"], cwd=job["cwd"],
+            preexec_fn=_limits_preexec(job), close_fds=True,  # noqa: PLW1509 - no threads exist yet
         )
-    os.close(out_w)
-    os.close(err_w)
     limit = int(job["output_limit"])
-    logs = [LogReader(err_r, limit)] + ([] if mode == "serve" else [LogReader(out_r, limit)])
-    if mode == "serve":
-        os.close(out_r)
+    logs = [LogReader(err_r, limit)]
+    os.close(err_w)
+    if mode == "run":
+        os.close(out_w)
+        logs.append(LogReader(out_r, limit))
     for log in logs:
         log.start()
     try:

@@ -69,8 +69,12 @@ def _max_nesting(text: str) -> int:
     return best
 
 
-def _exponent_after(text: str, pos: int) -> str:
-    """The exponent that starts at ``pos`` (just after ``^`` or ``**``): a braced group or one token."""
+_TOKEN_RE = re.compile(r"\(?-?[\w.\\]+")
+
+
+def _exponent_after(text: str, pos: int) -> tuple[str, int]:
+    """The exponent starting at ``pos`` (just after ``^`` or ``**``), a braced group or one token, and
+    the position just past it."""
     while pos < len(text) and text[pos] == " ":
         pos += 1
     if pos < len(text) and text[pos] == "{":
@@ -78,10 +82,10 @@ def _exponent_after(text: str, pos: int) -> str:
         for i in range(pos, len(text)):
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             if depth == 0:
-                return text[pos + 1 : i]
-        return text[pos + 1 :]
-    m = re.compile(r"\(?-?[\w.\\]+").match(text, pos)
-    return m.group(0) if m else ""
+                return text[pos + 1 : i], i + 1
+        return text[pos + 1 :], len(text)
+    m = _TOKEN_RE.match(text, pos)
+    return (m.group(0), m.end()) if m else ("", pos)
 
 
 def unsafe_reason(answer: str) -> str | None:
@@ -91,8 +95,8 @@ def unsafe_reason(answer: str) -> str | None:
     if _max_nesting(answer) > MAX_NESTING:
         return "rejected:too_deep"
     for m in _POWER_RE.finditer(answer):
-        exponent = _exponent_after(answer, m.end())
-        if _POWER_RE.search(exponent):
+        exponent, end = _exponent_after(answer, m.end())
+        if _POWER_RE.search(exponent) or _POWER_RE.match(answer[end:].lstrip(" ")):
             return "rejected:power_tower"
         if any(len(d) > 6 or int(d) > MAX_EXPONENT for d in _INT_RE.findall(exponent)):
             return "rejected:huge_exponent"
@@ -147,11 +151,11 @@ def grade_math(question: Any, completion: str, *, timeout: float = DEFAULT_TIMEO
         else:
             verdict, reason = False, status
     meta = getattr(question, "metadata", None) or {}
-    if not verdict and meta.get("grader") == "reasoning_gym" and "rg_dataset" in meta and "rg_entry" in meta:
-        if len(pred) <= MAX_ANSWER_CHARS:
-            status, score = get_pool().call("rg_score", meta["rg_dataset"], pred, meta["rg_entry"], timeout=timeout)
-            if status == "ok" and score >= 1.0:
-                return Grade(True, 1.0, _shown(pred), "match:reasoning_gym", has_box)
+    rg_task = meta.get("grader") == "reasoning_gym" and "rg_dataset" in meta and "rg_entry" in meta
+    if not verdict and rg_task and len(pred) <= MAX_ANSWER_CHARS:
+        status, score = get_pool().call("rg_score", meta["rg_dataset"], pred, meta["rg_entry"], timeout=timeout)
+        if status == "ok" and score >= 1.0:
+            return Grade(True, 1.0, _shown(pred), "match:reasoning_gym", has_box)
     if verdict:
         return Grade(True, 1.0, _shown(pred), reason, has_box)
     return Grade(False, 0.0, _shown(pred), reason, has_box)

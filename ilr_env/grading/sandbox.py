@@ -78,7 +78,7 @@ def bwrap_available() -> bool:
         return False
     try:
         probe = subprocess.run([exe, *_bwrap_namespace_args(), "--ro-bind", "/", "/", "true"],
-                               capture_output=True, timeout=20)
+                               check=False, capture_output=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0

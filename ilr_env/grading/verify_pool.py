@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import signal
 import socket
 import struct
@@ -26,7 +27,7 @@ def parse_gold_text(gold: str) -> list[Any]:
     """Parse a gold answer the way math-verify users do: inline maths first, then boxed, then raw text."""
     from math_verify import parse
 
-    if "$" in gold or "\\boxed" in gold:
+    if re.search(r"(?<!\\)\$", gold) or "\\boxed" in gold:  # already delimited (an escaped \$ is not)
         return parse(gold, parsing_timeout=None)  # type: ignore[arg-type]
     for wrapped in (f"${gold}$", f"\\boxed{{{gold}}}", gold):
         parsed = parse(wrapped, parsing_timeout=None)  # type: ignore[arg-type]
@@ -75,7 +76,7 @@ def _serve(conn: Connection) -> None:
             return
         try:
             result: tuple[str, Any] = ("ok", _OPS[op](*args))
-        except Exception as exc:  # math-verify/sympy failures are a wrong answer, not a crash
+        except Exception as exc:  # noqa: BLE001 - math-verify/sympy failures are a wrong answer, not a crash
             result = ("error", f"{type(exc).__name__}: {exc}"[:300])
         try:
             conn.send(result)
@@ -115,7 +116,12 @@ class _Zygote:
 
 
 def _zygote_main(control_fd: int) -> None:
+    import logging
+
     import math_verify  # noqa: F401 - preloaded once so forked workers start warm
+
+    # Its "timeout is disabled" warning is expected here: the deadline is the pool's SIGKILL.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
 
     verify_texts("\\frac{1}{2}", "\\boxed{0.5}")  # pulls in sympy's lazily imported parts
     _cached_gold.cache_clear()

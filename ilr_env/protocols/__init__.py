@@ -49,18 +49,9 @@ _SCHEMA: dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]] = {
     ("answer_format", "math"): (frozenset(), frozenset()),
     ("answer_format", "choice"): (frozenset(), frozenset()),
     ("answer_format", "code"): (frozenset(), frozenset()),
-    **{
-        ("idea3", "share", mode): (_STAGE, frozenset({"question"}))
-        for mode in MODES
-    },
-    **{
-        ("idea3", "analyse", mode): (_IDEA3_ANALYSE, frozenset({"question", "peer_ideas"}))
-        for mode in MODES
-    },
-    **{
-        ("idea3", "fuse", mode): (_IDEA3_FUSE, frozenset({"question", "peer_analyses"}))
-        for mode in MODES
-    },
+    **{("idea3", "share", mode): (_STAGE, frozenset({"question"})) for mode in MODES},
+    **{("idea3", "analyse", mode): (_IDEA3_ANALYSE, frozenset({"question", "peer_ideas"})) for mode in MODES},
+    **{("idea3", "fuse", mode): (_IDEA3_FUSE, frozenset({"question", "peer_analyses"})) for mode in MODES},
     ("debate", "first"): (_STAGE, frozenset({"question"})),
     ("debate", "update"): (_DEBATE_UPDATE, frozenset({"question", "peer_previous"})),
     ("single", "answer"): (frozenset({"question", "answer_format"}), frozenset({"question"})),
@@ -125,7 +116,9 @@ def _validate_tree(tree: Mapping[str, Any], *, where: str) -> None:
                 raise PromptError(f"{where}: missing template {'.'.join(path)}")
             node = node[key]
         if not isinstance(node, str):
-            raise PromptError(f"{where}: template {'.'.join(path)} must be a string, got {type(node).__name__}")
+            raise PromptError(
+                f"{where}: template {'.'.join(path)} must be a string, got {type(node).__name__}"
+            )
         missing = required - _placeholders_in(node, allowed)
         if missing:
             raise PromptError(
@@ -147,7 +140,7 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any], path: tuple[str, .
             if not isinstance(value, Mapping):
                 raise PromptError(
                     f"prompt key {dotted!r} is a group of templates; pass a dict such as "
-                    f"{{{sorted(base[key])[0]!r}: '...'}}, got {type(value).__name__}"
+                    f"{{{min(base[key])!r}: '...'}}, got {type(value).__name__}"
                 )
             _merge(base[key], value, here)
         else:
@@ -189,7 +182,8 @@ class PromptSet:
     def answer_format(self, kind: str) -> str:
         if kind not in self.tree["answer_format"]:
             raise PromptError(
-                f"no answer format for question kind {kind!r}; expected one of {sorted(self.tree['answer_format'])}"
+                f"no answer format for question kind {kind!r}; expected one of "
+                f"{sorted(self.tree['answer_format'])}"
             )
         return self.tree["answer_format"][kind]
 
@@ -216,14 +210,18 @@ def load_prompts(overrides: Mapping[str, Any] | PromptSet | None = None) -> Prom
     return PromptSet(version=tree["version"], tree=tree)
 
 
-def single_prompt(question: Question, prompts: Mapping[str, Any] | PromptSet | None = None) -> list[dict[str, str]]:
+def single_prompt(
+    question: Question, prompts: Mapping[str, Any] | PromptSet | None = None
+) -> list[dict[str, str]]:
     """The plain single-agent test-time prompt (the paper evaluates every trained agent alone).
 
     It is exactly what ``protocol="single"`` environments show, so evaluation and the single-agent
     baseline cannot drift apart.
     """
     ps = load_prompts(prompts)
-    user = ps.render(("single", "answer"), question=question.prompt, answer_format=ps.answer_format(question.kind))
+    user = ps.render(
+        ("single", "answer"), question=question.prompt, answer_format=ps.answer_format(question.kind)
+    )
     return [{"role": "system", "content": ps.system(None)}, {"role": "user", "content": user}]
 
 

@@ -1,0 +1,16 @@
+"""The performance benchmark suite behind `ilr bench` (issue 7): one module per case, in run order.
+
+Each case module defines ``NAME``, ``TITLE`` and ``run(ctx: BenchContext) -> CaseResult``. Light cases run
+first so a torch-heavy process does not slow the fork-based reference harnesses.
+"""
+
+from __future__ import annotations
+
+CASES: dict[str, str] = {
+    "math_grading": "experiments.benchmarks.math_grading",
+    "code_sandbox": "experiments.benchmarks.code_sandbox",
+    "env_overhead": "experiments.benchmarks.env_overhead",
+    "batched_rollouts": "experiments.benchmarks.batched_rollouts",
+    "training_overhead": "experiments.benchmarks.training_overhead",
+    "gpu_vllm": "experiments.benchmarks.gpu_vllm",
+}
