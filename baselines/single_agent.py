@@ -22,7 +22,6 @@ from ilr_agents.checkpoint import ManifestWriter, atomic_write_text
 from ilr_agents.config import ILRConfig
 
 
-
 def baseline_reward_funcs(config: ILRConfig, eos_token_ids: list[int]) -> list[Any]:
     """The raw reward ILR uses, as TRL reward functions (correctness via ilr_env.grade, RM, format)."""
     from ilr_agents.rewards import build_reward

@@ -158,8 +158,23 @@ def evaluate_policy(policy: Any, config: CompareConfig, questions: dict[str, lis
     return out
 
 
-def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
+def held_out_questions(config: CompareConfig) -> tuple[dict[str, list[Any]], dict[str, dict[str, int]]]:
+    """Evaluation questions with any question whose text also occurs in the training pool removed."""
     import ilr_env
+
+    probe = ILRConfig.from_dict({**config.train, "output_dir": str(config.run_dir())})
+    train = ilr_env.load_questions(probe.task, probe.train_split, limit=probe.train_limit)
+    seen = {" ".join(q.prompt.split()) for q in train}
+    questions, counts = {}, {}
+    for spec in config.evaluate:
+        loaded = ilr_env.load_questions(spec.task, spec.split, limit=spec.limit, **spec.task_kwargs)
+        kept = [q for q in loaded if " ".join(q.prompt.split()) not in seen]
+        questions[spec.label] = kept
+        counts[spec.label] = {"evaluated": len(kept), "dropped": len(loaded) - len(kept)}
+    return questions, counts
+
+
+def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
     from experiments.report import write_report
     from ilr_agents.training import train
 
@@ -173,11 +188,11 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
     import yaml
 
     (run_dir / "compare.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
-    questions = {s.label: ilr_env.load_questions(s.task, s.split, limit=s.limit, **s.task_kwargs)
-                 for s in config.evaluate}
+    questions, held_out = held_out_questions(config)
     results: dict[str, Any] = {"name": config.name, "description": config.description, "notes": config.notes,
                                "config": dataclasses.asdict(config), "evaluations": {}, "training_logs": {},
-                               "timing": {}, "train_summaries": {}}
+                               "timing": {}, "train_summaries": {},
+                               "held_out": held_out}
 
     def record(label: str, outcomes: dict[str, dict[str, Any]]) -> None:
         for bench, o in outcomes.items():

@@ -32,6 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode", default="dynamic", help="idea3 interaction: dynamic, cooperate, compete or p in [0,1]"
     )
+    parser.add_argument(
+        "--difficulty", default=None, help="D_q for dynamic mode: 'level' or a JSON file {question_id: D_q}"
+    )
+    parser.add_argument(
+        "--abilities",
+        default=None,
+        help="gamma per agent for dynamic mode: a JSON file or comma-separated floats",
+    )
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=0)
@@ -90,6 +98,14 @@ def _mode(value: str) -> str | float:
         return value
 
 
+def _abilities(value: str) -> str | list[float]:
+    """Comma-separated floats are one gamma per agent; anything else is a JSON file for the env to read."""
+    try:
+        return [float(x) for x in value.split(",")]
+    except ValueError:
+        return value
+
+
 def _fmt(x: Any) -> str:
     return f"{100 * x:.1f}" if isinstance(x, float) else "–"
 
@@ -119,6 +135,12 @@ def run(args: argparse.Namespace) -> int:
     from ilr_agents.policies import SamplingParams
     from ilr_agents.rollout import write_jsonl
 
+    if args.protocol != "single" and args.n != 1:
+        raise SystemExit(
+            "--n samples only apply to --protocol single (discussions grade one answer per agent)"
+        )
+    if any(k < 1 or k > args.n for k in args.pass_k):
+        raise SystemExit(f"--pass-k {args.pass_k} needs 1 <= k <= --n ({args.n}): raise --n")
     started = time.perf_counter()
     questions = ilr_env.load_questions(args.task, split=args.split, data_dir=args.data_dir, limit=args.limit)
     params = SamplingParams(
@@ -157,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
                 f"--protocol {args.protocol} needs at least 2 agents: pass --models A B (got {specs})"
             )
         env_kwargs.update(mode=_mode(args.mode), debate_rounds=args.rounds)
+        if args.difficulty is not None:
+            env_kwargs["difficulty"] = args.difficulty
+        if args.abilities is not None:
+            env_kwargs["abilities"] = _abilities(args.abilities)
         policies = {f"agent_{i}": _policy(s, args, cache) for i, s in enumerate(specs)}
         results.append(
             evaluate_together(

@@ -88,6 +88,11 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]], tests: list[di
             lines.append(f"| {t['benchmark']} | {t['a']} | {t['b']} | {t['metric']} | {t['only_a']} | "
                          f"{t['only_b']} | {t['p_value']:.3g} |")
         lines.append("")
+    if results.get("held_out"):
+        lines += ["## Held-out check", "", "| benchmark | questions evaluated | dropped (text also in training) |",
+                  "|---|---|---|"]
+        lines += [f"| {b} | {h['evaluated']} | {h['dropped']} |" for b, h in results["held_out"].items()]
+        lines.append("")
     if results.get("timing"):
         lines += ["## Time", "", "| phase | seconds |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in results["timing"].items()]
@@ -152,7 +157,7 @@ def plots(run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> list
             mine = sorted((m for m in rows if m["agent"] == agent), key=lambda m: m["step"])
             coop = [m["mode_counts"].get("cooperate", 0) / max(1, sum(m["mode_counts"].values())) for m in mine]
             axes[0].plot([m["step"] for m in mine], coop, label=f"{method} {agent}")
-            shift = [m["shift"].get("mean_abs", m["shift"].get("mean_abs_shift", 0.0)) for m in mine]
+            shift = [m["shift"].get("shift_abs_mean", 0.0) for m in mine]
             axes[1].plot([m["step"] for m in mine], shift, label=f"{method} {agent}")
     axes[0].set_ylabel("fraction of questions in cooperation")
     axes[1].set_ylabel("mean |calibrated − raw reward|")

@@ -34,7 +34,7 @@ class ILRConfig:
     """Everything one ILR (or single-agent GRPO baseline) training run needs."""
 
     # --- agents and method -------------------------------------------------------------------------
-    models: list[str] = _f(["tiny", "tiny-llama"], "one model per agent: a zoo name (tiny, tiny-llama, "
+    models: list[str] = _f(["tiny", "tiny-llama"], "one model per agent: a zoo name (tiny, tiny-llama, "  # noqa: RUF009
                            "smollm2-135m), a local folder or a hub id; m = len(models); families may differ")
     method: Literal["ilr", "grpo"] = _f("ilr", "ilr = co-training with discussion; grpo = single-agent GRPO "
                                         "baseline, each listed model trained alone with the plain prompt")
@@ -47,7 +47,7 @@ class ILRConfig:
     sampling: Literal["fusion", "full_episode"] = _f(
         "fusion", "fusion: sharing and analysis once, the final answer sampled n times (default); "
                   "full_episode: the whole discussion sampled n times")
-    train_stages: list[str] = _f(["final"], "stages whose tokens receive gradient: ['final'] (= 'fuse' for "
+    train_stages: list[str] = _f(["final"], "stages whose tokens receive gradient: ['final'] (= 'fuse' for "  # noqa: RUF009
                                  "idea3, the last round for debate); earlier turns are prompt context")
     # --- data and difficulty -----------------------------------------------------------------------
     task: str = _f("gsm8k", "ilr_env task for training questions")
@@ -59,7 +59,7 @@ class ILRConfig:
     validation_limit: int = _f(64, "validation questions used to fit abilities (paper: 1000)")
     difficulty: str = _f("pass_rate", "D_q source: 'level' (dataset level field), 'pass_rate' (base "
                          "models' pass rates), 'self_rank' (LLM ranking), or a JSON file {question_id: D_q}")
-    abilities: str | list[float] = _f("rasch", "'rasch' (fit on validation) or a JSON file / list, one per agent")
+    abilities: str | list[float] = _f("rasch", "'rasch' (fit on validation) or a JSON file / list, one per agent")  # noqa: RUF009
     # --- rewards -----------------------------------------------------------------------------------
     reward: Literal["correctness", "reward_model", "graded"] = _f(
         "correctness", "raw reward: correctness (0/1), reward_model (sequence-classification scores), or "
@@ -90,14 +90,14 @@ class ILRConfig:
     lora: bool = _f(False, "train LoRA adapters instead of full weights (peft)")
     lora_r: int = _f(16, "LoRA rank")
     lora_alpha: int = _f(32, "LoRA alpha")
-    lora_target_modules: str | list[str] = _f("all-linear", "LoRA target modules")
+    lora_target_modules: str | list[str] = _f("all-linear", "LoRA target modules")  # noqa: RUF009
     gradient_checkpointing: bool = _f(False, "trade compute for memory (TRL default is on; off is faster on CPU)")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("float32", "model weight dtype")
     use_cpu: bool | None = _f(None, "force CPU (None = CPU when no GPU is present)")
     seed: int = _f(0, "seed for data order, modes and generation")
     # --- output, logging, checkpoints --------------------------------------------------------------
     output_dir: str = _f("runs/ilr", "run folder: checkpoints, metrics.jsonl, tensorboard logs")
-    report_to: list[str] = _f(["tensorboard"], "TRL/transformers loggers: tensorboard, wandb, or none")
+    report_to: list[str] = _f(["tensorboard"], "TRL/transformers loggers: tensorboard, wandb, or none")  # noqa: RUF009
     logging_steps: int = _f(1, "log every N steps")
     save_steps: int = _f(0, "checkpoint every K steps (0 = only at the end)")
     save_total_limit: int = _f(2, "complete checkpoints kept (older ones are deleted after a newer one is complete)")
@@ -193,9 +193,9 @@ def _check_types(cfg: ILRConfig) -> None:
         tp = hints[f.name]
         if not _type_ok(value, tp):
             raise ConfigError(f"{f.name}={value!r} has the wrong type: expected {_describe(tp)} ({f.metadata['help']})")
-        if tp is float or float in typing.get_args(tp):
-            if isinstance(value, int) and not isinstance(value, bool):
-                setattr(cfg, f.name, float(value))
+        is_float = tp is float or float in typing.get_args(tp)
+        if is_float and isinstance(value, int) and not isinstance(value, bool):
+            setattr(cfg, f.name, float(value))
 
 
 def _need(ok: bool, message: str) -> None:

@@ -136,6 +136,12 @@ def _episodes(
     return records
 
 
+def _task_of(questions: Sequence[Any]) -> str:
+    if not questions:
+        raise ValueError("no questions to evaluate: check the task name, split and --limit")
+    return str(questions[0].task)
+
+
 def evaluate_alone(
     policy: Policy,
     questions: Sequence[Any],
@@ -150,7 +156,7 @@ def evaluate_alone(
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """One model answers each question alone with the plain test-time prompt; n samples per question."""
-    task = task or questions[0].task
+    task = task or _task_of(questions)
     records = _episodes(
         task,
         questions,
@@ -204,7 +210,7 @@ def evaluate_together(
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """m models discuss each question (Idea3 or debate); accuracy of each agent's own answer + majority vote."""
-    task = task or questions[0].task
+    task = task or _task_of(questions)
     records = _episodes(
         task,
         questions,

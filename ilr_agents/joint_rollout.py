@@ -54,6 +54,7 @@ class AgentSlice:
     raw: list[float] = field(default_factory=list)
     calibrated: list[float] = field(default_factory=list)
     mode: str | None = None
+    discussion_tokens: int = 0  # tokens this agent generated in earlier (untrained) stages
 
 
 # (questions, texts, truncated, env correctness rewards) -> raw rewards; None = the env's reward as is
@@ -195,6 +196,8 @@ class JointRollout:
                     truncated=[s.get("finish_reason") == "length" for s in samples],
                     correct=[bool(s["grade"].get("correct")) for s in samples],
                     mode=records[0].modes.get(agent),
+                    discussion_tokens=sum(len(st["agents"][agent].get("completion_ids") or [])
+                                          for r in records for st in r.stages[:-1] if agent in st["agents"]),
                 )
                 piece.raw = [float(s["reward"]) for s in samples]
                 slices[agent].append(piece)
@@ -245,6 +248,7 @@ class JointRollout:
                 "accuracy_by_mode": {m: float(np.mean(v)) for m, v in acc_by_mode.items()},
                 "mode_counts": modes,
                 "completion_tokens": int(sum(len(c) for p in pieces for c in p.completion_ids)),
+                "discussion_tokens": int(sum(p.discussion_tokens for p in pieces)),
                 "truncated_fraction": float(np.mean([t for p in pieces for t in p.truncated])),
             }
         records = []

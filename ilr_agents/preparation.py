@@ -76,7 +76,11 @@ def prepare_difficulty_and_abilities(config: ILRConfig, train_questions: Sequenc
     cached_d, cached_a = run_dir / "difficulty.json", run_dir / "abilities.json"
     if cached_d.is_file() and cached_a.is_file():
         stored = json.loads(cached_a.read_text())
-        return Preparation(json.loads(cached_d.read_text()), stored["abilities"], stored.get("validation_accuracy", []))
+        same_run = stored.get("models", config.models) == config.models and \
+            stored.get("difficulty_source", config.difficulty) == config.difficulty
+        if same_run:
+            return Preparation(json.loads(cached_d.read_text()), stored["abilities"],
+                               stored.get("validation_accuracy", []))
 
     needs_models = config.difficulty == "pass_rate" or config.abilities == "rasch"
     every = list({q.id: q for q in [*train_questions, *validation_questions]}.values())

@@ -74,8 +74,10 @@ def resolve_resume(config: ILRConfig, agents: list[str]) -> tuple[int | None, di
             raise ConfigError(f"output_dir={config.output_dir!r} already holds a run (checkpoint at step "
                               f"{manifest.step}): pass --resume to continue it or choose a new output_dir")
         return None, None
-    if manifest is None:
+    if manifest is None:  # killed before the first checkpoint: start over, cleanly
         discard_uncommitted(run_dir, agents, 0)
+        for log in [run_dir / "metrics.jsonl", *run_dir.glob("rollouts.rank*.jsonl")]:
+            _truncate_jsonl(log, 0)
         return None, None
     stored = manifest.data.get("config", {})
     for name in STRUCTURAL_FIELDS:
@@ -287,7 +289,6 @@ def make_raw_reward(config: ILRConfig) -> Any:
 
 def load_training_questions(config: ILRConfig) -> tuple[list[Any], list[Any]]:
     import ilr_env
-
     from ilr_agents.training_data import dedupe_by_prompt
 
     train = dedupe_by_prompt(ilr_env.load_questions(config.task, config.train_split, limit=config.train_limit))

@@ -12,15 +12,15 @@ import pytest
 
 pytest.importorskip("trl")
 
-from ilr_agents import training  # noqa: E402
-from ilr_agents.checkpoint import (  # noqa: E402
+from ilr_agents import training
+from ilr_agents.checkpoint import (
     ManifestWriter,
     atomic_write_json,
     latest_manifest,
     list_manifests,
 )
-from ilr_agents.config import ILRConfig  # noqa: E402
-from ilr_agents.rewards import build_tiny_reward_model  # noqa: E402
+from ilr_agents.config import ILRConfig
+from ilr_agents.rewards import build_tiny_reward_model
 
 # Same seeds, same data, same rollouts: resumed weights match to float32 round-off. Stated tolerance:
 TOL = 1e-6
@@ -32,10 +32,10 @@ def reward_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def config(out: Path, rm: str, **kw: Any) -> ILRConfig:
-    base = dict(models=["tiny", "tiny-llama"], task="gsm8k", train_limit=8, validation_limit=4, num_generations=2,
-                per_device_train_batch_size=4, max_steps=4, save_steps=2, max_completion_length=8,
-                max_stage_tokens=6, mask_truncated_completions=False, learning_rate=1e-3, report_to=["none"],
-                progress=False, output_dir=str(out), reward="reward_model", reward_model=rm)
+    base = {"models": ["tiny", "tiny-llama"], "task": "gsm8k", "train_limit": 8, "validation_limit": 4, "num_generations": 2,
+                "per_device_train_batch_size": 4, "max_steps": 4, "save_steps": 2, "max_completion_length": 8,
+                "max_stage_tokens": 6, "mask_truncated_completions": False, "learning_rate": 1e-3, "report_to": ["none"],
+                "progress": False, "output_dir": str(out), "reward": "reward_model", "reward_model": rm}
     return ILRConfig(**{**base, **kw})
 
 

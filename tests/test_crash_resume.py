@@ -22,10 +22,10 @@ import yaml
 
 pytest.importorskip("trl")
 
-from ilr_agents import training  # noqa: E402
-from ilr_agents.checkpoint import MANIFEST_DIR, list_manifests  # noqa: E402
-from ilr_agents.config import ILRConfig  # noqa: E402
-from ilr_agents.rewards import build_tiny_reward_model  # noqa: E402
+from ilr_agents import training
+from ilr_agents.checkpoint import MANIFEST_DIR, list_manifests
+from ilr_agents.config import ILRConfig
+from ilr_agents.rewards import build_tiny_reward_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-6  # same seeds and data: float32 round-off only
@@ -33,10 +33,10 @@ AGENTS = ("agent_0", "agent_1")
 
 
 def fields(out: Path, rm: str) -> dict:
-    return dict(models=["tiny", "tiny-llama"], task="gsm8k", train_limit=8, validation_limit=4, num_generations=2,
-                per_device_train_batch_size=4, max_steps=4, save_steps=1, save_total_limit=2,
-                max_completion_length=8, max_stage_tokens=6, mask_truncated_completions=False, learning_rate=1e-3,
-                report_to=["none"], progress=False, output_dir=str(out), reward="reward_model", reward_model=rm)
+    return {"models": ["tiny", "tiny-llama"], "task": "gsm8k", "train_limit": 8, "validation_limit": 4, "num_generations": 2,
+                "per_device_train_batch_size": 4, "max_steps": 4, "save_steps": 1, "save_total_limit": 2,
+                "max_completion_length": 8, "max_stage_tokens": 6, "mask_truncated_completions": False, "learning_rate": 1e-3,
+                "report_to": ["none"], "progress": False, "output_dir": str(out), "reward": "reward_model", "reward_model": rm}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def kill_after_progress(proc: subprocess.Popen, run: Path, rng: random.Random) -
     return True
 
 
-def run_with_kills(tmp_path: Path, setup: tuple[str, Path], kills: int, seed: int) -> None:
+def run_with_kills(tmp_path: Path, setup: tuple[str, Path], kills: int, seed: int) -> int:
     rm, straight = setup
     run = tmp_path / "run"
     config_path = tmp_path / "train.yaml"
@@ -123,14 +123,15 @@ def run_with_kills(tmp_path: Path, setup: tuple[str, Path], kills: int, seed: in
         a, b = weights(straight, agent, 4), weights(run, agent, 4)
         diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
         assert diff <= TOL, f"{agent}: max |Δw| = {diff} after {killed} kills"
+    return killed
 
 
 def test_sigkill_once_then_resume_matches_uninterrupted(tmp_path: Path, setup: tuple[str, Path]) -> None:
-    run_with_kills(tmp_path, setup, kills=1, seed=0)
+    assert run_with_kills(tmp_path, setup, kills=1, seed=0) == 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_sigkill_repeatedly_then_resume_matches_uninterrupted(tmp_path: Path, setup: tuple[str, Path],
                                                              seed: int) -> None:
-    run_with_kills(tmp_path, setup, kills=3, seed=seed)
+    assert run_with_kills(tmp_path, setup, kills=3, seed=seed) >= 2

@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("trl")
 
-from ilr_agents import training  # noqa: E402
-from ilr_agents.calibration import calibrate  # noqa: E402
-from ilr_agents.config import ConfigError, ILRConfig  # noqa: E402
-from ilr_agents.models import resolve_model  # noqa: E402
-from ilr_agents.rewards import build_tiny_reward_model  # noqa: E402
+from ilr_agents import training
+from ilr_agents.calibration import calibrate
+from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.models import resolve_model
+from ilr_agents.rewards import build_tiny_reward_model
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,10 @@ def reward_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def tiny_config(out: Path, reward_model: str, **overrides: Any) -> ILRConfig:
-    base = dict(models=["tiny", "tiny-llama"], task="gsm8k", train_limit=4, validation_limit=4,
-                num_generations=2, per_device_train_batch_size=4, max_steps=2, max_completion_length=8,
-                max_stage_tokens=6, mask_truncated_completions=False, learning_rate=1e-3, report_to=["none"],
-                progress=False, output_dir=str(out), reward="reward_model", reward_model=reward_model)
+    base = {"models": ["tiny", "tiny-llama"], "task": "gsm8k", "train_limit": 4, "validation_limit": 4,
+                "num_generations": 2, "per_device_train_batch_size": 4, "max_steps": 2, "max_completion_length": 8,
+                "max_stage_tokens": 6, "mask_truncated_completions": False, "learning_rate": 1e-3, "report_to": ["none"],
+                "progress": False, "output_dir": str(out), "reward": "reward_model", "reward_model": reward_model}
     return ILRConfig(**{**base, **overrides})
 
 
@@ -114,3 +114,19 @@ def test_existing_run_needs_resume_flag(tmp_path: Path, reward_model: str) -> No
         training.train(cfg)
     with pytest.raises(ConfigError, match="num_generations"):
         training.train(cfg.replace(resume=True, num_generations=4, per_device_train_batch_size=8))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mode"),
+    [
+        ({"sampling": "full_episode", "cooperation_probability": 1.0}, "cooperate"),
+        ({"protocol": "debate", "debate_rounds": 2, "mode": "compete"}, "compete"),
+    ],
+)
+def test_full_episode_sampling_debate_and_mode_ablations(tmp_path: Path, reward_model: str,
+                                                         overrides: dict, mode: str) -> None:
+    result = training.train(tiny_config(tmp_path / "run", reward_model, max_steps=1, **overrides))
+    assert result.step == 1
+    row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
+    assert {r["mode"] for r in row["records"]} == {mode}
+    assert all(len(r["raw"]) == 2 for r in row["records"])  # n samples per agent and question

@@ -13,7 +13,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from experiments.benchmarks.common import BenchContext, CaseResult, Stat, interleave, profile_top, ratios, timed
+from experiments.benchmarks.common import (
+    BenchContext,
+    CaseResult,
+    Stat,
+    interleave,
+    profile_top,
+    ratios,
+    timed,
+)
 
 NAME = "math_grading"
 TITLE = "Maths grading (MATH-500, answers/s)"
@@ -80,7 +88,7 @@ def run(ctx: BenchContext) -> CaseResult:
         for (q, c, kind), o, r in zip(pairs, ours_first, ref_first, strict=True) if o != r
     ]
     runs = interleave({"ours": lambda: timed(lambda: len(ours())),
-                       "reference": lambda: timed(lambda: len(reference()))}, ctx.reps(full=5))
+                       "reference": lambda: timed(lambda: len(reference()))}, ctx.reps(full=4))
     result.ours = Stat.of([m.rate for m in runs["ours"]])
     result.reference = Stat.of([m.rate for m in runs["reference"]])
     result.ratio = Stat.of(ratios([m.rate for m in runs["ours"]], [m.rate for m in runs["reference"]]))

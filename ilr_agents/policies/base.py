@@ -6,7 +6,7 @@ make exactly one call per (stage, agent) whatever the back-end. Policies never p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 Chat = list[dict[str, str]]
@@ -65,7 +65,6 @@ class Completion:
     completion_ids: list[int] | None = None
     logprobs: list[float] | None = None
     finish_reason: FinishReason = "stop"
-    extra: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

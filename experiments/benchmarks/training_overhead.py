@@ -1,0 +1,135 @@
+"""Case 5 — training overhead: an ILR step (2 agents) vs single-agent GRPO steps, and their peak memory.
+
+Each run is a separate ``ilr_agents.training.train`` process (so ``ru_maxrss`` is that run's own peak):
+ILR with models [M, M] and single-agent GRPO with [M], both built from the same ``grpo_args``, the same
+questions and n. Step times come from step-begin timestamps taken inside the child (successive
+``on_step_begin`` events of agent_0's trainer) — the same clock for both methods, covering generation,
+rewards, calibration, loss, backward, the optimiser step and logging. The first step is dropped
+(first-call allocations) and the last one is never timed (it ends with the checkpoint save).
+
+Equal generated tokens: an ILR agent generates two short discussion turns plus its n final answers per
+question; the GRPO run's answers are lengthened so that each agent generates the same number of tokens
+per step (``L_grpo = L + 2 * S / n``). The ratio is ILR step time over two GRPO steps (one per agent).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from experiments.benchmarks.common import BenchContext, CaseResult, Stat, ratios
+
+NAME = "training_overhead"
+TITLE = "Training overhead (ILR 2-agent step vs 2 x GRPO step, tiny model)"
+STAMPS_FILE = "bench_step_stamps.json"
+
+
+def base_config(model: str, *, steps: int, out: Path, lora: bool, seed: int) -> dict[str, Any]:
+    return {"models": [model], "method": "grpo", "task": "gsm8k", "train_split": "train", "train_limit": 64,
+            "validation_limit": 4, "cooperation_probability": 0.5, "difficulty": "pass_rate",
+            "num_generations": 4, "per_device_train_batch_size": 8, "max_steps": steps,
+            "max_completion_length": 32, "max_stage_tokens": 8, "lora": lora, "report_to": ["none"],
+            "progress": False, "save_steps": 0, "save_total_limit": 1, "output_dir": str(out), "seed": seed}
+
+
+def configs(model: str, *, steps: int, root: Path, lora: bool, seed: int) -> dict[str, dict[str, Any]]:
+    """The ILR run and the token-matched single-agent GRPO run."""
+    ilr = base_config(model, steps=steps, out=root / "ilr", lora=lora, seed=seed)
+    ilr.update(models=[model, model], method="ilr", abilities=[0.0, 0.0])
+    grpo = base_config(model, steps=steps, out=root / "grpo", lora=lora, seed=seed)
+    extra = 2 * ilr["max_stage_tokens"] // ilr["num_generations"]
+    grpo["max_completion_length"] = ilr["max_completion_length"] + extra
+    return {"ilr": ilr, "grpo": grpo}
+
+
+def child_main(config_path: str) -> int:
+    """Run one training in this process, recording when every trainer starts each step."""
+    import time
+
+    from transformers.trainer_callback import CallbackHandler
+
+    from ilr_agents.config import ILRConfig
+    from ilr_agents.training import train
+
+    data = json.loads(Path(config_path).read_text())
+    stamps: dict[str, list[float]] = {}
+    begin = CallbackHandler.on_step_begin
+
+    def on_step_begin(self: Any, args: Any, state: Any, control: Any) -> Any:
+        stamps.setdefault(Path(args.output_dir).name, []).append(time.perf_counter())
+        return begin(self, args, state, control)
+
+    CallbackHandler.on_step_begin = on_step_begin  # patched in this bench child process only
+    train(ILRConfig.from_dict(data))
+    Path(data["output_dir"], STAMPS_FILE).write_text(json.dumps(stamps))
+    return 0
+
+
+def run_child(config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """One training process; returns its per-trainer step durations and its peak RSS (MiB)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder.with_suffix(".json")
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.benchmarks.training_overhead", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+    output = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training child failed (exit {proc.returncode}): {output[-2000:]}")
+    stamps = json.loads((Path(config["output_dir"]) / STAMPS_FILE).read_text())
+    durations = {agent: [b - a for a, b in itertools.pairwise(times)] for agent, times in stamps.items()}
+    return {"durations": durations, "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def step_time(durations: dict[str, list[float]], method: str) -> float:
+    """Median seconds of one step (first dropped): one ILR cycle (all agents), or one GRPO step of one agent."""
+    series = durations["agent_0"]
+    kept = series[1:] if len(series) > 1 else series
+    if not kept:
+        raise RuntimeError(f"{method} run recorded no steps; raise max_steps")
+    return statistics.median(kept)
+
+
+def run(ctx: BenchContext) -> CaseResult:
+    result = CaseResult(NAME, TITLE, "s/step", "ILR step / (2 x GRPO step)", "<=", 1.15)
+    steps = 3 if ctx.quick else 5
+    ilr_times, grpo_times, ilr_rss, grpo_rss = [], [], [], []
+    durations: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="ilr-bench-train-") as tmp:
+        for rep in range(ctx.reps(full=2, quick=1)):
+            cfgs = configs("tiny", steps=steps, root=Path(tmp) / f"r{rep}", lora=False, seed=ctx.seed)
+            ilr = run_child(cfgs["ilr"], Path(tmp) / f"r{rep}" / "ilr")
+            grpo = run_child(cfgs["grpo"], Path(tmp) / f"r{rep}" / "grpo")
+            ilr_times.append(step_time(ilr["durations"], "ilr"))
+            grpo_times.append(2 * step_time(grpo["durations"], "grpo"))
+            durations.append({"ilr": ilr["durations"], "grpo": grpo["durations"]})
+            ilr_rss.append(ilr["peak_rss_mib"])
+            grpo_rss.append(grpo["peak_rss_mib"])
+    result.ours, result.reference = Stat.of(ilr_times), Stat.of(grpo_times)
+    result.ratio = Stat.of(ratios(ilr_times, grpo_times))
+    memory = {"ilr_2_agents_peak_rss_mib": Stat.of(ilr_rss), "grpo_1_agent_peak_rss_mib": Stat.of(grpo_rss)}
+    result.details = {"model": "tiny", "steps_per_run": steps, "configs": cfgs, "memory": memory, "step_durations": durations,
+                      "memory_ratio": statistics.median(ratios(ilr_rss, grpo_rss))}
+    result.notes.append(f"tiny model, {steps} steps per run (first dropped), n=4, 2 questions/step; ILR turns "
+                        f"{cfgs['ilr']['max_stage_tokens']}+{cfgs['ilr']['max_stage_tokens']} + final "
+                        f"{cfgs['ilr']['max_completion_length']} tokens, GRPO answers "
+                        f"{cfgs['grpo']['max_completion_length']} tokens (equal tokens per agent)")
+    result.notes.append(f"peak RSS: ILR 2 agents {memory['ilr_2_agents_peak_rss_mib'].median:.0f} MiB vs GRPO 1 agent "
+                        f"{memory['grpo_1_agent_peak_rss_mib'].median:.0f} MiB (x{result.details['memory_ratio']:.2f})")
+    result.notes.append("the GRPO step generates through TRL's own transformers path, the ILR step through "
+                        "ilr_agents' TransformersPolicy (log-probs returned with the samples); a ratio below 1 means "
+                        "that path is the cheaper one, not that ILR does less work per token")
+    result.judge()
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(child_main(sys.argv[1]))

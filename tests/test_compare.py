@@ -1,0 +1,53 @@
+"""End to end: `ilr compare` on the tiny-smoke preset trains both methods, evaluates alone and reports."""
+
+import json
+
+import pytest
+
+from experiments.compare import CompareConfig, run_comparison
+from ilr_agents.config import ConfigError
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    config = CompareConfig.from_yaml("tiny-smoke", {"output_root": str(root)})
+    report = run_comparison(config)
+    return config, report
+
+
+def test_compare_writes_report_results_and_plots(smoke_run):
+    config, report = smoke_run
+    run_dir = report.parent
+    results = json.loads((run_dir / "results.json").read_text())
+    bench = "rg/basic_arithmetic:test[:8]"
+    labels = set(results["evaluations"][bench])
+    assert {"base tiny", "base tiny-llama", "grpo agent_0", "grpo agent_1", "ilr agent_0", "ilr agent_1"} <= labels
+    for label in labels:
+        (outcome,) = results["evaluations"][bench][label]
+        assert len(outcome["correct"]) == results["held_out"][bench]["evaluated"] > 0
+        assert all(c and b for s, c, b in zip(outcome["strict"], outcome["correct"], outcome["boxed"], strict=True) if s)
+    text = report.read_text()
+    assert "| ilr agent_1 |" in text and "McNemar" in text
+    for png in ("training_reward.png", "mode_mix.png", "calibration_shift.png"):
+        assert (run_dir / png).stat().st_size > 1000
+    assert list((run_dir / "transcripts").glob("*.json"))
+
+
+def test_report_only_rebuilds_from_results(smoke_run):
+    config, report = smoke_run
+    report.unlink()
+    rebuilt = run_comparison(config, report_only=True)
+    assert rebuilt.is_file() and "| base tiny |" in rebuilt.read_text()
+
+
+def test_evaluating_on_the_training_split_is_refused():
+    with pytest.raises(ConfigError, match="training split"):
+        CompareConfig.from_yaml("tiny-smoke", {"evaluate": [{"task": "rg/basic_arithmetic", "split": "train"}]})
+
+
+def test_unknown_key_and_preset_are_named():
+    with pytest.raises(ConfigError, match="did you mean 'seeds'"):
+        CompareConfig.from_yaml("tiny-smoke", {"seedz": [1]})
+    with pytest.raises(ConfigError, match="tiny-smoke"):
+        CompareConfig.from_yaml("no-such-preset")

@@ -1,0 +1,51 @@
+"""Learning, not just plumbing: on a task a tiny model can learn in about a minute, reward rises.
+
+The task: maximise a fixed (random, deterministic) reward model's score on the same two questions every
+step, so the curve shows the policy improving rather than question-to-question variation. Random tiny
+models never answer maths correctly, so correctness would give no signal; the reward model does.
+Measured curves (lr 1e-2, n 4, 30 steps) are in the training note; here: mean of the last 5 steps
+exceeds the mean of the first 5 by a clear margin, for the baseline and for each ILR agent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trl")
+
+from ilr_agents.config import ILRConfig
+from ilr_agents.rewards import build_tiny_reward_model
+from ilr_agents.training import train
+
+MARGIN = 0.015  # observed rises: 0.03-0.06 (reward-model units)
+
+
+def curves(run: Path, kind: str) -> dict[str, list[float]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    out: dict[str, list[float]] = {}
+    for row in rows:
+        if row["kind"] == kind:
+            out.setdefault(row["agent"], []).append(float(row["reward_raw_mean"]))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["grpo", "ilr"])
+def test_reward_rises(tmp_path: Path, method: str) -> None:
+    rm = build_tiny_reward_model(str(tmp_path / "rm"))
+    cfg = ILRConfig(models=["tiny", "tiny-llama"] if method == "ilr" else ["tiny"], method=method, task="gsm8k",
+                    train_limit=2, validation_limit=4, num_generations=4, per_device_train_batch_size=8,
+                    max_steps=30, max_completion_length=8, max_stage_tokens=6, mask_truncated_completions=False,
+                    learning_rate=1e-2, report_to=["none"], progress=False, output_dir=str(tmp_path / "run"),
+                    reward="reward_model", reward_model=rm)
+    train(cfg)
+    found = curves(tmp_path / "run", "ilr" if method == "ilr" else "trl")
+    assert len(found) == cfg.num_agents
+    for agent, curve in found.items():
+        assert len(curve) == 30
+        rise = float(np.mean(curve[-5:]) - np.mean(curve[:5]))
+        assert rise > MARGIN, f"{method} {agent}: reward curve {np.round(curve, 3).tolist()}"
