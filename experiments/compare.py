@@ -205,7 +205,8 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
 
     if config.evaluate_base:
         started = time.perf_counter()
-        for model in dict.fromkeys(config.train["models"] if "models" in config.train else ["tiny", "tiny-llama"]):
+        base_models = config.training_config(next(iter(config.methods)), config.seeds[0]).models
+        for model in dict.fromkeys(base_models):
             record(f"base {model}", evaluate_policy(load_policy(model, None, False, model), config, questions))
         results["timing"]["evaluate base"] = time.perf_counter() - started
 

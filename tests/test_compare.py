@@ -17,7 +17,7 @@ def smoke_run(tmp_path_factory):
 
 
 def test_compare_writes_report_results_and_plots(smoke_run):
-    config, report = smoke_run
+    _, report = smoke_run
     run_dir = report.parent
     results = json.loads((run_dir / "results.json").read_text())
     bench = "rg/basic_arithmetic:test[:8]"
