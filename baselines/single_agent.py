@@ -27,7 +27,8 @@ def baseline_reward_funcs(config: ILRConfig, eos_token_ids: list[int]) -> list[A
     from ilr_agents.rewards import build_reward
 
     return [build_reward(config.reward, format_bonus=config.format_reward, reward_model=config.reward_model,
-                         reward_model_weight=config.reward_model_weight, eos_token_ids=eos_token_ids)]
+                         reward_model_weight=config.reward_model_weight, eos_token_ids=eos_token_ids,
+                         lenient_answer=config.lenient_answer)]
 
 
 def _callback(agent: str, writer: ManifestWriter, metrics_path: Path, is_main: bool) -> Any:
@@ -74,7 +75,7 @@ def train_single_agent(config: ILRConfig) -> Any:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     train_q, _ = load_training_questions(config)
-    dataset = build_dataset(train_q)
+    dataset = build_dataset(train_q, config.prompts)
     writer = ManifestWriter(run_dir, agents, {"config": config.to_dict()}, keep=config.save_total_limit)
     started = time.perf_counter()
     step = resumed_from or 0

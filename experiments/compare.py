@@ -49,6 +49,7 @@ class CompareConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     eval_max_new_tokens: int = 64
     eval_batch_size: int = 16
+    eval_backend: str = "transformers"
     evaluate_base: bool = True
     transcripts: int = 3
     output_root: str = "runs"
@@ -60,6 +61,8 @@ class CompareConfig:
         if not self.evaluate:
             raise ConfigError("evaluate is empty: list at least one held-out benchmark {task, split, limit}")
         self.evaluate = [e if isinstance(e, EvalSpec) else EvalSpec(**e) for e in self.evaluate]
+        if self.eval_backend not in ("transformers", "vllm"):
+            raise ConfigError(f"eval_backend={self.eval_backend!r}: use 'transformers' or 'vllm' (GPU)")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds={self.seeds!r}: give one or more distinct integers")
         for spec in self.evaluate:
@@ -120,7 +123,14 @@ def final_checkpoints(run_dir: Path, agents: list[str]) -> dict[str, Path]:
     return {agent: manifest.agent_checkpoint(run_dir, agent) for agent in agents}
 
 
-def load_policy(model: str, checkpoint: Path | None, lora: bool, name: str) -> Any:
+def load_policy(model: str, checkpoint: Path | None, lora: bool, name: str, backend: str = "transformers") -> Any:
+    if backend == "vllm":
+        from ilr_agents.models import resolve_model
+        from ilr_agents.policies import VLLMPolicy
+
+        if checkpoint is not None and lora:
+            return VLLMPolicy(resolve_model(model), name=name, return_logprobs=False, lora_adapter=str(checkpoint))
+        return VLLMPolicy(str(checkpoint) if checkpoint else resolve_model(model), name=name, return_logprobs=False)
     from ilr_agents.policies import TransformersPolicy
 
     if checkpoint is None:
@@ -140,18 +150,23 @@ def evaluate_policy(policy: Any, config: CompareConfig, questions: dict[str, lis
     """Per benchmark: per-question outcomes (correct, strict = boxed and correct, boxed, length)."""
     from ilr_agents.evaluation import evaluate_alone
     from ilr_agents.policies import SamplingParams
+    from ilr_agents.rewards import lenient_correctness
 
     params = SamplingParams(max_new_tokens=config.eval_max_new_tokens, temperature=0.0)
     out = {}
     for spec in config.evaluate:
         result = evaluate_alone(policy, questions[spec.label], params, task=spec.task,
-                                batch_size=config.eval_batch_size, progress=True)
+                                batch_size=config.eval_batch_size, progress=True,
+                                env_kwargs={"prompts": config.train.get("prompts") or None})
         samples = [r.final_samples["agent_0"][0] for r in result.records]
+        by_id = {q.id: q for q in questions[spec.label]}
         out[spec.label] = {
             "question_ids": [r.question.get("id") for r in result.records],
             "correct": [bool(s["grade"]["correct"]) for s in samples],
             "boxed": [bool(s["grade"].get("has_box")) for s in samples],
             "strict": [bool(s["grade"]["correct"] and s["grade"].get("has_box")) for s in samples],
+            "lenient": [lenient_correctness(by_id[r.question["id"]], s["text"], s.get("finish_reason") == "length") == 1.0
+                        for r, s in zip(result.records, samples, strict=True)],
             "length": [len(s.get("completion_ids") or s["text"].split()) for s in samples],
             "transcripts": [r.to_dict() for r in result.records[: config.transcripts]],
         }
@@ -163,7 +178,7 @@ def held_out_questions(config: CompareConfig) -> tuple[dict[str, list[Any]], dic
     import ilr_env
 
     probe = ILRConfig.from_dict({**config.train, "output_dir": str(config.run_dir())})
-    train = ilr_env.load_questions(probe.task, probe.train_split, limit=probe.train_limit)
+    train = ilr_env.load_questions(probe.task, probe.train_split, limit=probe.train_limit, **probe.task_kwargs)
     seen = {" ".join(q.prompt.split()) for q in train}
     questions, counts = {}, {}
     for spec in config.evaluate:
@@ -207,7 +222,8 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
         started = time.perf_counter()
         base_models = config.training_config(next(iter(config.methods)), config.seeds[0]).models
         for model in dict.fromkeys(base_models):
-            record(f"base {model}", evaluate_policy(load_policy(model, None, False, model), config, questions))
+            policy = load_policy(model, None, False, model, config.eval_backend)
+            record(f"base {model}", evaluate_policy(policy, config, questions))
         results["timing"]["evaluate base"] = time.perf_counter() - started
 
     for seed in config.seeds:
@@ -222,7 +238,8 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
             for agent, ckpt in final_checkpoints(result.output_dir, result.agents).items():
                 model = cfg.models[int(agent.split("_")[1])]
                 name = f"{label} {agent}"
-                record(name, evaluate_policy(load_policy(model, ckpt, cfg.lora, name), config, questions))
+                policy = load_policy(model, ckpt, cfg.lora, name, config.eval_backend)
+                record(name, evaluate_policy(policy, config, questions))
             results["timing"][f"evaluate {label} seed {seed}"] = time.perf_counter() - started
             results_path.write_text(json.dumps(results, indent=1, default=str))  # partial results survive a crash
     return write_report(run_dir, results, [tuple(p) for p in config.paired])

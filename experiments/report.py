@@ -16,7 +16,8 @@ from ilr_agents.stats import bootstrap_ci, mcnemar_exact
 
 METRICS = {
     "strict": "boxed and correct",
-    "correct": "correct (any extraction)",
+    "correct": "correct (stated answer)",
+    "lenient": "lenient (or last number)",
     "boxed": "boxed rate",
 }
 
@@ -25,11 +26,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _cell(values: np.ndarray) -> str:
-    mean, lo, hi = bootstrap_ci(values)
-    return f"{100 * mean:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -44,7 +40,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"benchmark": bench, "label": label, "seeds": len(seeds),
                                    "questions": len(seeds[0]["correct"])}
             for key in METRICS:
-                arr = np.array([s[key] for s in seeds], dtype=float)
+                arr = np.array([s.get(key, s["correct"]) for s in seeds], dtype=float)
                 mean, lo, hi = bootstrap_ci(arr)
                 row[key] = {"mean": mean, "ci95": [lo, hi]}
             row["mean_length"] = float(np.mean([np.mean(s["length"]) for s in seeds]))

@@ -8,6 +8,7 @@ This module imports neither torch nor transformers.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -24,8 +25,8 @@ class ConfigError(ValueError):
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata={"help": help, **kw})
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: copy.deepcopy(d), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -47,10 +48,16 @@ class ILRConfig:
     sampling: Literal["fusion", "full_episode"] = _f(
         "fusion", "fusion: sharing and analysis once, the final answer sampled n times (default); "
                   "full_episode: the whole discussion sampled n times")
+    rollout_batching: Literal["step", "question"] = _f(
+        "step", "step: one batched generate call per agent and stage for all of a step's questions (fast); "
+                "question: one call per question, seeded by (seed, step, question) so that a multi-process run "
+                "samples exactly what a single-process run samples (slower; for reproducibility checks)")
     train_stages: list[str] = _f(["final"], "stages whose tokens receive gradient: ['final'] (= 'fuse' for "  # noqa: RUF009
                                  "idea3, the last round for debate); earlier turns are prompt context")
     # --- data and difficulty -----------------------------------------------------------------------
     task: str = _f("gsm8k", "ilr_env task for training questions")
+    task_kwargs: dict[str, Any] = _f({}, "options of the task's generator or loader, e.g. reasoning-gym "  # noqa: RUF009
+                                    "knobs {min_terms: 2, max_terms: 2, max_digits: 1}; also used for validation")
     train_split: str = _f("train", "split of the training task")
     train_limit: int | None = _f(None, "use only the first N training questions")
     validation_task: str | None = _f(None, "task for the held-out validation set (difficulty/ability fit); "
@@ -60,12 +67,17 @@ class ILRConfig:
     difficulty: str = _f("pass_rate", "D_q source: 'level' (dataset level field), 'pass_rate' (base "
                          "models' pass rates), 'self_rank' (LLM ranking), or a JSON file {question_id: D_q}")
     abilities: str | list[float] = _f("rasch", "'rasch' (fit on validation) or a JSON file / list, one per agent")  # noqa: RUF009
+    prompts: dict[str, Any] = _f({}, "prompt-template overrides merged into ilr_env's prompts.yaml (same keys), "  # noqa: RUF009
+                                 "used for training, the baseline and evaluation alike, e.g. {answer_format: "
+                                 "{math: 'Put your final answer in \\boxed{}.'}}")
     # --- rewards -----------------------------------------------------------------------------------
     reward: Literal["correctness", "reward_model", "graded"] = _f(
         "correctness", "raw reward: correctness (0/1), reward_model (sequence-classification scores), or "
                        "graded (correctness + reward_model_weight * reward model)")
     reward_model: str | None = _f(None, "sequence-classification model id or folder (reward=reward_model|graded)")
     reward_model_weight: float = _f(0.5, "weight of the reward-model score for reward=graded")
+    lenient_answer: bool = _f(False, "training reward only: when a reply states no answer (no box, no 'the "
+                              "answer is'), grade the last number of an untruncated reply; evaluation stays strict")
     format_reward: float = _f(0.0, "bonus for a non-empty \\boxed{} in an untruncated reply (0 = off)")
     calibration: bool = _f(True, "apply Perception Calibration (Eq. 5); false for the ablation")
     calibration_eps: float = _f(1e-8, "denominator floor for a peer with constant rewards")
@@ -169,6 +181,8 @@ def _type_ok(value: Any, tp: Any) -> bool:
     if origin is list:
         (item,) = typing.get_args(tp)
         return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if tp is type(None):
         return value is None
     if tp is bool:

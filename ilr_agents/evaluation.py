@@ -18,8 +18,9 @@ import numpy as np
 
 from ilr_agents.policies.base import Policy, SamplingParams
 from ilr_agents.rollout import EpisodeRecord, run_episodes
+from ilr_agents.stats import bootstrap_ci
 
-__all__ = ["EvalResult", "bootstrap_ci", "evaluate_alone", "evaluate_together", "summarise"]
+__all__ = ["EvalResult", "evaluate_alone", "evaluate_together", "summarise"]
 
 
 @dataclass
@@ -34,18 +35,12 @@ class EvalResult:
         return {"metrics": self.metrics, "per_question": self.per_question}
 
 
-def bootstrap_ci(
-    values: Sequence[float], *, seed: int = 0, resamples: int = 2000, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean over questions (NaN-free; a single value gives a zero-width CI)."""
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
+def _interval(values: Sequence[float], seed: int) -> tuple[float, float]:
+    """95% bootstrap interval of the mean over questions; NaN when there are no questions."""
+    if len(values) == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return (float(low), float(high))
+    _, low, high = bootstrap_ci(values, seed=seed)
+    return (low, high)
 
 
 def _pass_at_k(n: int, c: int, k: int) -> float:
@@ -64,7 +59,7 @@ def summarise(
     first = [float(bool(s[0]["grade"].get("correct"))) for s in samples]
     n_correct = [sum(bool(x["grade"].get("correct")) for x in s) for s in samples]
     lengths = [len(s[0]["completion_ids"]) for s in samples if s[0].get("completion_ids") is not None]
-    low, high = bootstrap_ci(first, seed=seed)
+    low, high = _interval(first, seed)
     out: dict[str, Any] = {
         "n_questions": len(samples),
         "accuracy": float(np.mean(first)) if first else float("nan"),
@@ -231,7 +226,7 @@ def evaluate_together(
     metrics["majority"] = {
         "n_questions": len(records),
         "accuracy": float(np.mean(votes)) if votes else float("nan"),
-        "ci95": list(bootstrap_ci(votes, seed=seed)),
+        "ci95": list(_interval(votes, seed)),
     }
     per_question = []
     for r, (voted, ok) in zip(records, majority):

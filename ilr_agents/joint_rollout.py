@@ -176,37 +176,51 @@ class JointRollout:
         final = SamplingParams(max_new_tokens=c.max_completion_length, temperature=c.temperature, top_k=0)
         per_episode = n if full else 1
         slices: dict[str, list[AgentSlice]] = {a: [] for a in self.agents}
-        # One episode batch per question: seeds depend only on (seed, step, question), so results do not
-        # depend on how TRL split the batch over processes (multi-process == single-process, tested).
-        for qi, q in enumerate(questions):
-            seed = stable_seed(c.seed, step, q.id)
-            envs = self.envs[qi * per_episode:(qi + 1) * per_episode] if full else [self.envs[qi]]
-            records = run_episodes(envs, self.policies, question_ids=[q.id] * len(envs),
+        # "step": every question's episodes in one run_episodes call, so each agent makes one batched
+        # generate call per stage. "question": one call per question, seeded by (seed, step, question) only,
+        # so results do not depend on how TRL split the batch over processes (multi-process == single).
+        if c.rollout_batching == "question":
+            groups = [[qi] for qi in range(len(questions))]
+        else:
+            groups = [list(range(len(questions)))]
+        for group in groups:
+            ids = [questions[qi].id for qi in group]
+            seed = stable_seed(c.seed, step, *ids)
+            envs = [e for qi in group for e in (self.envs[qi * per_episode:(qi + 1) * per_episode] if full
+                                                 else [self.envs[qi]])]
+            records = run_episodes(envs, self.policies, question_ids=[i for i in ids for _ in range(per_episode)],
                                    seeds=[stable_seed(seed, "env", e) for e in range(len(envs))],
                                    params=stage.replace(seed=stable_seed(seed, "stage")),
                                    final_params=final.replace(seed=stable_seed(seed, "final")),
                                    final_n=1 if full else n)
-            for agent in self.agents:
-                samples = [s for r in records for s in r.final_samples[agent]]
-                piece = AgentSlice(
-                    prompt_ids=[list(s["prompt_ids"]) for s in samples],
-                    completion_ids=[list(s["completion_ids"]) for s in samples],
-                    logprobs=[list(s["logprobs"]) for s in samples],
-                    texts=[s["text"] for s in samples],
-                    truncated=[s.get("finish_reason") == "length" for s in samples],
-                    correct=[bool(s["grade"].get("correct")) for s in samples],
-                    mode=records[0].modes.get(agent),
-                    discussion_tokens=sum(len(st["agents"][agent].get("completion_ids") or [])
-                                          for r in records for st in r.stages[:-1] if agent in st["agents"]),
-                )
-                piece.raw = [float(s["reward"]) for s in samples]
-                slices[agent].append(piece)
+            for gi in range(len(group)):
+                mine = records[gi * per_episode:(gi + 1) * per_episode]
+                for agent in self.agents:
+                    slices[agent].append(self._agent_slice(agent, mine))
         if self.raw_reward is not None:
             for agent in self.agents:
                 for q, piece in zip(questions, slices[agent], strict=True):
                     piece.raw = [float(x) for x in self.raw_reward([q] * len(piece.texts), piece.texts,
                                                                    piece.truncated, piece.raw)]
         return slices
+
+    @staticmethod
+    def _agent_slice(agent: str, records: list[Any]) -> AgentSlice:
+        """One agent's n final samples on one question (from one episode, or n full episodes)."""
+        samples = [s for r in records for s in r.final_samples[agent]]
+        piece = AgentSlice(
+            prompt_ids=[list(s["prompt_ids"]) for s in samples],
+            completion_ids=[list(s["completion_ids"]) for s in samples],
+            logprobs=[list(s["logprobs"]) for s in samples],
+            texts=[s["text"] for s in samples],
+            truncated=[s.get("finish_reason") == "length" for s in samples],
+            correct=[bool(s["grade"].get("correct")) for s in samples],
+            mode=records[0].modes.get(agent),
+            discussion_tokens=sum(len(st["agents"][agent].get("completion_ids") or [])
+                                  for r in records for st in r.stages[:-1] if agent in st["agents"]),
+        )
+        piece.raw = [float(s["reward"]) for s in samples]
+        return piece
 
     def _slice_for(self, name: str) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {k: [] for k in (

@@ -46,15 +46,15 @@ def _base_correctness(config: ILRConfig, questions: Sequence[Any]) -> list[dict[
     from ilr_env import grade
 
     params = SamplingParams(max_new_tokens=config.max_completion_length, temperature=0.0)
-    results = []
-    chats = plain_prompts(questions)
-    for name in config.models:
+    by_model: dict[str, dict[str, bool]] = {}
+    chats = plain_prompts(questions, config.prompts)
+    for name in dict.fromkeys(config.models):  # greedy answers of one base model are the same for every copy
         policy = TransformersPolicy(name, dtype=config.dtype, max_batch_size=16,
                                     device="cpu" if config.use_cpu else None)
         outs = policy.generate(chats, params)
-        results.append({q.id: bool(grade(q, o[0].text).correct) for q, o in zip(questions, outs, strict=True)})
+        by_model[name] = {q.id: bool(grade(q, o[0].text).correct) for q, o in zip(questions, outs, strict=True)}
         del policy
-    return results
+    return [by_model[name] for name in config.models]
 
 
 def _load_json(path: str, what: str) -> Any:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ilr_env import Question, grade
+from ilr_env.tasks import last_boxed
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -71,22 +72,59 @@ def correctness_reward(prompts: list[Any], completions: list[Any], **kwargs: Any
     return [float(grade(q, completion_text(c)).reward) for q, c in zip(questions, completions, strict=True)]
 
 
-_BOX = re.compile(r"\\boxed\s*\{")
-
-
 def last_box_content(text: str) -> str | None:
-    """Contents of the last ``\\boxed{...}`` (balanced braces), or None when there is no closed box."""
-    starts = [m.end() for m in _BOX.finditer(text)]
-    for start in reversed(starts):
-        depth = 1
-        for pos in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[pos], 0)
-            if depth == 0:
-                return text[start:pos]
-    return None
+    """Contents of the last closed ``\\boxed{...}`` (the graders' own parser), or None."""
+    return last_boxed(text)
 
 
-class FormatReward:
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+
+
+def lenient_correctness(question: Question, text: str, truncated: bool) -> float:
+    """The grader's reward, except that a reply stating no answer at all is judged by its last number.
+
+    Small models often write "4 * 7 = 28." without a box; counting that gives GRPO a learning signal on
+    CPU-sized runs. Only untruncated replies qualify: a reply cut at the token limit ends on whatever
+    number it was writing, which a policy learns to exploit (shared/reference/cpu-learning.md).
+    """
+    verdict = grade(question, text)
+    if verdict.correct or verdict.extracted is not None or truncated:
+        return float(verdict.reward)
+    numbers = _NUMBER.findall(text[-4000:])
+    if not numbers:
+        return 0.0
+    return float(grade(question, f"\\boxed{{{numbers[-1]}}}").reward)
+
+
+class _TruncationAware:
+    """Reads whether each completion was cut at the token limit, from TRL's or ILR's columns."""
+
+    eos_token_ids: set[int]
+
+    def _truncated(self, idx: int, kwargs: dict[str, Any]) -> bool:
+        if "truncated" in kwargs:
+            return bool(kwargs["truncated"][idx])
+        ids = kwargs.get("completion_ids")
+        if ids is not None and self.eos_token_ids:
+            seq = ids[idx]
+            return not seq or int(seq[-1]) not in self.eos_token_ids
+        return False
+
+
+class LenientCorrectness(_TruncationAware):
+    """``lenient_correctness`` as a TRL reward function (the baseline's form of ``lenient_answer``)."""
+
+    def __init__(self, eos_token_ids: Sequence[int] | None = None) -> None:
+        self.eos_token_ids = set(eos_token_ids or ())
+        self.__name__ = "lenient_correctness_reward"
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+        questions = _questions(len(completions), kwargs, prompts)
+        return [lenient_correctness(q, completion_text(c), self._truncated(i, kwargs))
+                for i, (q, c) in enumerate(zip(questions, completions, strict=True))]
+
+
+class FormatReward(_TruncationAware):
     """``bonus`` for a non-empty ``\\boxed{}`` in a reply that was not truncated; 0 otherwise.
 
     Truncation is read from a ``truncated`` column when present (ILR's rollout forwards it), else from
@@ -99,15 +137,6 @@ class FormatReward:
         self.bonus = float(bonus)
         self.eos_token_ids = set(eos_token_ids or ())
         self.__name__ = "format_reward"
-
-    def _truncated(self, idx: int, kwargs: dict[str, Any]) -> bool:
-        if "truncated" in kwargs:
-            return bool(kwargs["truncated"][idx])
-        ids = kwargs.get("completion_ids")
-        if ids is not None and self.eos_token_ids:
-            seq = ids[idx]
-            return not seq or int(seq[-1]) not in self.eos_token_ids
-        return False
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
         out: list[float | None] = []
@@ -191,11 +220,12 @@ def weighted_sum(parts: Sequence[tuple[RewardFunc, float]], name: str = "graded_
 
 
 def build_reward(kind: str, *, format_bonus: float = 0.0, reward_model: str | None = None,
-                 reward_model_weight: float = 0.5, eos_token_ids: Sequence[int] | None = None) -> RewardFunc:
+                 reward_model_weight: float = 0.5, eos_token_ids: Sequence[int] | None = None,
+                 lenient_answer: bool = False) -> RewardFunc:
     """The raw reward a config names: ``correctness``, ``reward_model`` or ``graded`` (+ format term)."""
     parts: list[tuple[RewardFunc, float]] = []
     if kind in ("correctness", "graded"):
-        parts.append((correctness_reward, 1.0))
+        parts.append((LenientCorrectness(eos_token_ids) if lenient_answer else correctness_reward, 1.0))
     if kind in ("reward_model", "graded"):
         if reward_model is None:
             raise RewardInputError(f"reward={kind!r} needs reward_model: a sequence-classification model id or folder")

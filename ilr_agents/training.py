@@ -266,15 +266,18 @@ def ilr_raw_reward(prompts: list[Any], completions: list[Any], ilr_raw_reward: l
 
 def make_raw_reward(config: ILRConfig) -> Any:
     """Raw reward on top of the env's correctness: a reward model and/or the strict format bonus."""
-    from ilr_agents.rewards import FormatReward, RewardModelReward, question_column
+    from ilr_agents.rewards import FormatReward, RewardModelReward, lenient_correctness, question_column
 
-    if config.reward == "correctness" and config.format_reward == 0:
+    if config.reward == "correctness" and config.format_reward == 0 and not config.lenient_answer:
         return None
     rm = RewardModelReward(config.reward_model) if config.reward != "correctness" else None
     fmt = FormatReward(config.format_reward) if config.format_reward > 0 else None
 
     def raw(questions: list[Any], texts: list[str], truncated: list[bool], correctness: list[float]) -> list[float]:
         out = [0.0] * len(texts) if config.reward == "reward_model" else list(correctness)
+        if config.lenient_answer and config.reward != "reward_model":
+            out = [lenient_correctness(q, t, cut) if c == 0 else c
+                   for q, t, cut, c in zip(questions, texts, truncated, out, strict=True)]
         if rm is not None:
             weight = 1.0 if config.reward == "reward_model" else config.reward_model_weight
             scores = rm([], texts, question_json=[question_column(q) for q in questions])
@@ -291,12 +294,14 @@ def load_training_questions(config: ILRConfig) -> tuple[list[Any], list[Any]]:
     import ilr_env
     from ilr_agents.training_data import dedupe_by_prompt
 
-    train = dedupe_by_prompt(ilr_env.load_questions(config.task, config.train_split, limit=config.train_limit))
+    train = dedupe_by_prompt(ilr_env.load_questions(config.task, config.train_split, limit=config.train_limit,
+                                                    **config.task_kwargs))
     if len(train) < config.questions_per_step:
         raise ConfigError(f"task {config.task!r} split {config.train_split!r} gave {len(train)} distinct questions; "
                           f"need at least questions_per_step={config.questions_per_step}")
     val_task = config.validation_task or config.task
-    validation = ilr_env.load_questions(val_task, config.validation_split, limit=config.validation_limit)
+    val_kwargs = config.task_kwargs if val_task == config.task else {}
+    validation = ilr_env.load_questions(val_task, config.validation_split, limit=config.validation_limit, **val_kwargs)
     return train, validation
 
 
@@ -359,12 +364,13 @@ def train(config: ILRConfig) -> TrainResult:
     prep = prepare_difficulty_and_abilities(config, train_q, val_q)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    dataset = build_dataset(train_q)
+    dataset = build_dataset(train_q, config.prompts)
     by_key = {prompt_key(row["prompt"]): q for row, q in zip(dataset, train_q, strict=True)}
     mode: Any = config.cooperation_probability if config.cooperation_probability is not None else config.mode
     slots = config.questions_per_step * (config.num_generations if config.sampling == "full_episode" else 1)
     envs = [ilr_env.make(config.task, num_agents=config.num_agents, protocol=config.protocol,
                          debate_rounds=config.debate_rounds, mode=mode, questions=train_q,
+                         prompts=config.prompts or None,
                          difficulty=prep.difficulty, abilities=prep.abilities, format_reward=0.0)
             for _ in range(slots)]
 

@@ -4,8 +4,11 @@ import json
 
 import pytest
 
-from experiments.compare import CompareConfig, run_comparison
+from experiments.compare import CONFIG_DIR, CompareConfig, run_comparison
 from ilr_agents.config import ConfigError
+
+# ILRConfig files for `ilr train`, not comparison presets
+TRAIN_ONLY = {"ilr-tiny", "ilr-smollm2-lora"}
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +54,27 @@ def test_unknown_key_and_preset_are_named():
         CompareConfig.from_yaml("tiny-smoke", {"seedz": [1]})
     with pytest.raises(ConfigError, match="tiny-smoke"):
         CompareConfig.from_yaml("no-such-preset")
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in TRAIN_ONLY))
+def test_every_compare_preset_validates_before_anything_loads(preset):
+    config = CompareConfig.from_yaml(preset)
+    assert config.methods and config.evaluate
+    for label in config.methods:
+        assert config.training_config(label, config.seeds[0]).max_steps >= 1
+
+
+def test_ablation_presets_differ_from_ilr_only_in_their_setting():
+    base = CompareConfig.from_yaml("cpu-demo")
+    for preset, field, value in [("ablation-no-calibration", "calibration", False),
+                                 ("ablation-coop-p0", "cooperation_probability", 0.0),
+                                 ("ablation-coop-p05", "cooperation_probability", 0.5),
+                                 ("ablation-coop-p1", "cooperation_probability", 1.0)]:
+        config = CompareConfig.from_yaml(preset)
+        ilr = config.training_config("ilr", 0).to_dict()
+        variant_label = next(label for label in config.methods if label != "ilr")
+        variant = config.training_config(variant_label, 0).to_dict()
+        changed = {k for k in ilr if ilr[k] != variant[k] and k != "output_dir"}
+        assert changed == {field} and variant[field] == value
+        reference = base.training_config("ilr", 0).to_dict()
+        assert all(ilr[k] == reference[k] for k in ilr if k != "output_dir")

@@ -11,7 +11,7 @@ import pytest
 
 from experiments.cli import main
 from experiments.evaluate import markdown_table
-from ilr_agents.evaluation import bootstrap_ci, summarise
+from ilr_agents.evaluation import summarise
 
 
 def sample(correct: bool, boxed: bool = True, text: str = "x", tokens: int | None = 3) -> dict:
@@ -39,11 +39,13 @@ def test_summarise_accuracy_pass_at_k_and_ci() -> None:
         summarise(samples, ks=[3])
 
 
-def test_bootstrap_ci_is_seeded_and_degenerate_cases_are_safe() -> None:
-    values = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
-    assert bootstrap_ci(values, seed=1) == bootstrap_ci(values, seed=1)
-    assert bootstrap_ci([1.0, 1.0]) == (1.0, 1.0)
-    assert all(math.isnan(x) for x in bootstrap_ci([]))
+def test_summary_interval_is_seeded_and_empty_input_is_nan() -> None:
+    samples = [[{"grade": {"correct": c, "has_box": True}, "text": "x", "completion_ids": [1]}] for c in
+               (True, False, True, True, False, False, True)]
+    assert summarise(samples, seed=1)["ci95"] == summarise(samples, seed=1)["ci95"]
+    low, high = summarise(samples, seed=1)["ci95"]
+    assert 0.0 <= low <= 4 / 7 <= high <= 1.0
+    assert all(math.isnan(x) for x in summarise([], seed=1)["ci95"])
 
 
 def test_markdown_table_lists_every_row() -> None:

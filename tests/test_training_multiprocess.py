@@ -51,7 +51,7 @@ def test_two_process_ilr_matches_single_process_peer_statistics(tmp_path: Path) 
     base = {"models": ["tiny", "tiny-llama"], "task": "gsm8k", "train_limit": 8, "validation_limit": 4, "num_generations": 2,
                 "per_device_train_batch_size": 4, "max_steps": 2, "max_completion_length": 8, "max_stage_tokens": 6,
                 "mask_truncated_completions": False, "learning_rate": 1e-3, "report_to": ["none"], "progress": False,
-                "reward": "reward_model", "reward_model": rm}
+                "reward": "reward_model", "reward_model": rm, "rollout_batching": "question"}
     two = tmp_path / "two"
     (tmp_path / "two.yaml").write_text(yaml.safe_dump({**base, "output_dir": str(two)}))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",

@@ -51,8 +51,8 @@ def test_format_bonus_only_for_non_empty_box_in_untruncated_reply() -> None:
 @settings(max_examples=100, deadline=None)
 def test_box_parser_never_crashes_and_round_trips(inner: str) -> None:
     last_box_content(inner)
-    if "{" not in inner and "}" not in inner:
-        assert last_box_content(f"x \\boxed{{{inner}}} y") == inner
+    if not any(ch in inner for ch in "{}\\"):  # the grader's parser strips the box's outer whitespace
+        assert (last_box_content(f"x \\boxed{{{inner}}} y") or "") == inner.strip()
 
 
 def test_nested_box() -> None:
@@ -88,3 +88,28 @@ def test_reward_model_scores_are_graded_batched_and_deterministic(tmp_path: Path
     scores = graded(prompts=[""] * 2, completions=["\\boxed{5}", "\\boxed{6}"],
                     question_json=[json.dumps(Q.to_dict())] * 2)
     assert scores[0] - scores[1] > 0.5  # correctness dominates, the reward model grades within
+
+
+def test_lenient_correctness_reads_the_last_number_only_of_untruncated_answerless_replies() -> None:
+    from ilr_agents.rewards import LenientCorrectness, lenient_correctness
+
+    q = Question(id="t/1", prompt="Calculate 4 * 7.", answer="28", task="t")
+    assert lenient_correctness(q, "4 * 7 = 28.", truncated=False) == 1.0
+    assert lenient_correctness(q, "4 * 7 = 28.", truncated=True) == 0.0  # cut replies end on any number
+    assert lenient_correctness(q, "4 * 7 = 28, the answer is 27", truncated=False) == 0.0  # a stated answer wins
+    assert lenient_correctness(q, "So \\boxed{28}", truncated=True) == 1.0  # explicit answers stay graded
+    assert lenient_correctness(q, "no digits here", truncated=False) == 0.0
+    fn = LenientCorrectness(eos_token_ids=[0])
+    out = fn(["p", "p"], ["4 * 7 = 28.", "4 * 7 = 28."], question_json=[question_column(q)] * 2,
+             completion_ids=[[5, 6, 0], [5, 6, 7]])
+    assert out == [1.0, 0.0]
+
+
+def test_prompt_overrides_reach_the_training_prompts() -> None:
+    from ilr_agents.training_data import plain_prompts
+
+    q = Question(id="t/1", prompt="Calculate 4 * 7.", answer="28", task="t")
+    default = plain_prompts([q])[0]
+    custom = plain_prompts([q], {"answer_format": {"math": "Answer in \\boxed{} only."}})[0]
+    assert "Answer in \\boxed{} only." in custom[-1]["content"]
+    assert "Answer in \\boxed{} only." not in default[-1]["content"]

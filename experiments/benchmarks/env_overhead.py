@@ -62,15 +62,15 @@ def run(ctx: BenchContext) -> CaseResult:
     stage_chats = [[r.stages[s]["agents"][a]["messages"] for r in records[:gen_episodes] for a in r.agents]
                    for s in range(len(records[0].stages))]
     policy = TransformersPolicy(model_name, return_logprobs=False, seed=ctx.seed)
-    policy.model.generation_config.min_new_tokens = tokens  # every turn the same length in every repeat
     params = SamplingParams(max_new_tokens=tokens, temperature=1.0, seed=ctx.seed)
+    policy.generate(stage_chats[-1], params.replace(max_new_tokens=2))  # warm-up: first-call allocations
+    policy.model.generation_config.min_new_tokens = tokens  # every turn the same length in every repeat
 
     def generate() -> int:
         for chats in stage_chats:
             policy.generate(chats, params)
         return gen_episodes
 
-    generate()  # warm-up: first-call allocations and kernels
     runs = interleave({"env": lambda: timed(lambda: len(play())), "generation": lambda: timed(generate)},
                       ctx.reps(full=3))
     env_spe = [1 / m.rate for m in runs["env"]]

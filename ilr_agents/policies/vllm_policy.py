@@ -26,6 +26,7 @@ class VLLMPolicy:
         return_logprobs: bool = True,
         seed: int = 0,
         name: str | None = None,
+        lora_adapter: str | None = None,
         **llm_kwargs: Any,
     ) -> None:
         try:
@@ -41,6 +42,12 @@ class VLLMPolicy:
         llm_kwargs.setdefault("logprobs_mode", "processed_logprobs")
         llm_kwargs.setdefault("seed", seed)
         self._vllm = vllm
+        self._lora = None
+        if lora_adapter is not None:  # a PEFT adapter folder served on top of the base weights
+            from vllm.lora.request import LoRARequest
+
+            llm_kwargs.setdefault("enable_lora", True)
+            self._lora = LoRARequest("ilr-adapter", 1, str(lora_adapter))
         self.llm = vllm.LLM(model=path, **llm_kwargs)
         self.name = name or (Path(model).name if Path(model).exists() else model)
         self.return_logprobs = return_logprobs
@@ -61,7 +68,7 @@ class VLLMPolicy:
         check_chats(chats)
         if not chats:
             return []
-        outputs = self.llm.chat(chats, self._sampling_params(params), use_tqdm=False)
+        outputs = self.llm.chat(chats, self._sampling_params(params), use_tqdm=False, lora_request=self._lora)
         results = []
         for request in outputs:
             group = []

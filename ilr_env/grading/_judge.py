@@ -115,6 +115,172 @@ while True:
 '''
 
 
+# The zygote: started once per judge inside bwrap (root in the initial user namespace, capabilities
+# CAP_SYS_ADMIN, CAP_SETUID and CAP_SETGID only, no_new_privs set by bwrap). It pre-imports the standard
+# library that programs commonly use, then serves ``spawn`` requests from the judge, one at a time:
+#   C1 = fork(): unshare fresh mount, PID, network, IPC, UTS and cgroup namespaces; mount a fresh /tmp tmpfs and
+#                a fresh /sandbox tmpfs; read the program source from its pipe into /sandbox/solution.py;
+#                make /sandbox read-only; fork C2; report C2's pid; wait for C2 and exit with its status.
+#   C2 = PID 1 of the new namespace: mount a fresh /proc, fork C3, reap until C3 exits, exit with its status;
+#                the kernel then SIGKILLs everything else left in the namespace.
+#   C3 = the program: new session, its stdio = the judge's pipes, every other fd closed, PDEATHSIG,
+#                setgroups/setgid/setuid to the fresh uid (clears every capability), rlimits, cwd /tmp,
+#                then the same RUNNER as a directly started sandbox.
+# ``kill`` SIGKILLs C2 (so the whole namespace). The source never passes through the zygote, so nothing of
+# one program is in the memory later programs are forked from.
+ZYGOTE = r'''
+import os, sys, json, struct, traceback, runpy, socket, select, signal, resource, ctypes
+import math, re, collections, itertools, functools, heapq, bisect, string, typing, fractions, copy, hashlib, random
+_sock = socket.socket(fileno=int(sys.argv[1])); del sys.argv[1:]
+_libc = ctypes.CDLL(None, use_errno=True)
+_NEWNS, _NEWCGROUP, _NEWUTS, _NEWIPC, _NEWPID, _NEWNET = 0x20000, 0x2000000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_REC, _MS_PRIVATE = 1, 2, 4, 8, 32, 0x4000, 0x40000
+_RUNNER = compile(__RUNNER__, "<runner>", "exec")
+def _ck(rc, what):
+    if rc != 0:
+        os.write(2, ("ilr zygote: %s failed: errno %d\n" % (what, ctypes.get_errno())).encode())
+        os._exit(121)
+def _mount(src, dst, fstype, flags, data):
+    _ck(_libc.mount(src, dst, fstype, flags, data), "mount " + dst.decode())
+def _code(st):
+    return os.waitstatus_to_exitcode(st) % 256 if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+def _c3(spec, fds):
+    os.setsid()
+    for i, fd in enumerate(fds[:3]):
+        os.dup2(fd, i)
+    os.closerange(3, 1 << 16)
+    _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+    os.chdir("/tmp")
+    uid = spec["uid"]
+    if uid >= 0:
+        os.setgroups([]); os.setgid(uid); os.setuid(uid)
+    for name, value in spec["rlimits"].items():
+        resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (value, value))
+    random.seed()  # not the zygote's state, shared by every program it forks
+    sys.argv = ["-c", "-1", spec["mode"], "0", "/sandbox/solution.py"]
+    g = {"__name__": "__main__", "__builtins__": __builtins__}
+    exec(_RUNNER, g)
+def _finish(code):
+    try:
+        if "threading" in sys.modules:
+            sys.modules["threading"]._shutdown()
+        import atexit
+        atexit._run_exitfuncs()
+        sys.stdout.flush(); sys.stderr.flush()
+    finally:
+        os._exit(code)
+def _c2(spec, fds):
+    _mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _c3(spec, fds)
+        except SystemExit as e:
+            if e.code is not None and not isinstance(e.code, int):
+                try:
+                    print(e.code, file=sys.stderr)
+                finally:
+                    _finish(1)
+            _finish(e.code or 0)
+        except BaseException:
+            try:
+                traceback.print_exc()
+            finally:
+                _finish(1)
+        _finish(0)
+    _libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE=0: the program cannot read this root process's /proc entries
+    null = os.open("/dev/null", os.O_RDWR)
+    for i in range(3):
+        os.dup2(null, i)
+    os.closerange(3, 1 << 16)
+    while True:
+        try:
+            got, st = os.wait()
+        except ChildProcessError:
+            os._exit(1)
+        if got == pid:
+            os._exit(_code(st))
+def _c1(spec, fds, ready_w):
+    _sock.close()
+    _ck(_libc.unshare(_NEWNS | _NEWPID | _NEWNET | _NEWIPC | _NEWUTS | _NEWCGROUP), "unshare")
+    _mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None)
+    size = ("size=%d,mode=1777" % spec["tmpfs_bytes"]).encode()
+    _mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, size)
+    _mount(b"tmpfs", b"/sandbox", b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=16m,mode=0755")
+    src = fds[3]
+    with open("/sandbox/solution.py", "wb") as f:
+        while True:
+            chunk = os.read(src, 1 << 16)
+            if not chunk:
+                break
+            f.write(chunk)
+    os.chmod("/sandbox/solution.py", 0o644)
+    os.close(src)
+    _mount(None, b"/sandbox", None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, None)
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_w)
+        _c2(spec, fds[:3])
+    for fd in fds[:3]:
+        os.close(fd)
+    os.write(ready_w, str(pid).encode()); os.close(ready_w)
+    _, st = os.waitpid(pid, 0)
+    os._exit(_code(st))
+def _send(msg):
+    _sock.send(json.dumps(msg).encode())
+def _serve():
+    _send({"op": "ready"})
+    while True:
+        msg, fds, _flags, _addr = socket.recv_fds(_sock, 65536, 8)
+        if not msg:
+            return
+        spec = json.loads(msg)
+        if spec.get("op") != "spawn" or len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            continue
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(ready_r)
+                _c1(spec, fds, ready_w)
+            finally:
+                os._exit(122)
+        del spec
+        for fd in fds:
+            os.close(fd)
+        os.close(ready_w)
+        got = b""
+        while True:
+            chunk = os.read(ready_r, 32)
+            if not chunk:
+                break
+            got += chunk
+        os.close(ready_r)
+        c2 = int(got) if got.isdigit() else 0
+        pidfd = os.pidfd_open(pid)
+        while True:
+            ready, _, _ = select.select([_sock, pidfd], [], [])
+            if pidfd in ready:
+                _, st = os.waitpid(pid, 0)
+                os.close(pidfd)
+                _send({"op": "exit", "status": _code(st)})
+                break
+            req = _sock.recv(65536)
+            if not req or json.loads(req).get("op") == "kill":
+                for target in (c2, pid):
+                    if target > 0:
+                        try:
+                            os.kill(target, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                if not req:
+                    return
+_serve()
+'''.replace("__RUNNER__", repr(RUNNER))
+
+
 class ProtocolError(Exception):
     """The program side broke the protocol (a malformed or oversized message, or it went away)."""
 
@@ -205,9 +371,8 @@ def encode(x: Any, depth: int = 0) -> Any:
 class Channel:
     """Length-prefixed JSON messages to and from the program, under one deadline."""
 
-    def __init__(self, proc: subprocess.Popen, deadline: float) -> None:
-        self.proc, self.deadline = proc, deadline
-        self.wfd, self.rfd = proc.stdin.fileno(), proc.stdout.fileno()
+    def __init__(self, wfd: int, rfd: int, deadline: float) -> None:
+        self.wfd, self.rfd, self.deadline = wfd, rfd, deadline
         self.calls = 0
 
     def _read(self, n: int) -> bytes:
@@ -297,29 +462,27 @@ def _prctl(option: int, value: int) -> None:
 
 
 def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
+    """Direct children of ``pid`` (all its threads), from /proc/<pid>/task/*/children: no scan of all of /proc."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
     return found
 
 
-def _kill_all(proc: subprocess.Popen) -> None:
-    """SIGKILL the program's process group, then every orphan re-parented to us (we are a subreaper)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.kill()
-    proc.wait()
+def _kill_all(proc: Any, keep: frozenset[int] = frozenset()) -> None:
+    """SIGKILL the program (its process group, or its whole zygote-made namespace), then every orphan
+    re-parented to us (we are a subreaper); ``keep`` are our own long-lived children (the zygote)."""
+    proc.kill_all()
     for _ in range(50):
-        kids = _children_of(os.getpid())
+        kids = [k for k in _children_of(os.getpid()) if k not in keep]
         if not kids:
             return
         for kid in kids:
@@ -338,13 +501,227 @@ def _limits_preexec(job: dict[str, Any]) -> Any:
     limits = job["rlimits"]
 
     def preexec() -> None:
-        os.setsid()
         _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the judge
         for name, value in limits.items():
             res = getattr(resource, f"RLIMIT_{name.upper()}")
             resource.setrlimit(res, (value, value))
 
     return preexec
+
+
+class PopenProgram:
+    """A program started directly (rlimits fallback, or bwrap per program when no zygote can be used)."""
+
+    def __init__(self, job: dict[str, Any], mode: str, limit: int) -> None:
+        argv = [*job["argv"], "-c", RUNNER, str(job["drop_uid"]), mode, "1" if job["guard"] else "0",
+                job["program_path"]]
+        with open(os.devnull, "rb") as devnull:
+            err_r, err_w = os.pipe()
+            out_r, out_w = os.pipe() if mode == "run" else (-1, subprocess.PIPE)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE if mode == "serve" or job.get("stdin") else devnull,
+                stdout=out_w, stderr=err_w, env=job["env"], cwd=job["cwd"], start_new_session=True,
+                preexec_fn=_limits_preexec(job), close_fds=True,  # noqa: PLW1509 - no other threads run yet
+            )
+        os.close(err_w)
+        self.logs = [LogReader(err_r, limit)]
+        if mode == "run":
+            os.close(out_w)
+            self.logs.append(LogReader(out_r, limit))
+        self.stdin_fd = self.proc.stdin.fileno() if self.proc.stdin is not None else -1
+        self.stdout_fd = self.proc.stdout.fileno() if self.proc.stdout is not None else -1
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def close_stdin(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        self.stdin_fd = -1
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=max(0.0, timeout))
+        except subprocess.TimeoutExpired:
+            raise Timeout() from None
+
+    def kill_all(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+
+class ZygoteError(Exception):
+    """The zygote died or answered nonsense; it is restarted for the next program."""
+
+
+class Zygote:
+    """One sandboxed, pre-warmed interpreter (bwrap namespaces, see ZYGOTE) that forks one child per program.
+
+    We talk to it over a unix socket: ``spawn`` (spec + the program's stdio and source pipes as SCM_RIGHTS
+    fds), ``kill``; it answers ``ready`` once and ``exit <status>`` per program.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        import socket
+
+        self.key = (tuple(argv), tuple(sorted(env.items())))
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock = ours
+        with open(os.devnull, "rb") as devnull:
+            self.proc = subprocess.Popen(
+                [*argv, "-c", ZYGOTE, str(theirs.fileno())], stdin=devnull, stdout=subprocess.DEVNULL,
+                stderr=None, env=env, cwd="/", pass_fds=(theirs.fileno(),), start_new_session=True,
+            )  # bwrap's --die-with-parent ties it to us
+        theirs.close()
+        reply = self.recv(time.monotonic() + 30)
+        if reply.get("op") != "ready":
+            self.close()
+            raise ZygoteError(f"the zygote did not start: {reply}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def recv(self, deadline: float) -> dict[str, Any]:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([self.sock], [], [], max(0.0, left))
+        if not ready:
+            raise Timeout()
+        data = self.sock.recv(65536)
+        if not data:
+            raise ZygoteError("the zygote went away")
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            raise ZygoteError("malformed zygote message") from None
+        if not isinstance(msg, dict):
+            raise ZygoteError("malformed zygote message")
+        return msg
+
+    def send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
+        import socket
+
+        try:
+            if fds:
+                socket.send_fds(self.sock, [json.dumps(msg).encode()], fds)
+            else:
+                self.sock.send(json.dumps(msg).encode())
+        except OSError as exc:
+            raise ZygoteError(f"the zygote went away: {exc}") from None
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.kill()
+        self.proc.wait()
+        self.sock.close()
+
+
+_ZYGOTE: Zygote | None = None
+
+
+def _zygote(job: dict[str, Any]) -> Zygote:
+    global _ZYGOTE
+    key = (tuple(job["zygote_argv"]), tuple(sorted(job["env"].items())))
+    if _ZYGOTE is not None and (_ZYGOTE.key != key or not _ZYGOTE.alive()):
+        _ZYGOTE.close()
+        _ZYGOTE = None
+    if _ZYGOTE is None:
+        _ZYGOTE = Zygote(job["zygote_argv"], job["env"])
+    return _ZYGOTE
+
+
+def _drop_zygote() -> None:
+    global _ZYGOTE
+    if _ZYGOTE is not None:
+        _ZYGOTE.close()
+        _ZYGOTE = None
+
+
+class ZygoteProgram:
+    """A program forked by the zygote into fresh namespaces (see ZYGOTE); killing it kills its namespace."""
+
+    def __init__(self, job: dict[str, Any], mode: str, limit: int) -> None:
+        self.zygote = _zygote(job)
+        self.returncode: int | None = None
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        src_r, src_w = os.pipe()
+        spec = {"op": "spawn", "uid": job["drop_uid"], "mode": mode, "rlimits": job["rlimits"],
+                "tmpfs_bytes": job.get("tmpfs_bytes", 64 * 1024 * 1024)}
+        try:
+            self.zygote.send(spec, [in_r, out_w, err_w, src_r])
+        finally:
+            for fd in (in_r, out_w, err_w, src_r):
+                os.close(fd)
+        self.stdin_fd, self.stdout_fd = in_w, out_r
+        self.logs = [LogReader(err_r, limit)]
+        if mode == "run":
+            self.logs.append(LogReader(out_r, limit))
+            self.stdout_fd = -1
+        self._write_source(src_w, job["program"].encode("utf-8", "surrogatepass"))
+
+    @staticmethod
+    def _write_source(fd: int, data: bytes) -> None:
+        # The source never passes through the zygote (later programs are forked from it): the program's own
+        # namespace-init reads it from this pipe and writes /sandbox/solution.py.
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def close_stdin(self) -> None:
+        if self.stdin_fd >= 0:
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+
+    def _await_exit(self, deadline: float) -> int:
+        while self.returncode is None:
+            msg = self.zygote.recv(deadline)
+            if msg.get("op") == "exit" and type(msg.get("status")) is int:
+                self.returncode = msg["status"]
+            else:
+                raise ZygoteError(f"unexpected zygote message {msg!r}")
+        return self.returncode
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self._await_exit(time.monotonic() + max(0.0, timeout))
+        except ZygoteError:
+            _drop_zygote()
+            raise ProtocolError("the sandbox zygote went away") from None
+
+    def kill_all(self) -> None:
+        try:
+            if self.returncode is None:
+                self.zygote.send({"op": "kill"})
+                self._await_exit(time.monotonic() + 10)
+        except (ZygoteError, Timeout):
+            _drop_zygote()  # killing the zygote's bwrap kills every namespace below it
+        self.close_stdin()
+        if self.stdout_fd >= 0:
+            os.close(self.stdout_fd)
+            self.stdout_fd = -1
 
 
 def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
@@ -380,62 +757,71 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
     return "passed", f"tests passed ({channel.calls} calls)"
 
 
-def main() -> int:
-    job = json.loads(sys.stdin.read())
-    nonce = job["nonce"]
-    _prctl(4, 0)  # PR_SET_DUMPABLE=0: a same-uid program cannot ptrace or read this process
-    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of the program become our children, so we can kill them
+def _handle(job: dict[str, Any]) -> dict[str, Any]:
     start = time.monotonic()
     deadline = start + float(job["timeout_s"])
     mode = "run" if job["mode"] == "run" else "serve"
-    argv = [*job["argv"], "-c", RUNNER, str(job["drop_uid"]), mode, "1" if job["guard"] else "0", job["program_path"]]
-    with open(os.devnull, "rb") as devnull:
-        err_r, err_w = os.pipe()
-        out_r, out_w = os.pipe() if mode == "run" else (-1, subprocess.PIPE)
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE if mode == "serve" or job.get("stdin") else devnull,
-            stdout=out_w, stderr=err_w, env=job["env"], cwd=job["cwd"],
-            preexec_fn=_limits_preexec(job), close_fds=True,  # noqa: PLW1509 - no threads exist yet
-        )
     limit = int(job["output_limit"])
-    logs = [LogReader(err_r, limit)]
-    os.close(err_w)
-    if mode == "run":
-        os.close(out_w)
-        logs.append(LogReader(out_r, limit))
-    for log in logs:
+    proc: Any = None
+    if job.get("zygote_argv"):
+        try:
+            proc = ZygoteProgram(job, mode, limit)
+        except (ZygoteError, Timeout, OSError) as exc:
+            _drop_zygote()
+            sys.stderr.write(f"ilr judge: zygote unusable ({exc}); starting this program directly\n")
+    if proc is None:
+        proc = PopenProgram(job, mode, limit)
+    for log in proc.logs:
         log.start()
     try:
         if mode == "run":
             status, detail = _run_program(job, proc, deadline)
         else:
-            status, detail = _run_tests(job, Channel(proc, deadline))
+            status, detail = _run_tests(job, Channel(proc.stdin_fd, proc.stdout_fd, deadline))
     except Timeout:
         status, detail = "timeout", f"no result within {job['timeout_s']} s"
     except ProtocolError as exc:
         status, detail = "failed", f"program ended or broke the protocol: {exc}"
-    _kill_all(proc)
-    for log in logs:
+    keep = frozenset([_ZYGOTE.proc.pid]) if _ZYGOTE is not None else frozenset()
+    _kill_all(proc, keep)
+    for log in proc.logs:
         log.join(timeout=2)
-    result = {"status": status, "detail": detail, "returncode": proc.returncode,
-              "stderr": logs[0].text(), "stdout": logs[1].text() if len(logs) > 1 else "",
-              "truncated": any(log.truncated for log in logs), "duration_s": round(time.monotonic() - start, 4)}
-    sys.stdout.write(f"ILR-VERDICT {nonce} {json.dumps(result)}\n")
-    sys.stdout.flush()
-    return 0
+    logs = proc.logs
+    return {"status": status, "detail": detail, "returncode": proc.returncode,
+            "stderr": logs[0].text(), "stdout": logs[1].text() if len(logs) > 1 else "",
+            "truncated": any(log.truncated for log in logs), "duration_s": round(time.monotonic() - start, 4)}
 
 
-def _run_program(job: dict[str, Any], proc: subprocess.Popen, deadline: float) -> tuple[str, str]:
-    if proc.stdin is not None:
+def main() -> int:
+    """Serve jobs, one JSON object a line on stdin, until EOF; one verdict line per job on stdout."""
+    _prctl(4, 0)  # PR_SET_DUMPABLE=0: a same-uid program cannot ptrace or read this process
+    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of the program become our children, so we can kill them
+    stdin = sys.stdin.buffer
+    try:
+        while True:
+            line = stdin.readline()
+            if not line.strip():
+                if not line:
+                    return 0
+                continue
+            job = json.loads(line)
+            result = _handle(job)
+            sys.stdout.write(f"ILR-VERDICT {job['nonce']} {json.dumps(result)}\n")
+            sys.stdout.flush()
+    finally:
+        _drop_zygote()
+
+
+def _run_program(job: dict[str, Any], proc: Any, deadline: float) -> tuple[str, str]:
+    if proc.stdin_fd >= 0:
         try:
-            proc.stdin.write(job.get("stdin", "").encode())
-            proc.stdin.close()
+            data = memoryview(job.get("stdin", "").encode())
+            while data:
+                data = data[os.write(proc.stdin_fd, data):]
         except (BrokenPipeError, OSError):
             pass
-    try:
-        code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        raise Timeout() from None
+        proc.close_stdin()
+    code = proc.wait(deadline - time.monotonic())
     return ("passed" if code == 0 else "failed"), f"exit status {code}"
 
 

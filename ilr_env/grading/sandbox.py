@@ -4,21 +4,27 @@ Every run goes through the trusted judge (``_judge.py``, a separate stdlib-only 
 program inside the sandbox command built here, enforces the wall-clock deadline, kills every process the
 program left behind and reports one nonce-tagged verdict. Test verdicts are computed in the judge from the
 plain values the program's functions return; see SECURITY.md for the threat model and the limits.
+Judges are long-lived (a pool, one per concurrent caller) and, with bwrap as root, fork every program from a
+warm sandboxed zygote into fresh namespaces instead of starting bwrap and an interpreter per program.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import math
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +41,10 @@ DEFAULT_OUTPUT_LIMIT = 64 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024
 TMPFS_BYTES = 64 * 1024 * 1024
 SANDBOX_PROCESSES = 64
+# Fork each program from a warm, sandboxed zygote (one per judge) instead of starting bwrap + python per program.
+# Only as root (the zygote needs real CAP_SYS_ADMIN for per-program namespaces); set ILR_SANDBOX_ZYGOTE=0 to
+# start every program with its own bwrap.
+ZYGOTE_ENABLED = os.environ.get("ILR_SANDBOX_ZYGOTE", "1") != "0"
 _JUDGE = Path(__file__).with_name("_judge.py")
 _CODE_BLOCK_RE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -94,8 +104,13 @@ def _bwrap_namespace_args() -> list[str]:
     return ["--unshare-user", *ns]
 
 
-def _bwrap_argv(host_dir: str, python: str, env: dict[str, str]) -> list[str]:
-    argv = [shutil.which("bwrap") or "bwrap", *_bwrap_namespace_args()]
+def _bwrap_argv(host_dir: str | None, python: str, env: dict[str, str]) -> list[str]:
+    """bwrap around one program (``host_dir`` bound read-only at /sandbox), or, with ``host_dir=None``, around
+    the zygote, which needs CAP_SYS_ADMIN to give each program it forks fresh namespaces and tmpfs mounts."""
+    ns = _bwrap_namespace_args()
+    if host_dir is None:
+        ns += ["--cap-add", "CAP_SYS_ADMIN"]
+    argv = [shutil.which("bwrap") or "bwrap", *ns]
     for top in ("usr", "bin", "lib", "lib64", "sbin"):
         path = Path("/") / top
         if path.is_symlink():
@@ -108,8 +123,9 @@ def _bwrap_argv(host_dir: str, python: str, env: dict[str, str]) -> list[str]:
         for parent in reversed(Path(prefix).parents[:-1]):
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", prefix, prefix]
-    argv += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc",
-             "--ro-bind", host_dir, "/sandbox", "--chdir", "/tmp", "--clearenv"]
+    argv += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
+    argv += ["--ro-bind", host_dir, "/sandbox"] if host_dir is not None else ["--dir", "/sandbox"]
+    argv += ["--chdir", "/tmp", "--clearenv"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
     return [*argv, python, "-I", "-S", "-B"]
@@ -156,29 +172,134 @@ def _build_job(program: str, *, mode: str, timeout_s: float, memory_mb: int, iso
     else:
         argv, cwd, path, drop_uid = [python, "-I", "-S", "-B"], host_dir, str(prog_path), -1
         env["HOME"] = host_dir
-    return {"nonce": secrets.token_hex(16), "mode": mode, "argv": argv, "env": env, "cwd": cwd,
+    extra: dict[str, Any] = {}
+    if use_bwrap and root and ZYGOTE_ENABLED:
+        # The judge forks this program from its warm zygote into fresh namespaces (see SECURITY.md); ``argv``
+        # stays the fallback should the zygote be unusable.
+        extra = {"zygote_argv": _bwrap_argv(None, python, env), "program": program, "tmpfs_bytes": TMPFS_BYTES}
+    return {**extra, "nonce": secrets.token_hex(16), "mode": mode, "argv": argv, "env": env, "cwd": cwd,
             "program_path": path, "drop_uid": drop_uid, "guard": not use_bwrap, "rlimits": rlimits,
             "timeout_s": timeout_s, "output_limit": output_limit, "stdin": stdin, "test": test,
             "isolation": "bwrap" if use_bwrap else "rlimits"}
 
 
+class _Judge:
+    """One long-lived judge process, serving one job at a time over its stdin/stdout."""
+
+    def __init__(self) -> None:
+        self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the judge; closed in close()
+        self.proc = subprocess.Popen([_python(), "-I", "-S", "-B", str(_JUDGE)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.errlog, start_new_session=True,
+                                     env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        self.buf = b""
+
+    def stderr_tail(self) -> str:
+        try:
+            self.errlog.seek(0, os.SEEK_END)
+            size = self.errlog.tell()
+            self.errlog.seek(max(0, size - 1000))
+            return self.errlog.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
+    def read_line(self, deadline: float) -> bytes | None:
+        """The next line of output, or None on EOF; raises TimeoutError after ``deadline``."""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def close(self, kill: bool = True) -> None:
+        if kill:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.errlog.close()
+
+
+class _JudgePool:
+    """Idle judges, reused across calls (and threads) of this process; a fresh pool after fork()."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle: list[_Judge] = []
+        self.pid = os.getpid()
+
+    def acquire(self) -> _Judge:
+        with self.lock:
+            if self.pid != os.getpid():  # forked: the judges belong to the parent
+                self.idle, self.pid = [], os.getpid()
+            while self.idle:
+                judge = self.idle.pop()
+                if judge.proc.poll() is None:
+                    return judge
+                judge.close()
+        return _Judge()
+
+    def release(self, judge: _Judge) -> None:
+        with self.lock:
+            if self.pid == os.getpid() and len(self.idle) < MAX_IDLE_JUDGES:
+                self.idle.append(judge)
+                return
+        judge.close()
+
+    def close_all(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for judge in idle:
+            judge.close()
+
+
+MAX_IDLE_JUDGES = 32
+_POOL = _JudgePool()
+atexit.register(_POOL.close_all)
+os.register_at_fork(after_in_child=lambda: setattr(_POOL, "idle", []))
+
+
 def _run_judge(job: dict[str, Any]) -> SandboxResult:
-    proc = subprocess.Popen([_python(), "-I", "-S", "-B", str(_JUDGE)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    judge = _POOL.acquire()
+    deadline = time.monotonic() + job["timeout_s"] + 15
+    marker = f"ILR-VERDICT {job['nonce']} ".encode()
     try:
-        out, err = proc.communicate(json.dumps(job).encode(), timeout=job["timeout_s"] + 15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        judge.proc.stdin.write(json.dumps(job).encode() + b"\n")
+        judge.proc.stdin.flush()
+        while True:
+            line = judge.read_line(deadline)
+            if line is None:
+                raise SandboxError(f"the judge gave no verdict (exit {judge.proc.poll()}): {judge.stderr_tail()}")
+            if line.startswith(marker):
+                break
+    except TimeoutError:
+        judge.close()
         return SandboxResult("timeout", "the judge itself overran its deadline", None, "", "", False,
                              job["timeout_s"], job["isolation"])
-    marker = f"ILR-VERDICT {job['nonce']} "
-    lines = [ln for ln in out.decode("utf-8", "replace").splitlines() if ln.startswith(marker)]
-    if not lines:
-        raise SandboxError(f"the judge gave no verdict (exit {proc.returncode}): "
-                           f"{err.decode('utf-8', 'replace')[-1000:]}")
-    r = json.loads(lines[-1][len(marker):])
+    except (BrokenPipeError, OSError) as exc:
+        tail = judge.stderr_tail()
+        judge.close()
+        raise SandboxError(f"the judge went away ({exc}): {tail}") from None
+    except BaseException:
+        judge.close()
+        raise
+    _POOL.release(judge)
+    r = json.loads(line[len(marker):])
     return SandboxResult(r["status"], r["detail"], r["returncode"], r["stdout"], r["stderr"], r["truncated"],
                          r["duration_s"], job["isolation"])
 

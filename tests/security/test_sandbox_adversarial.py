@@ -176,3 +176,106 @@ def test_output_is_capped() -> None:
     r = run_program("import sys\nfor _ in range(2000):\n    sys.stdout.write('z' * 4096)\n", timeout_s=5,
                     output_limit=10_000)
     assert r.truncated and len(r.stdout) == 10_000
+
+
+# --- the per-worker zygote (bwrap as root): programs of one worker are forked one after another from the same
+# warm sandboxed interpreter; nothing one program does may be visible to the next.
+
+needs_zygote = pytest.mark.skipif(not (bwrap_available() and os.geteuid() == 0 and sandbox_module.ZYGOTE_ENABLED),
+                                  reason="the zygote is used only with bwrap, as root")
+
+LEAVE_STATE = """
+import os, sys, time, math, json, builtins
+open('/tmp/left-behind', 'w').write('secret of program A')
+os.makedirs('/tmp/dir-left-behind', exist_ok=True)
+math.pi = 3.0
+json.dumps = lambda *a, **k: 'patched'
+builtins.LEFT = 'A'
+sys.modules['left_module'] = type(sys)('left_module')
+for target in ('/sandbox/solution.py', '/dev/shm/x', '/x', '/usr/x'):
+    try:
+        open(target, 'w').write('x')
+        print('WROTE', target)
+    except OSError:
+        pass
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv('/bin/sleep', ['sleep', '{tag}'])
+    os._exit(0)
+time.sleep(0.2)
+print('uid', os.getuid())
+"""
+
+SEE_STATE = """
+import os, sys, math, json, builtins
+print('tmp', sorted(os.listdir('/tmp')))
+print('pi', math.pi == 3.141592653589793, json.dumps(1))
+print('builtin', hasattr(builtins, 'LEFT'), 'left_module' in sys.modules)
+print('procs', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+print('sandbox', sorted(os.listdir('/sandbox')), open('/sandbox/solution.py').read() == open(__file__).read())
+print('uid', os.getuid())
+"""
+
+
+@needs_zygote
+def test_a_program_leaves_no_state_for_the_next_one_in_the_same_worker() -> None:
+    tag = f"{time.time_ns() % 10 ** 9}.75"
+    first = run_program(LEAVE_STATE.replace("{tag}", tag), timeout_s=5)
+    assert first.ok, first.stderr
+    assert "WROTE" not in first.stdout, first.stdout
+    second = run_program(SEE_STATE, timeout_s=5)  # same thread: the same idle judge, hence the same zygote
+    assert second.ok, second.stderr
+    lines = dict(line.split(" ", 1) for line in second.stdout.splitlines())
+    assert lines["tmp"] == "[]"
+    assert lines["pi"] == "True 1"
+    assert lines["builtin"] == "False False"
+    assert lines["procs"] == "[1, 2]"  # a fresh PID namespace: its init and the program, nothing lingering
+    assert lines["sandbox"] == "['solution.py'] True"
+    assert lines["uid"] != first.stdout.split("uid ")[1].strip()
+    assert not _procs_with(tag), "a daemon of the first program survived it"
+
+
+@needs_zygote
+def test_a_lingering_child_dies_with_its_program_and_check_mode_too() -> None:
+    tag = f"{time.time_ns() % 10 ** 9}.5"
+    daemon = prog(f"import os\nif os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '{tag}'])\n",
+                  add="def add(a, b):\n    return a + b\n")
+    grades = check_many([ADD, ADD], [daemon, "    return a + b\n"], workers=1)
+    assert [g.correct for g in grades] == [True, True]
+    assert not _procs_with(tag)
+
+
+@needs_zygote
+def test_a_killed_zygote_is_replaced() -> None:
+    assert run_program("pass", timeout_s=5).ok
+    zygotes = [pid for pid in _procs_with("_NEWCGROUP") if pid != os.getpid()]
+    assert zygotes, "no zygote process found"
+    for pid in zygotes:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    assert [g.correct for g in check_many([ADD, ADD], ["    return a + b\n", WRONG], workers=1)] == [True, False]
+    assert check_many([ADD], ["    return a + b\n"], workers=1)[0].correct
+
+
+@needs_bwrap
+def test_bwrap_per_program_path_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the zygote (non-root, or ILR_SANDBOX_ZYGOTE=0), each program gets its own bwrap as before."""
+    monkeypatch.setattr(sandbox_module, "ZYGOTE_ENABLED", False)
+    grades = check_many([ADD, ADD, ADD], ["    return a + b\n", WRONG, prog("import os\nos._exit(0)\n", add="")],
+                        workers=1)
+    assert [g.correct for g in grades] == [True, False, False]
+    r = run_program("import os\nprint(os.getuid(), sorted(os.listdir('/sandbox')))\n", timeout_s=5)
+    assert r.ok and "solution.py" in r.stdout
+
+
+@needs_zygote
+def test_forked_programs_do_not_share_random_state_or_see_pid1_internals() -> None:
+    code = ("import random, os\nprint(random.getrandbits(64))\n"
+            "try:\n    print(os.listdir('/proc/1/fd'))\nexcept OSError:\n    print('denied')\n")
+    first, second = run_program(code, timeout_s=5), run_program(code, timeout_s=5)
+    assert first.ok and second.ok, (first.stderr, second.stderr)
+    assert first.stdout.split()[0] != second.stdout.split()[0]
+    assert first.stdout.split()[1] == "denied"
