@@ -48,16 +48,19 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def paired_tests(results: dict[str, Any], pairs: list[tuple[str, str]], metric: str = "strict") -> list[dict[str, Any]]:
-    """McNemar tests between labels on the same questions (first seed of each; seeds differ in models)."""
+def paired_tests(results: dict[str, Any], pairs: list[tuple[str, str]],
+                 metrics: tuple[str, ...] = ("strict", "correct", "lenient")) -> list[dict[str, Any]]:
+    """McNemar tests between labels on the same questions, per seed (seed k of a vs seed k of b)."""
     out = []
     for bench, by_label in results["evaluations"].items():
         for a, b in pairs:
             if a in by_label and b in by_label:
                 for seed_index, (sa, sb) in enumerate(zip(by_label[a], by_label[b], strict=False)):
-                    test = mcnemar_exact(sa[metric], sb[metric])
-                    out.append({"benchmark": bench, "a": a, "b": b, "seed_index": seed_index, "metric": metric,
-                                **test})
+                    for metric in metrics:
+                        if metric in sa and metric in sb:
+                            test = mcnemar_exact(sa[metric], sb[metric])
+                            out.append({"benchmark": bench, "a": a, "b": b, "seed_index": seed_index,
+                                        "metric": metric, **test})
     return out
 
 
@@ -81,7 +84,7 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]], tests: list[di
         lines += ["## Paired tests (McNemar, exact, two-sided)", "",
                   "| benchmark | a | b | metric | only a right | only b right | p |", "|---|---|---|---|---|---|---|"]
         for t in tests:
-            lines.append(f"| {t['benchmark']} | {t['a']} | {t['b']} | {t['metric']} | {t['only_a']} | "
+            lines.append(f"| {t['benchmark']} | {t['a']} | {t['b']} | {METRICS[t['metric']]} | {t['only_a']} | "
                          f"{t['only_b']} | {t['p_value']:.3g} |")
         lines.append("")
     if results.get("held_out"):

