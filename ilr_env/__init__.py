@@ -10,8 +10,10 @@ Public face::
 Nothing here imports torch: the environment is usable with any policy, including remote APIs.
 """
 
+from ilr_env import difficulty
 from ilr_env.env import ILREnvError, ILRParallelEnv
 from ilr_env.grading import Grade, grade
+from ilr_env.protocols import single_prompt
 from ilr_env.registry import list_envs, make, register
 from ilr_env.tasks import Question, TaskNotFoundError, list_tasks, load_questions
 
@@ -21,11 +23,13 @@ __all__ = [
     "ILRParallelEnv",
     "Question",
     "TaskNotFoundError",
+    "difficulty",
     "grade",
     "list_envs",
     "list_tasks",
     "load_questions",
     "make",
     "register",
+    "single_prompt",
 ]
 __version__ = "0.1.0"
