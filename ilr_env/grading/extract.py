@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+from ilr_env.tasks.text import last_boxed as _last_boxed
+
 # "the answer is X" / "final answer: X" / "Final Answer: The final answer is $X$." — the text up to the end
 # of the line; trailing sentence punctuation is stripped afterwards.
 # A lookahead so overlapping phrases ("Final Answer: The final answer is X") yield the innermost, last one.
@@ -28,45 +29,9 @@ class Extraction:
     source: str
 
 
-def _brace_pairs(text: str) -> dict[int, int]:
-    """Map each ``{`` position to its closing ``}`` in one linear pass (unclosed braces are absent).
-
-    A backslash escapes the next character, so ``\\{`` / ``\\}`` (literal braces) do not count. One pass for
-    all boxes keeps hostile inputs (thousands of unclosed ``\\boxed{``) linear rather than quadratic.
-    """
-    pairs: dict[int, int] = {}
-    stack: list[int] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "{":
-            stack.append(i)
-        elif ch == "}" and stack:
-            pairs[stack.pop()] = i
-        i += 1
-    return pairs
-
-
 def last_boxed(text: str) -> str | None:
-    """Content of the last non-empty, closed ``\\boxed{...}`` / ``\\fbox{...}``; None when there is none.
-
-    An empty or unclosed box (a truncated generation) does not count, so an earlier complete box wins.
-    """
-    starts = [m.end() - 1 for m in _BOX_RE.finditer(text)]
-    if not starts:
-        return None
-    pairs = _brace_pairs(text)
-    for open_pos in reversed(starts):
-        close = pairs.get(open_pos)
-        if close is None:
-            continue
-        content = text[open_pos + 1 : close].strip()
-        if content:
-            return content
-    return None
+    """Content of the last non-empty, closed box; an empty or unclosed box (a truncated generation) is none."""
+    return _last_boxed(text, skip_empty=True)
 
 
 def _clean(answer: str) -> str:

@@ -1,69 +1,66 @@
 """Small text helpers shared by the loaders and the graders, so both read gold answers the same way.
 
-``last_boxed`` is the one brace-matching routine of the project: the maths grader reuses it to extract a
-model's answer, and the loaders use it to read gold answers out of worked solutions (Minerva, MATH).
+``last_boxed`` is the one box-parsing routine of the project: the graders use it (with ``skip_empty``) to
+extract a model's answer, and the loaders use it to read gold answers out of worked solutions (Minerva).
 """
 
 from __future__ import annotations
 
 import re
 
-_BOX_COMMANDS = ("\\boxed", "\\fbox")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# A box command not followed by a letter (``\boxedsomething`` is another macro), then optional spaces.
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])\s*")
+_BARE_ARGUMENT = re.compile(r"[^\s$]+")
 
 
-def _braced_from(text: str, start: int) -> str | None:
-    """Content of the brace group opening at ``text[start]``, or None when it never closes.
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Map each ``{`` position to its closing ``}`` in one linear pass (unclosed braces are absent).
 
-    Backslash-escaped braces (``\\{``, ``\\}``) are literal characters in LaTeX, so they do not count.
+    A backslash escapes the next character, so ``\\{`` / ``\\}`` (literal braces) do not count. One pass for
+    all boxes keeps hostile inputs (thousands of unclosed ``\\boxed{``) linear rather than quadratic.
     """
-    depth = 0
-    i = start
-    while i < len(text):
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
         ch = text[i]
         if ch == "\\":
             i += 2
             continue
         if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i]
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
         i += 1
-    return None
+    return pairs
 
 
-def _boxed_at(text: str, pos: int, command: str) -> str | None:
-    """Argument of the box command found at ``pos``: ``\\boxed{...}`` (nested braces) or ``\\boxed 5``."""
-    i = pos + len(command)
-    if i < len(text) and text[i].isalpha():  # e.g. \boxedsomething: a different macro
-        return None
-    while i < len(text) and text[i] == " ":
-        i += 1
-    if i >= len(text):
-        return None
-    if text[i] == "{":
-        return _braced_from(text, i)
-    if i > pos + len(command):  # "\boxed 5": the argument is the next token, ending at $ or whitespace
-        token = re.match(r"[^\s$]+", text[i:])
-        return token.group(0) if token else None
-    return None
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last well-formed ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, else None.
+def last_boxed(text: str, *, skip_empty: bool = False) -> str | None:
+    """The content of the last well-formed ``\\boxed{...}`` (or ``\\fbox{...}``, or ``\\boxed 5``), else None.
 
     Braces nest (``\\boxed{\\frac{1}{2}}`` gives ``\\frac{1}{2}``); an unclosed box is skipped in favour of
-    an earlier well-formed one, because truncated generations often end inside a box.
+    an earlier well-formed one, because truncated generations often end inside a box. With
+    ``skip_empty`` an empty box is skipped too (the graders: an empty box is no answer). Linear time.
     """
-    positions = sorted(
-        ((m.start(), cmd) for cmd in _BOX_COMMANDS for m in re.finditer(re.escape(cmd), text)), reverse=True
-    )
-    for pos, cmd in positions:
-        content = _boxed_at(text, pos, cmd)
-        if content is not None:
-            return content.strip()
+    matches = list(_BOX_RE.finditer(text))
+    if not matches:
+        return None
+    pairs: dict[int, int] | None = None
+    for match in reversed(matches):
+        arg = match.end()
+        if arg < len(text) and text[arg] == "{":
+            if pairs is None:
+                pairs = _brace_pairs(text)
+            close = pairs.get(arg)
+            content = None if close is None else text[arg + 1 : close].strip()
+        elif arg > match.start() + len(match.group(0).rstrip()):  # "\\boxed 5": the next bare token
+            token = _BARE_ARGUMENT.match(text, arg)
+            content = token.group(0) if token else None
+        else:
+            content = None
+        if content is not None and (content or not skip_empty):
+            return content
     return None
 
 
