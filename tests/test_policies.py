@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ilr_agents.policies import Completion, Policy, SamplingParams, ScriptedPolicy, TransformersPolicy
 
@@ -84,6 +86,58 @@ def test_left_padded_batch_matches_single_calls(tiny: TransformersPolicy) -> Non
         assert group[0].completion_ids == alone.completion_ids
         assert group[0].text == alone.text
         assert max(abs(a - b) for a, b in zip(group[0].logprobs, alone.logprobs)) < 1e-4
+
+
+@pytest.mark.parametrize("model", ["tiny", "tiny-llama"])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(repeats=st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=5))
+def test_shared_prefill_matches_plain_generate(model: str, repeats: list[int]) -> None:
+    """Unpadded per-prompt prefill + batched decoding = HF's padded generate, token for token (greedy)."""
+    shared, plain = _prefill_pair(model)
+    chats = [[{"role": "user", "content": "Add 2 and 3. " * k + "Answer:"}] for k in repeats]
+    a, b = shared.generate(chats, GREEDY), plain.generate(chats, GREEDY)
+    for x, y in zip(a, b):
+        assert x[0].completion_ids == y[0].completion_ids
+        assert x[0].prompt_ids == y[0].prompt_ids
+        assert max(abs(u - v) for u, v in zip(x[0].logprobs, y[0].logprobs)) < 1e-4
+
+
+def test_shared_prefill_samples_n_from_one_prompt_read() -> None:
+    shared, _ = _prefill_pair("tiny")
+    calls: list[int] = []
+
+    def count(module, args, kwargs):
+        ids = kwargs.get("input_ids")
+        calls.append(0 if ids is None else int(ids.shape[-1]))
+
+    params = SamplingParams(max_new_tokens=6, temperature=1.0, n=4, seed=5)
+    handle = shared.model.register_forward_pre_hook(count, with_kwargs=True)
+    try:
+        out = shared.generate(CHATS, params)
+    finally:
+        handle.remove()
+    prompt_lengths = sorted(len(g[0].prompt_ids) - 1 for g in out)
+    assert sorted(c for c in calls if c > 1) == prompt_lengths  # each prompt read once, not n times
+    for group in out:
+        assert len(group) == 4
+        for c in group:
+            assert torch.allclose(torch.tensor(c.logprobs), forward_logprobs(shared, c, 1.0), atol=1e-4)
+    assert shared.generate(CHATS, params)[0][0].completion_ids == out[0][0].completion_ids  # seeded
+
+
+def test_unknown_prefill_mode_is_a_clear_error(tiny: TransformersPolicy) -> None:
+    with pytest.raises(ValueError, match="prefill='paged'"):
+        TransformersPolicy(tiny.model, tiny.tokenizer, prefill="paged")
+
+
+_PAIRS: dict[str, tuple[TransformersPolicy, TransformersPolicy]] = {}
+
+
+def _prefill_pair(model: str) -> tuple[TransformersPolicy, TransformersPolicy]:
+    if model not in _PAIRS:
+        shared = TransformersPolicy(model, prefill="shared")
+        _PAIRS[model] = (shared, TransformersPolicy(shared.model, shared.tokenizer, prefill="batched"))
+    return _PAIRS[model]
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])

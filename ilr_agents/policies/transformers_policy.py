@@ -10,6 +10,14 @@ for greedy), before top-k/top-p truncation. This is what TRL 1.16's GRPO compute
 (it divides the logits by ``GRPOConfig.temperature``), so at equal temperatures the two agree; at T = 1
 it is the raw model distribution.
 
+Prefill: the prompt of every chat except its last token is run through the model once, alone (no padding),
+and the n samples of a chat then share that cache. This matters because Idea3 prompts are long and turns
+short: a left-padded batched prefill wastes the padding, and ``num_return_sequences`` re-reads each prompt n
+times. The caches are left-padded to one width and decoding runs batched from there (``prefill="shared"``).
+On a GPU a padded batched prefill is already efficient, so ``prefill="auto"`` keeps plain ``generate`` there;
+models whose cache is not a plain full-attention ``DynamicCache`` (sliding windows, linear attention) always
+take plain ``generate``.
+
 Randomness: every call runs under ``torch.random.fork_rng`` seeded from ``params.seed`` or, when that is
 None, from the policy's own ``random.Random`` — the global torch RNG is left exactly as it was.
 ``fork_rng`` is process-wide, so do not run two policies' ``generate`` in parallel threads.
@@ -22,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ilr_agents.policies.base import Chat, Completion, PolicyError, SamplingParams, check_chats
+
+PREFILL_MODES = ("auto", "shared", "batched")
 
 
 def _resolve_dtype(dtype: Any, device: Any) -> Any:
@@ -52,6 +62,8 @@ class TransformersPolicy:
         return_logprobs: also compute per-token log-probs (costs one vocab-sized float row per token).
         max_batch_size: split large batches (sorted by prompt length) into chunks; None = one call.
         seed: seeds the policy's own RNG, used for calls whose ``params.seed`` is None.
+        prefill: "shared" (each distinct prompt prefilled once, unpadded), "batched" (plain ``generate``) or
+            "auto" (shared on CPU, batched on accelerators).
     """
 
     def __init__(
@@ -66,12 +78,15 @@ class TransformersPolicy:
         max_batch_size: int | None = None,
         seed: int = 0,
         name: str | None = None,
+        prefill: str = "auto",
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if max_batch_size is not None and max_batch_size < 1:
             raise ValueError(f"max_batch_size={max_batch_size}: must be >= 1 or None (no splitting)")
+        if prefill not in PREFILL_MODES:
+            raise ValueError(f"prefill={prefill!r}: choose one of {', '.join(PREFILL_MODES)}")
         if hasattr(model_or_path, "generate"):
             self.model = model_or_path
             source = getattr(getattr(model_or_path, "config", None), "_name_or_path", "") or ""
@@ -106,6 +121,7 @@ class TransformersPolicy:
         self.return_logprobs = return_logprobs
         self.max_batch_size = max_batch_size
         self._rng = random.Random(seed)
+        self.prefill = prefill
         self.eos_ids = self._eos_ids()
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
@@ -174,12 +190,18 @@ class TransformersPolicy:
             ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             mask[row, width - len(p) :] = 1
         copies = 1 if params.greedy else params.n  # greedy: every copy is identical, sample once
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        cache = self._shared_prefill(prompts, width) if self._use_shared_prefill(prompts) else None
+        if cache is not None:  # expand before decoding; the prompt itself was read once
+            ids, mask = ids.repeat_interleave(copies, dim=0), mask.repeat_interleave(copies, dim=0)
+            cache.batch_repeat_interleave(copies)
         out = self.model.generate(
-            input_ids=ids.to(self.device),
-            attention_mask=mask.to(self.device),
+            input_ids=ids,
+            attention_mask=mask,
+            cache=cache,
             max_new_tokens=params.max_new_tokens,
             **self._sampling_flags(params),
-            num_return_sequences=copies,
+            num_return_sequences=1 if cache is not None else copies,
             eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id,
             use_cache=True,
@@ -205,6 +227,41 @@ class TransformersPolicy:
                 group = [Completion(**group[0].to_dict()) for _ in range(params.n)]
             completions.append(group)
         return completions
+
+    def _use_shared_prefill(self, prompts: list[list[int]]) -> bool:
+        if self.prefill == "batched" or min(len(p) for p in prompts) < 2:
+            return False
+        return self.prefill == "shared" or self.device.type == "cpu"
+
+    def _shared_prefill(self, prompts: list[list[int]], width: int) -> Any:
+        """A left-padded cache of every prompt but its last token, each distinct prompt run once, alone.
+
+        Returns None (plain ``generate`` then) when the model's cache is not full-attention ``DynamicLayer``s.
+        """
+        import torch
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        distinct: dict[tuple[int, ...], Any] = {}
+        for p in prompts:
+            key = tuple(p)
+            if key in distinct:
+                continue
+            out = self.model(input_ids=torch.tensor([p[:-1]], device=self.device), use_cache=True, logits_to_keep=1)
+            layers = getattr(out.cache, "layers", None)
+            if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+                return None
+            distinct[key] = layers
+        merged = DynamicCache()
+        for index in range(len(next(iter(distinct.values())))):
+            keys, values = [], []
+            for p in prompts:
+                layer = distinct[tuple(p)][index]
+                pad = width - len(p)
+                keys.append(torch.nn.functional.pad(layer.keys, (0, 0, pad, 0)))
+                values.append(torch.nn.functional.pad(layer.values, (0, 0, pad, 0)))
+            merged.update(torch.cat(keys), torch.cat(values), index)
+        return merged
 
     @staticmethod
     def _sampling_flags(params: SamplingParams) -> dict[str, Any]:
