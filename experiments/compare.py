@@ -10,8 +10,10 @@ Reads top to bottom as the experiment runs:
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import difflib
+import gc
 import json
 import time
 from dataclasses import dataclass, field
@@ -161,6 +163,20 @@ def evaluate_policy(policy: Any, config: CompareConfig, questions: dict[str, lis
     return out
 
 
+def release_memory() -> None:
+    """Give a finished phase's models, optimisers and caches back before the next phase loads its own.
+
+    Trainers hold reference cycles (callbacks, accelerator state), so they die only at a collection; glibc then
+    keeps freed arenas mapped unless asked to trim. Without this, a compare run's peak is the sum of its
+    phases rather than the largest one (measured: two ILR runs in one process peaked at 24.6 GB vs 16.4 GB).
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def held_out_questions(config: CompareConfig) -> tuple[dict[str, list[Any]], dict[str, dict[str, int]]]:
     """Evaluation questions with any question whose text also occurs in the training pool removed."""
     import ilr_env
@@ -212,6 +228,8 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
         for model in dict.fromkeys(base_models):
             policy = load_policy(model, None, False, model, config.eval_backend)
             record(f"base {model}", evaluate_policy(policy, config, questions))
+            del policy
+            release_memory()
         results["timing"]["evaluate base"] = time.perf_counter() - started
 
     for seed in config.seeds:
@@ -219,6 +237,7 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
             cfg = config.training_config(label, seed)
             started = time.perf_counter()
             result = train(cfg)
+            release_memory()
             results["timing"][f"train {label} seed {seed}"] = time.perf_counter() - started
             results["training_logs"][f"{label} seed {seed}"] = str(result.metrics_path)
             results["train_summaries"][f"{label} seed {seed}"] = {"steps": result.step}
@@ -228,6 +247,8 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
                 name = f"{label} {agent}"
                 policy = load_policy(model, ckpt, cfg.lora, name, config.eval_backend)
                 record(name, evaluate_policy(policy, config, questions))
+                del policy
+                release_memory()
             results["timing"][f"evaluate {label} seed {seed}"] = time.perf_counter() - started
             results_path.write_text(json.dumps(results, indent=1, default=str))  # partial results survive a crash
     return write_report(run_dir, results, [tuple(p) for p in config.paired])
