@@ -1,4 +1,7 @@
-"""Single-agent GRPO baseline: each model trained alone by a plain TRL ``GRPOTrainer``.
+"""Single-agent GRPO baseline: each model trained alone by TRL's ``GRPOTrainer``.
+
+It is built from the same trainer class as ILR's agents (``training.trainer_class``: TRL's, or its subclass
+whose loss reads each group's prompt once, an exact change), so speed and numerics are compared like for like.
 
 Same questions (same dataset and seed, so the same order), same reward, same n, steps and optimiser
 settings as ILR (both build their GRPOConfig with ``ilr_agents.training.grpo_args``); the difference is
@@ -55,7 +58,6 @@ def train_single_agent(config: ILRConfig) -> Any:
     model resumes both from the last step they share (the first model redoes its later steps).
     """
     import yaml
-    from trl import GRPOTrainer
 
     from ilr_agents.training import (
         TrainResult,
@@ -65,6 +67,7 @@ def train_single_agent(config: ILRConfig) -> Any:
         peft_config,
         quiet,
         resolve_resume,
+        trainer_class,
     )
     from ilr_agents.training_data import build_dataset
 
@@ -82,7 +85,7 @@ def train_single_agent(config: ILRConfig) -> Any:
     for agent, model_name in zip(agents, config.models, strict=True):
         model, tokenizer = load_model(model_name, config)
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=baseline_reward_funcs(config, eos),
+        trainer = trainer_class(config)(model=model, processing_class=tokenizer, reward_funcs=baseline_reward_funcs(config, eos),
                               args=grpo_args(config, run_dir / agent), train_dataset=dataset,
                               peft_config=peft_config(config))
         quiet(trainer)

@@ -104,6 +104,8 @@ class ILRConfig:
     lora_alpha: int = _f(32, "LoRA alpha")
     lora_target_modules: str | list[str] = _f("all-linear", "LoRA target modules")  # noqa: RUF009
     gradient_checkpointing: bool = _f(False, "trade compute for memory (TRL default is on; off is faster on CPU)")
+    shared_prompt_forward: bool = _f(True, "loss reads each group's prompt once (exact; ilr_agents/shared_prompt.py); "
+                                     "false = TRL's forward over every row. Baseline and ILR use the same setting")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("float32", "model weight dtype")
     use_cpu: bool | None = _f(None, "force CPU (None = CPU when no GPU is present)")
     seed: int = _f(0, "seed for data order, modes and generation")

@@ -12,6 +12,7 @@ fed to calibration/training, or inspected in tests.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -210,6 +211,19 @@ def run_episodes(
         bar = tqdm(
             total=count * int(infos[0][agents[0]].get("num_stages", 1)), desc="rollout", unit="ep-stage"
         )
+    with contextlib.ExitStack() as caches:  # prompt-prefix reuse across stages, where a policy offers it
+        for policy in {id(p): p for p in policy_of.values()}.values():
+            if hasattr(policy, "prefix_cache"):
+                caches.enter_context(policy.prefix_cache())
+        _play_stages(env_list, agents, policy_of, infos, records, stage_params, last_params, bar)
+    if bar is not None:
+        bar.close()
+    return records
+
+
+def _play_stages(env_list: list[Any], agents: list[str], policy_of: dict[str, Policy], infos: list[dict[str, Any]],
+                 records: list[EpisodeRecord], stage_params: SamplingParams, last_params: SamplingParams,
+                 bar: Any) -> None:
     call_index = 0
     while any(env.agents for env in env_list):
         live = [e for e, env in enumerate(env_list) if env.agents]
@@ -259,9 +273,6 @@ def run_episodes(
                 records[e].infos = jsonable(new_infos)
         if bar is not None:
             bar.update(len(live))
-    if bar is not None:
-        bar.close()
-    return records
 
 
 def _scored(env: Any, agent: str, sample: Completion) -> dict[str, Any]:

@@ -212,6 +212,17 @@ def peft_config(config: ILRConfig) -> Any:
                       task_type="CAUSAL_LM", lora_dropout=0.0)
 
 
+def trainer_class(config: ILRConfig) -> Any:
+    """The GRPOTrainer class every trainer (ILR agents and baseline alike) is built from."""
+    from trl import GRPOTrainer
+
+    if not config.shared_prompt_forward:
+        return GRPOTrainer
+    from ilr_agents.shared_prompt import SharedPromptGRPOTrainer
+
+    return SharedPromptGRPOTrainer
+
+
 def grpo_args(config: ILRConfig, output_dir: Path, *, reward_weights: list[float] | None = None,
               max_steps: int | None = None) -> Any:
     """The GRPOConfig every trainer (ILR agents and baseline alike) uses: same optimiser, n, steps."""
@@ -346,7 +357,6 @@ def train(config: ILRConfig) -> TrainResult:
         return train_single_agent(config)
 
     import yaml
-    from trl import GRPOTrainer
 
     import ilr_env
     from ilr_agents.joint_rollout import JointRollout, prompt_key
@@ -383,7 +393,7 @@ def train(config: ILRConfig) -> TrainResult:
     log: RunLog | None = None
     for agent, model_name in zip(agents, config.models, strict=True):
         model, tokenizer = load_model(model_name, config)
-        trainers[agent] = GRPOTrainer(
+        trainers[agent] = trainer_class(config)(
             model=model, processing_class=tokenizer, reward_funcs=[ilr_reward, ilr_raw_reward],
             args=grpo_args(config, run_dir / agent, reward_weights=[1.0, 0.0]), train_dataset=dataset,
             rollout_func=joint.rollout_func_for(agent), peft_config=peft_config(config),

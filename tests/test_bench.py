@@ -18,7 +18,7 @@ from experiments.benchmarks import CASES
 from experiments.benchmarks.common import BenchError, CaseResult, Stat
 
 LIGHT = ["math_grading", "code_sandbox", "gpu_vllm"]
-HEAVY = ["env_overhead", "batched_rollouts", "training_overhead"]
+HEAVY = ["env_overhead", "batched_rollouts", "training_overhead", "training_overhead_lora"]
 
 
 def _run(tmp_path: Path, cases: list[str]) -> dict:
@@ -75,8 +75,12 @@ def test_model_cases_write_report(tmp_path: Path) -> None:
     by_name = {c["case"]: c for c in results["cases"]}
     tokens = by_name["batched_rollouts"]["details"]
     assert tokens["tokens_batched"] == tokens["tokens_loop"]  # forced equal token counts
-    memory = by_name["training_overhead"]["details"]["memory"]
-    assert memory["ilr_2_agents_peak_rss_mib"]["median"] > 0
+    for name in ("training_overhead", "training_overhead_lora"):
+        details = by_name[name]["details"]
+        assert details["memory"]["ilr_2_agents_peak_rss_mib"]["median"] > 0
+        # the fusion prompt carries the discussion: more tokens through each agent's loss than GRPO's
+        assert details["loss_tokens"]["ilr_per_agent_step"] > details["loss_tokens"]["grpo_per_step"] > 0
+    assert by_name["training_overhead_lora"]["details"]["lora"] is True
 
 
 def test_case_list_and_errors() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from typing import Any
 
 import pytest
 import torch
@@ -266,3 +268,72 @@ def test_tokenizer_without_chat_template_is_a_clear_error(tiny: TransformersPoli
     tok.chat_template = None
     with pytest.raises(PolicyError, match="chat template"):
         TransformersPolicy(tiny.model, tok)
+
+
+def _forward_lengths(policy: TransformersPolicy) -> tuple[list[int], Any]:
+    seen: list[int] = []
+    handle = policy.model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(int(kwargs["input_ids"].shape[-1])), with_kwargs=True)
+    return seen, handle
+
+
+def test_prefix_cache_prefills_only_the_new_part_and_changes_nothing() -> None:
+    shared, plain = _prefill_pair("tiny")
+    first = [{"role": "user", "content": "Problem: add 2 and 3. " * 4}]
+    second = [first[0] | {"content": first[0]["content"] + "Your idea: five. Now check it."}]
+    expected = [plain.generate([chat], GREEDY)[0][0] for chat in (first, second)]
+    seen, handle = _forward_lengths(shared)
+    try:
+        with shared.prefix_cache():
+            got = [shared.generate([chat], GREEDY)[0][0] for chat in (first, second)]
+    finally:
+        handle.remove()
+    prefills = [n for n in seen if n > 1]
+    full = [len(c.prompt_ids) - 1 for c in got]
+    shared_part = len(os.path.commonprefix([got[0].prompt_ids, got[1].prompt_ids]))
+    assert prefills[0] == full[0] and prefills[1] == full[1] - min(shared_part, full[0]) < full[1]
+    for a, b in zip(got, expected):
+        assert a.completion_ids == b.completion_ids
+        assert max(abs(u - v) for u, v in zip(a.logprobs, b.logprobs)) < 1e-4
+
+
+def test_prefix_cache_is_scoped_and_keeps_only_the_previous_call() -> None:
+    shared, _ = _prefill_pair("tiny")
+    chat = [{"role": "user", "content": "Problem: multiply 4 by 6, twice over. " * 3}]
+    seen, handle = _forward_lengths(shared)
+    try:
+        shared.generate([chat], GREEDY)
+        shared.generate([chat], GREEDY)  # no block: nothing is reused
+        with shared.prefix_cache():
+            shared.generate([chat], GREEDY)
+            shared.generate([chat], GREEDY)  # the previous call's prompt covers it: no prefill at all
+            other = [{"role": "user", "content": "Something else entirely."}]
+            shared.generate([other], GREEDY)
+            shared.generate([other], GREEDY)  # `chat` is now two calls old and has been dropped
+            shared.generate([chat], GREEDY)
+    finally:
+        handle.remove()
+    prefills = [n for n in seen if n > 1]
+    ids, other_ids = shared.encode_chat(chat)[:-1], shared.encode_chat(other)[:-1]
+    template = len(os.path.commonprefix([ids, other_ids]))  # chat-template header both share
+    assert prefills == [len(ids), len(ids), len(ids), len(other_ids) - template, len(ids) - template]
+    assert shared._prefixes is None
+
+
+@pytest.mark.parametrize("protocol", ["idea3", "debate"])
+def test_rollouts_are_the_same_with_and_without_prefix_reuse(protocol: str) -> None:
+    import ilr_env
+    from ilr_agents.rollout import run_episodes
+
+    shared, plain = _prefill_pair("tiny")
+    questions = ilr_env.load_questions("math500", limit=6)
+    params = SamplingParams(max_new_tokens=6, temperature=0)
+
+    def play(policy: TransformersPolicy) -> list[Any]:
+        envs = [ilr_env.make("math500", num_agents=2, protocol=protocol, mode=0.5, questions=questions)
+                for _ in range(3)]
+        records = run_episodes(envs, [policy, policy], seeds=[0, 1, 2], params=params)
+        return [[st["agents"][a].get("completion_ids") for st in r.stages for a in sorted(st["agents"])]
+                for r in records]
+
+    assert play(shared) == play(plain)

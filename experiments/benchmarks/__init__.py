@@ -12,5 +12,6 @@ CASES: dict[str, str] = {
     "env_overhead": "experiments.benchmarks.env_overhead",
     "batched_rollouts": "experiments.benchmarks.batched_rollouts",
     "training_overhead": "experiments.benchmarks.training_overhead",
+    "training_overhead_lora": "experiments.benchmarks.training_overhead_lora",
     "gpu_vllm": "experiments.benchmarks.gpu_vllm",
 }

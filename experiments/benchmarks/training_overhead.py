@@ -98,14 +98,27 @@ def step_time(durations: dict[str, list[float]], method: str) -> float:
     return statistics.median(kept)
 
 
+def loss_tokens(folder: Path) -> float:
+    """Median tokens (prompt + completion) through agent_0's loss per step, from TRL's ``num_tokens`` log."""
+    totals = [json.loads(line)["num_tokens"] for line in (folder / "metrics.jsonl").read_text().splitlines()
+              if '"num_tokens"' in line and json.loads(line).get("agent") == "agent_0"]
+    return statistics.median(b - a for a, b in itertools.pairwise(totals)) if len(totals) > 1 else float("nan")
+
+
 def run(ctx: BenchContext) -> CaseResult:
-    result = CaseResult(NAME, TITLE, "s/step", "ILR step / (2 x GRPO step)", "<=", 1.15)
-    steps = 3 if ctx.quick else 5
-    ilr_times, grpo_times, ilr_rss, grpo_rss = [], [], [], []
+    return run_variant(ctx, model="tiny", lora=False, title=TITLE, name=NAME, steps=5, reps=2)
+
+
+def run_variant(ctx: BenchContext, *, model: str, lora: bool, title: str, name: str, steps: int,
+                reps: int) -> CaseResult:
+    result = CaseResult(name, title, "s/step", "ILR step / (2 x GRPO step)", "<=", 1.15)
+    if ctx.quick:
+        model, steps = "tiny", 3
+    ilr_times, grpo_times, ilr_rss, grpo_rss, ilr_tok, grpo_tok = [], [], [], [], [], []
     durations: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ilr-bench-train-") as tmp:
-        for rep in range(ctx.reps(full=2, quick=1)):
-            cfgs = configs("tiny", steps=steps, root=Path(tmp) / f"r{rep}", lora=False, seed=ctx.seed)
+        for rep in range(ctx.reps(full=reps, quick=1)):
+            cfgs = configs(model, steps=steps, root=Path(tmp) / f"r{rep}", lora=lora, seed=ctx.seed)
             ilr = run_child(cfgs["ilr"], Path(tmp) / f"r{rep}" / "ilr")
             grpo = run_child(cfgs["grpo"], Path(tmp) / f"r{rep}" / "grpo")
             ilr_times.append(step_time(ilr["durations"], "ilr"))
@@ -113,20 +126,28 @@ def run(ctx: BenchContext) -> CaseResult:
             durations.append({"ilr": ilr["durations"], "grpo": grpo["durations"]})
             ilr_rss.append(ilr["peak_rss_mib"])
             grpo_rss.append(grpo["peak_rss_mib"])
+            ilr_tok.append(loss_tokens(Path(cfgs["ilr"]["output_dir"])))
+            grpo_tok.append(loss_tokens(Path(cfgs["grpo"]["output_dir"])))
     result.ours, result.reference = Stat.of(ilr_times), Stat.of(grpo_times)
     result.ratio = Stat.of(ratios(ilr_times, grpo_times))
     memory = {"ilr_2_agents_peak_rss_mib": Stat.of(ilr_rss), "grpo_1_agent_peak_rss_mib": Stat.of(grpo_rss)}
-    result.details = {"model": "tiny", "steps_per_run": steps, "configs": cfgs, "memory": memory, "step_durations": durations,
-                      "memory_ratio": statistics.median(ratios(ilr_rss, grpo_rss))}
-    result.notes.append(f"tiny model, {steps} steps per run (first dropped), n=4, 2 questions/step; ILR turns "
-                        f"{cfgs['ilr']['max_stage_tokens']}+{cfgs['ilr']['max_stage_tokens']} + final "
+    tokens = {"ilr_per_agent_step": statistics.median(ilr_tok), "grpo_per_step": statistics.median(grpo_tok)}
+    result.details = {"model": model, "lora": lora, "steps_per_run": steps, "configs": cfgs, "memory": memory,
+                      "step_durations": durations, "memory_ratio": statistics.median(ratios(ilr_rss, grpo_rss)),
+                      "loss_tokens": tokens}
+    result.notes.append(f"{model}{' (LoRA)' if lora else ''}, {steps} steps per run (first dropped), n=4, 2 questions/step; "
+                        f"ILR turns {cfgs['ilr']['max_stage_tokens']}+{cfgs['ilr']['max_stage_tokens']} + final "
                         f"{cfgs['ilr']['max_completion_length']} tokens, GRPO answers "
-                        f"{cfgs['grpo']['max_completion_length']} tokens (equal tokens per agent)")
+                        f"{cfgs['grpo']['max_completion_length']} tokens (equal generated tokens per agent)")
+    result.notes.append(f"tokens through the loss per agent and step (prompt + completion, TRL's num_tokens): ILR "
+                        f"{tokens['ilr_per_agent_step']:.0f} vs GRPO {tokens['grpo_per_step']:.0f} "
+                        f"(x{tokens['ilr_per_agent_step'] / tokens['grpo_per_step']:.2f}): the fusion prompt carries "
+                        "the question, every idea and every analysis; both arms read each group's prompt once in the "
+                        "loss (shared_prompt_forward)")
     result.notes.append(f"peak RSS: ILR 2 agents {memory['ilr_2_agents_peak_rss_mib'].median:.0f} MiB vs GRPO 1 agent "
                         f"{memory['grpo_1_agent_peak_rss_mib'].median:.0f} MiB (x{result.details['memory_ratio']:.2f})")
     result.notes.append("the GRPO step generates through TRL's own transformers path, the ILR step through "
-                        "ilr_agents' TransformersPolicy (log-probs returned with the samples); a ratio below 1 means "
-                        "that path is the cheaper one, not that ILR does less work per token")
+                        "ilr_agents' TransformersPolicy (log-probs returned with the samples, shared prefill)")
     result.judge()
     return result
 

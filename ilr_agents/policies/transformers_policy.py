@@ -14,6 +14,9 @@ Prefill: the prompt of every chat except its last token is run through the model
 and the n samples of a chat then share that cache. This matters because Idea3 prompts are long and turns
 short: a left-padded batched prefill wastes the padding, and ``num_return_sequences`` re-reads each prompt n
 times. The caches are left-padded to one width and decoding runs batched from there (``prefill="shared"``).
+Inside ``with policy.prefix_cache():`` (``run_episodes`` opens one per rollout) a prompt that begins like one
+of the previous call's prompts starts from that prompt's cache and prefills only the rest: an Idea3 stage
+prompt repeats the previous stage's question, ideas and framing. The block must not span a weight update.
 On a GPU a padded batched prefill is already efficient, so ``prefill="auto"`` keeps plain ``generate`` there;
 models whose cache is not a plain full-attention ``DynamicCache`` (sliding windows, linear attention) always
 take plain ``generate``.
@@ -25,7 +28,9 @@ None, from the policy's own ``random.Random`` — the global torch RNG is left e
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +127,7 @@ class TransformersPolicy:
         self.max_batch_size = max_batch_size
         self._rng = random.Random(seed)
         self.prefill = prefill
+        self._prefixes: _PrefixStore | None = None
         self.eos_ids = self._eos_ids()
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
@@ -233,6 +239,18 @@ class TransformersPolicy:
             return False
         return self.prefill == "shared" or self.device.type == "cpu"
 
+    @contextlib.contextmanager
+    def prefix_cache(self) -> Iterator[None]:
+        """Reuse the previous call's prompt caches for prompts that extend them (same weights only)."""
+        if self._prefixes is not None:  # nested: the outer block owns the store
+            yield
+            return
+        self._prefixes = _PrefixStore()
+        try:
+            yield
+        finally:
+            self._prefixes = None
+
     def _shared_prefill(self, prompts: list[list[int]], width: int) -> Any:
         """A left-padded cache of every prompt but its last token, each distinct prompt run once, alone.
 
@@ -240,28 +258,51 @@ class TransformersPolicy:
         """
         import torch
         from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
 
-        distinct: dict[tuple[int, ...], Any] = {}
+        if self._prefixes is not None:
+            self._prefixes.next_call()
+        distinct: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
         for p in prompts:
-            key = tuple(p)
-            if key in distinct:
-                continue
-            out = self.model(input_ids=torch.tensor([p[:-1]], device=self.device), use_cache=True, logits_to_keep=1)
-            layers = getattr(out.cache, "layers", None)
-            if not layers or any(type(layer) is not DynamicLayer for layer in layers):
-                return None
-            distinct[key] = layers
+            if tuple(p) not in distinct:
+                layers = self._prefill_one(p[:-1])
+                if layers is None:
+                    return None
+                distinct[tuple(p)] = layers
         merged = DynamicCache()
         for index in range(len(next(iter(distinct.values())))):
             keys, values = [], []
             for p in prompts:
-                layer = distinct[tuple(p)][index]
+                key, value = distinct[tuple(p)][index]
                 pad = width - len(p)
-                keys.append(torch.nn.functional.pad(layer.keys, (0, 0, pad, 0)))
-                values.append(torch.nn.functional.pad(layer.values, (0, 0, pad, 0)))
+                keys.append(torch.nn.functional.pad(key, (0, 0, pad, 0)))
+                values.append(torch.nn.functional.pad(value, (0, 0, pad, 0)))
             merged.update(torch.cat(keys), torch.cat(values), index)
         return merged
+
+    def _prefill_one(self, tokens: list[int]) -> list[tuple[Any, Any]] | None:
+        """Per-layer (keys, values) of ``tokens``, starting from the longest cached prefix when there is one."""
+        import torch
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        reuse, cached = self._prefixes.longest(tokens) if self._prefixes is not None else (0, None)
+        if cached is not None and reuse == len(tokens):
+            layers = [(k[..., :reuse, :], v[..., :reuse, :]) for k, v in cached]
+        else:
+            cache = None
+            if cached is not None:
+                cache = DynamicCache()
+                for index, (k, v) in enumerate(cached):
+                    cache.update(k[..., :reuse, :], v[..., :reuse, :], index)
+            out = self.model(input_ids=torch.tensor([tokens[reuse:]], device=self.device), cache=cache,
+                             use_cache=True, logits_to_keep=1)
+            found = getattr(out.cache, "layers", None)
+            if not found or any(type(layer) is not DynamicLayer for layer in found):
+                return None
+            layers = [(layer.keys, layer.values) for layer in found]
+        if self._prefixes is not None:
+            self._prefixes.add(tokens, layers)
+        return layers
 
     @staticmethod
     def _sampling_flags(params: SamplingParams) -> dict[str, Any]:
@@ -288,3 +329,33 @@ class TransformersPolicy:
             logprobs=None if logps is None else logps[:keep],
             finish_reason=finish,
         )
+
+
+class _PrefixStore:
+    """Prompt caches of the current and the previous generate call; older ones are dropped (bounded memory)."""
+
+    def __init__(self) -> None:
+        self.previous: list[tuple[Any, list[tuple[Any, Any]]]] = []
+        self.current: list[tuple[Any, list[tuple[Any, Any]]]] = []
+
+    def next_call(self) -> None:
+        self.previous, self.current = self.current, []
+
+    def add(self, tokens: list[int], layers: list[tuple[Any, Any]]) -> None:
+        import numpy as np
+
+        self.current.append((np.asarray(tokens), layers))
+
+    def longest(self, tokens: list[int]) -> tuple[int, list[tuple[Any, Any]] | None]:
+        """(length, layers) of the stored prompt sharing the longest prefix with ``tokens``; (0, None) if none."""
+        import numpy as np
+
+        target = np.asarray(tokens)
+        best, found = 0, None
+        for stored, layers in (*self.previous, *self.current):
+            n = min(len(stored), len(target))
+            differ = np.flatnonzero(stored[:n] != target[:n])
+            common = int(differ[0]) if differ.size else n
+            if common > best:
+                best, found = common, layers
+        return best, found
