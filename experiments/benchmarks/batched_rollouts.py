@@ -9,7 +9,7 @@ batching gain. Tokens are counted from the completions, not assumed.
 
 Why SmolLM2 and short turns: prefill of the growing Idea3 prompts is the same work in both arms and
 dominates on a 2-core CPU; short turns keep the case inside its time budget while leaving decoding, where
-batching pays, a visible share.
+batching pays, a visible share. One extra repeat at ``LONG_TOKENS`` a turn shows the trend.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ NAME = "batched_rollouts"
 TITLE = "Batched rollouts (E episodes vs per-episode loop, tokens/s)"
 EPISODES = 16
 TOKENS = 16
+LONG_TOKENS = 64  # a second, single-repeat measurement nearer real turn lengths
 
 
 class ForwardClock:
@@ -85,19 +86,20 @@ def run(ctx: BenchContext) -> CaseResult:
     policy.model.generation_config.min_new_tokens = tokens
     clock = ForwardClock(policy.model)
     params = SamplingParams(max_new_tokens=tokens, temperature=1.0, seed=ctx.seed)
+    sampling = {"params": params}
     seeds = [ctx.seed + e for e in range(episodes)]
     get_pool().warm()
     counted: dict[str, list[int]] = {"batched": [], "loop": []}
 
     def batched() -> int:
         clock.arm = "batched"
-        records = run_episodes(envs, [policy, policy], seeds=seeds, params=params)
+        records = run_episodes(envs, [policy, policy], seeds=seeds, params=sampling["params"])
         counted["batched"].append(generated_tokens(records))
         return counted["batched"][-1]
 
     def loop() -> int:
         clock.arm = "loop"
-        records = [run_episodes([env], [policy, policy], seeds=[seed], params=params)[0]
+        records = [run_episodes([env], [policy, policy], seeds=[seed], params=sampling["params"])[0]
                    for env, seed in zip(envs, seeds, strict=True)]
         counted["loop"].append(generated_tokens(records))
         return counted["loop"][-1]
@@ -127,12 +129,26 @@ def run(ctx: BenchContext) -> CaseResult:
         result.notes.append(
             f"where the time goes: prefill {b['prefill'] / lp['prefill']:.2f}x and decode "
             f"{b['decode'] / max(lp['decode'], 1e-9):.2f}x of the loop's; prefill is {b['prefill'] / (b['prefill'] + b['decode']):.0%} "
-            "of the batched arm's forward time. Prefill of the Idea3 prompts (every stage re-reads the question and "
-            "the transcript) is nearly the same work in both arms, so the ratio nears the decode gain only when "
-            "turns are long enough for decoding to dominate")
+            "of the batched arm's forward time. Prefill (each prompt alone, unpadded, starting from the previous "
+            "stage's cached prefix) is the same work in both arms; batching only shrinks decoding, so the ratio can "
+            f"approach the decode gain ({lp['decode'] / max(b['decode'], 1e-9):.1f}x here) only when turns are long "
+            "enough for decoding to dominate")
         clock.arm = "profile"
         result.profile = profile_top(lambda: run_episodes(envs[:2], [policy, policy], seeds=seeds[:2], params=params),
                                      limit=15, sort="tottime")
+    if not ctx.quick:  # the trend with turn length: one more repeat per arm at LONG_TOKENS
+        policy.model.generation_config.min_new_tokens = LONG_TOKENS
+        sampling["params"] = params.replace(max_new_tokens=LONG_TOKENS)
+        clock.arm = "long"
+        long_runs = interleave({"batched": lambda: timed(batched), "loop": lambda: timed(loop)}, 1)
+        long_ratio = long_runs["batched"][0].rate / long_runs["loop"][0].rate
+        result.details["long_turns"] = {"tokens_per_turn": LONG_TOKENS, "ratio": long_ratio,
+                                        "rate_batched": long_runs["batched"][0].rate,
+                                        "rate_loop": long_runs["loop"][0].rate}
+        result.notes.append(f"at {LONG_TOKENS} tokens a turn (one repeat): batched {long_runs['batched'][0].rate:.1f} vs "
+                            f"loop {long_runs['loop'][0].rate:.1f} tokens/s, ratio {long_ratio:.2f}")
+        policy.model.generation_config.min_new_tokens = tokens
+        sampling["params"] = params
     return result
 
 
