@@ -78,3 +78,15 @@ def test_ablation_presets_differ_from_ilr_only_in_their_setting():
         assert changed == {field} and variant[field] == value
         reference = base.training_config("ilr", 0).to_dict()
         assert all(ilr[k] == reference[k] for k in ilr if k != "output_dir")
+
+
+def test_combined_dynamic_interaction_ablation_matches_the_single_presets():
+    combined = CompareConfig.from_yaml("ablation-dynamic-interaction")
+    for label in ("ilr-coop-p0", "ilr-coop-p05", "ilr-coop-p1"):
+        single = CompareConfig.from_yaml(f"ablation-{label[4:]}")
+        for arm in ("ilr", label):
+            a, b = combined.training_config(arm, 0).to_dict(), single.training_config(arm, 0).to_dict()
+            assert {k for k in a if a[k] != b[k]} <= {"output_dir"}
+    assert [tuple(p) for p in combined.paired] == [
+        (f"ilr {agent}", f"{label} {agent}") for agent in ("agent_0", "agent_1")
+        for label in ("ilr-coop-p0", "ilr-coop-p05", "ilr-coop-p1")]
