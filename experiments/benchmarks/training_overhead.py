@@ -9,7 +9,8 @@ rewards, calibration, loss, backward, the optimiser step and logging. The first 
 
 Equal generated tokens: an ILR agent generates two short discussion turns plus its n final answers per
 question; the GRPO run's answers are lengthened so that each agent generates the same number of tokens
-per step (``L_grpo = L + 2 * S / n``). The ratio is ILR step time over two GRPO steps (one per agent).
+per step (``L_grpo = L + 2 * S / n``), and every generate call is forced to its full length (``force_tokens``)
+so a real model's early stops cannot skew it. The ratio is ILR step time over two GRPO steps (one per agent).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from experiments.benchmarks.common import BenchContext, CaseResult, Stat, ratios
 NAME = "training_overhead"
 TITLE = "Training overhead (ILR 2-agent step vs 2 x GRPO step, tiny model)"
 STAMPS_FILE = "bench_step_stamps.json"
+FORCE_KEY = "bench_min_new_tokens"
 
 
 def base_config(model: str, *, steps: int, out: Path, lora: bool, seed: int) -> dict[str, Any]:
@@ -49,16 +51,41 @@ def configs(model: str, *, steps: int, root: Path, lora: bool, seed: int) -> dic
     return {"ilr": ilr, "grpo": grpo}
 
 
+def force_tokens(tokens: int) -> None:
+    """Make every generate call in this child produce exactly its max_new_tokens (EOS held back until then).
+
+    A real model stops early, and differently in the two methods; forcing lengths keeps the comparison at
+    equal generated tokens. ILR's sampler reads the model's generation_config, TRL's reads generation_kwargs;
+    both get ``min_new_tokens`` >= every call's max_new_tokens (generation then stops at the max).
+    """
+    from ilr_agents import training
+
+    load, args = training.load_model, training.grpo_args
+
+    def load_model(*a: Any, **k: Any) -> Any:
+        model, tokenizer = load(*a, **k)
+        model.generation_config.min_new_tokens = tokens
+        return model, tokenizer
+
+    def grpo_args(*a: Any, **k: Any) -> Any:
+        built = args(*a, **k)
+        built.generation_kwargs = {**(built.generation_kwargs or {}), "min_new_tokens": tokens}
+        return built
+
+    training.load_model, training.grpo_args = load_model, grpo_args  # this bench child process only
+
+
 def child_main(config_path: str) -> int:
     """Run one training in this process, recording when every trainer starts each step."""
     import time
 
     from transformers.trainer_callback import CallbackHandler
 
+    from ilr_agents import training
     from ilr_agents.config import ILRConfig
-    from ilr_agents.training import train
 
     data = json.loads(Path(config_path).read_text())
+    force_tokens(data.pop(FORCE_KEY))
     stamps: dict[str, list[float]] = {}
     begin = CallbackHandler.on_step_begin
 
@@ -67,7 +94,7 @@ def child_main(config_path: str) -> int:
         return begin(self, args, state, control)
 
     CallbackHandler.on_step_begin = on_step_begin  # patched in this bench child process only
-    train(ILRConfig.from_dict(data))
+    training.train(ILRConfig.from_dict(data))
     Path(data["output_dir"], STAMPS_FILE).write_text(json.dumps(stamps))
     return 0
 
@@ -76,7 +103,7 @@ def run_child(config: dict[str, Any], folder: Path) -> dict[str, Any]:
     """One training process; returns its per-trainer step durations and its peak RSS (MiB)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder.with_suffix(".json")
-    path.write_text(json.dumps(config))
+    path.write_text(json.dumps({**config, FORCE_KEY: max(config["max_completion_length"], config["max_stage_tokens"])}))
     proc = subprocess.Popen([sys.executable, "-m", "experiments.benchmarks.training_overhead", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
     output = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
