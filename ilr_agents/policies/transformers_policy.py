@@ -169,6 +169,8 @@ class TransformersPolicy:
         if size < len(prompts):  # similar lengths per chunk -> less padding
             order.sort(key=lambda i: len(prompts[i]))
         results: list[list[Completion]] = [[] for _ in prompts]
+        if self._prefixes is not None:  # one call = one stage, however many chunks it is split into
+            self._prefixes.next_call()
         dev = self.device
         was_training = self.model.training
         self.model.eval()
@@ -259,8 +261,6 @@ class TransformersPolicy:
         import torch
         from transformers import DynamicCache
 
-        if self._prefixes is not None:
-            self._prefixes.next_call()
         distinct: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
         for p in prompts:
             if tuple(p) not in distinct:
