@@ -167,8 +167,8 @@ def release_memory() -> None:
     """Give a finished phase's models, optimisers and caches back before the next phase loads its own.
 
     Trainers hold reference cycles (callbacks, accelerator state), so they die only at a collection; glibc then
-    keeps freed arenas mapped unless asked to trim. Without this, a compare run's peak is the sum of its
-    phases rather than the largest one (measured: two ILR runs in one process peaked at 24.6 GB vs 16.4 GB).
+    keeps freed arenas mapped unless asked to trim. Before this, an ablation process with two ILR runs peaked
+    at 24.6 GB where one ILR run peaked at 16.4 GB.
     """
     gc.collect()
     try:
