@@ -212,3 +212,30 @@ def test_unknown_kind_raises() -> None:
     object.__setattr__(q, "kind", "essay")
     with pytest.raises(UnknownKindError, match="essay"):
         grade(q, "hi")
+
+
+# ---- answers copied from the question --------------------------------------------------------------
+
+def _asked(prompt: str, answer: str) -> Question:
+    return Question(id="c", prompt=prompt, answer=answer, task="t", kind="math")
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=st.integers(-9, 99), b=st.integers(-9, 99), op=st.sampled_from(["+", "-", "*"]))
+def test_restating_the_expression_is_not_an_answer(a: int, b: int, op: str) -> None:
+    """math-verify evaluates "a op b"; a policy that copies the question must still score 0."""
+    expr = f"{a} {op} {b}"
+    q = _asked(f"Calculate {expr}.", str(eval(expr)))  # noqa: S307 - integers and one operator
+    for text in (f"The final answer is {expr}.", f"\\boxed{{{expr}}}", f"{expr} = {q.answer}. Answer: \\boxed{{{expr}}}"):
+        g = grade(q, text)
+        assert not g.correct and g.reason == "rejected:copied_from_question", (text, g)
+    assert grade(q, f"\\boxed{{{q.answer}}}").correct
+    assert grade(q, f"So {expr} = {q.answer}, the answer is {q.answer}.").correct
+
+
+def test_copy_rule_keeps_real_answers() -> None:
+    assert not grade(_asked("Simplify $\\frac{4}{8}$.", "\\frac{1}{2}"), "\\boxed{\\frac{4}{8}}").correct
+    assert grade(_asked("Simplify $\\frac{4}{8}$.", "\\frac{1}{2}"), "\\boxed{\\frac{2}{4}}").correct  # not a copy
+    assert grade(_asked("Which is larger, 12 or 7?", "12"), "\\boxed{12}").correct  # numbers may occur in the question
+    assert grade(_asked("Solve for x: x^2 = 9, x > 0.", "3"), "\\boxed{3}").correct
+    assert grade(_asked("Write $\\sqrt{2}\\cdot 3$ in simplest form.", "3\\sqrt{2}"), "\\boxed{3\\sqrt{2}}").correct

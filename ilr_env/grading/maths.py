@@ -121,6 +121,19 @@ def _fast_verdict(gold: str, pred: str) -> bool | None:
     return None
 
 
+def copied_from_question(question: Any, pred: str) -> bool:
+    """True when the answer is an expression lifted verbatim from the question (e.g. "5 - 3" for "Calculate 5 - 3.").
+
+    math-verify evaluates expressions, so without this check restating the problem scores as solving it;
+    an RL policy finds that quickly (measured: an ILR agent in cpu-long learned "Your final answer is 4 * 7.").
+    Integers and decimals are never treated as copies: a number that occurs in the question can be a real answer.
+    """
+    p = normalise(pred)
+    if len(p) < 3 or _NUMBER_RE.match(p):
+        return False
+    return p in normalise(str(getattr(question, "prompt", "") or ""))
+
+
 def _shown(answer: str | None) -> str | None:
     return None if answer is None else answer[:MAX_SHOWN_CHARS]
 
@@ -150,6 +163,8 @@ def grade_math(question: Any, completion: str, *, timeout: float = DEFAULT_TIMEO
             verdict, reason = result[0], ("match" if result[0] else "mismatch")
         else:
             verdict, reason = False, status
+    if verdict and normalise(pred) != normalise(gold) and copied_from_question(question, pred):
+        return Grade(False, 0.0, _shown(pred), "rejected:copied_from_question", has_box)
     meta = getattr(question, "metadata", None) or {}
     rg_task = meta.get("grader") == "reasoning_gym" and "rg_dataset" in meta and "rg_entry" in meta
     if not verdict and rg_task and len(pred) <= MAX_ANSWER_CHARS:
