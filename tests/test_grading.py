@@ -225,7 +225,7 @@ def _asked(prompt: str, answer: str) -> Question:
 def test_restating_the_expression_is_not_an_answer(a: int, b: int, op: str) -> None:
     """math-verify evaluates "a op b"; a policy that copies the question must still score 0."""
     expr = f"{a} {op} {b}"
-    q = _asked(f"Calculate {expr}.", str(eval(expr)))  # noqa: S307 - integers and one operator
+    q = _asked(f"Calculate {expr}.", str({"+": a + b, "-": a - b, "*": a * b}[op]))
     for text in (f"The final answer is {expr}.", f"\\boxed{{{expr}}}", f"{expr} = {q.answer}. Answer: \\boxed{{{expr}}}"):
         g = grade(q, text)
         assert not g.correct and g.reason == "rejected:copied_from_question", (text, g)
