@@ -32,6 +32,11 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
                                            logits_to_keep: int, batch_size: int | None = None,
                                            compute_entropy: bool = False, compute_aux_loss: bool = False,
                                            **extra: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        def trl_forward() -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+            return super(SharedPromptGRPOTrainer, self)._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
+
         rows = input_ids.size(0)
         prompt_len = input_ids.size(1) - logits_to_keep
         groups = self._prompt_groups(input_ids[:, :prompt_len], attention_mask[:, :prompt_len]) if (
@@ -40,9 +45,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             and (batch_size is None or batch_size >= rows)
             and not getattr(self.args, "gradient_checkpointing", False)) else None
         if groups is None:
-            return super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
-                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
+            return trl_forward()
         firsts, row_to_group = groups
         with self.accelerator.autocast():
             prefix = model(input_ids=input_ids[firsts, : prompt_len - 1],
@@ -50,9 +53,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         cache = getattr(prefix, "cache", None)
         layers = getattr(cache, "layers", None)
         if not layers or any(not _plain_full_attention(layer) for layer in layers):
-            return super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
-                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
+            return trl_forward()
         cache.batch_select_indices(row_to_group)
         tail = input_ids[:, prompt_len - 1:]
         labels = tail.masked_fill(attention_mask[:, prompt_len - 1:] == 0, -100)

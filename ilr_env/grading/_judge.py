@@ -550,18 +550,23 @@ class PopenProgram:
             raise Timeout() from None
 
     def kill_all(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.kill()
-        self.proc.wait()
+        _kill_session(self.proc)
         for f in (self.proc.stdin, self.proc.stdout):
             if f is not None:
                 try:
                     f.close()
                 except OSError:
                     pass
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL a process started with start_new_session and everything in its process group, then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.kill()
+    proc.wait()
 
 
 class ZygoteError(Exception):
@@ -623,12 +628,7 @@ class Zygote:
             raise ZygoteError(f"the zygote went away: {exc}") from None
 
     def close(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.kill()
-        self.proc.wait()
+        _kill_session(self.proc)
         self.sock.close()
 
 
