@@ -29,9 +29,16 @@ def baseline_reward_funcs(config: ILRConfig, eos_token_ids: list[int]) -> list[A
     """The raw reward ILR uses, as TRL reward functions (correctness via ilr_env.grade, RM, format)."""
     from ilr_agents.rewards import build_reward
 
-    return [build_reward(config.reward, format_bonus=config.format_reward, reward_model=config.reward_model,
-                         reward_model_weight=config.reward_model_weight, eos_token_ids=eos_token_ids,
-                         lenient_answer=config.lenient_answer)]
+    return [
+        build_reward(
+            config.reward,
+            format_bonus=config.format_reward,
+            reward_model=config.reward_model,
+            reward_model_weight=config.reward_model_weight,
+            eos_token_ids=eos_token_ids,
+            lenient_answer=config.lenient_answer,
+        )
+    ]
 
 
 def _callback(agent: str, writer: ManifestWriter, metrics_path: Path, is_main: bool) -> Any:
@@ -41,12 +48,24 @@ def _callback(agent: str, writer: ManifestWriter, metrics_path: Path, is_main: b
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             writer.report_saved(agent, state.global_step)
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-                   **kwargs: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
             if is_main and logs and "reward" in logs:
                 with metrics_path.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps({"kind": "trl", "step": state.global_step, "agent": agent,
-                                             "reward_raw_mean": logs["reward"], **logs}, default=float) + "\n")
+                    handle.write(
+                        json.dumps(
+                            {
+                                "kind": "trl",
+                                "step": state.global_step,
+                                "agent": agent,
+                                "reward_raw_mean": logs["reward"],
+                                **logs,
+                            },
+                            default=float,
+                        )
+                        + "\n"
+                    )
 
     return BaselineCallback()
 
@@ -85,18 +104,30 @@ def train_single_agent(config: ILRConfig) -> Any:
     for agent, model_name in zip(agents, config.models, strict=True):
         model, tokenizer = load_model(model_name, config)
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        trainer = trainer_class(config)(model=model, processing_class=tokenizer, reward_funcs=baseline_reward_funcs(config, eos),
-                              args=grpo_args(config, run_dir / agent), train_dataset=dataset,
-                              peft_config=peft_config(config))
+        trainer = trainer_class(config)(
+            model=model,
+            processing_class=tokenizer,
+            reward_funcs=baseline_reward_funcs(config, eos),
+            args=grpo_args(config, run_dir / agent),
+            train_dataset=dataset,
+            peft_config=peft_config(config),
+        )
         quiet(trainer)
         writer.enabled = trainer.accelerator.is_main_process
         trainer.add_callback(_callback(agent, writer, run_dir / "metrics.jsonl", writer.enabled))
         if resumed_from is None or resumed_from < config.max_steps:
-            trainer.train(resume_from_checkpoint=str(run_dir / agent / f"checkpoint-{resumed_from}")
-                          if resumed_from else None)
+            trainer.train(
+                resume_from_checkpoint=str(run_dir / agent / f"checkpoint-{resumed_from}")
+                if resumed_from
+                else None
+            )
         step = trainer.state.global_step or step
         del trainer, model
     if writer.enabled:
-        atomic_write_text(run_dir / "train_summary.json", json.dumps({
-            "step": step, "seconds": time.perf_counter() - started, "resumed_from": resumed_from}))
+        atomic_write_text(
+            run_dir / "train_summary.json",
+            json.dumps(
+                {"step": step, "seconds": time.perf_counter() - started, "resumed_from": resumed_from}
+            ),
+        )
     return TrainResult(run_dir, step, agents, run_dir / "metrics.jsonl", resumed_from)

@@ -19,11 +19,15 @@ from experiments.benchmarks.report import write
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="bench", help="folder for results.json and report.md (default: bench)")
-    parser.add_argument("--cases", default="all",
-                        help=f"comma-separated cases to run (default: all = {','.join(CASES)})")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke-test sizes (seconds per case); figures are not meaningful")
+    parser.add_argument(
+        "--out", default="bench", help="folder for results.json and report.md (default: bench)"
+    )
+    parser.add_argument(
+        "--cases", default="all", help=f"comma-separated cases to run (default: all = {','.join(CASES)})"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke-test sizes (seconds per case); figures are not meaningful"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="override every case's number of repeats")
     parser.add_argument("--data-dir", default=None, help="benchmark data folder (default: $ILR_DATA_DIR)")
     parser.add_argument("--seed", type=int, default=0, help="seed for every sampled generation")
@@ -45,7 +49,7 @@ def run_case(name: str, ctx: BenchContext) -> CaseResult:
     start = time.perf_counter()
     try:
         result: CaseResult = module.run(ctx)
-    except Exception as exc:  # noqa: BLE001 - reported in the results, the other cases still run
+    except Exception as exc:  # noqa: BLE001
         result = CaseResult(name, getattr(module, "TITLE", name), "", "", ">=", 0.0, status="error")
         result.notes.append(f"{type(exc).__name__}: {exc}")
         result.details["traceback"] = traceback.format_exc()[-4000:]
@@ -55,8 +59,14 @@ def run_case(name: str, ctx: BenchContext) -> CaseResult:
 
 def run(args: argparse.Namespace) -> int:
     names = select_cases(args.cases)
-    ctx = BenchContext(quick=args.quick, repeats=args.repeats, out_dir=Path(args.out), data_dir=args.data_dir,
-                       seed=args.seed, log=lambda msg: print(msg, flush=True))
+    ctx = BenchContext(
+        quick=args.quick,
+        repeats=args.repeats,
+        out_dir=Path(args.out),
+        data_dir=args.data_dir,
+        seed=args.seed,
+        log=lambda msg: print(msg, flush=True),
+    )
     results: list[CaseResult] = []
     start = time.perf_counter()
     for name in names:
@@ -64,9 +74,13 @@ def run(args: argparse.Namespace) -> int:
         result = run_case(name, ctx)
         results.append(result)
         ratio = f"ratio {result.ratio.median:.3g}" if result.ratio else result.status
-        ctx.log(f"[bench] {name}: {ratio} ({result.seconds:.0f} s)" + (f" — {result.notes[0]}" if
-                                                                         result.status == "error" else ""))
-        write(results, ctx.out_dir, quick=ctx.quick, wall_s=time.perf_counter() - start)  # partial results survive
+        ctx.log(
+            f"[bench] {name}: {ratio} ({result.seconds:.0f} s)"
+            + (f" — {result.notes[0]}" if result.status == "error" else "")
+        )
+        write(
+            results, ctx.out_dir, quick=ctx.quick, wall_s=time.perf_counter() - start
+        )  # partial results survive
     json_path, md_path = write(results, ctx.out_dir, quick=ctx.quick, wall_s=time.perf_counter() - start)
     ctx.log(f"[bench] wrote {json_path} and {md_path}")
     return 1 if any(r.status == "error" for r in results) else 0

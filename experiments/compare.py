@@ -82,7 +82,9 @@ class CompareConfig:
             p = CONFIG_DIR / f"{path}.yaml"
         if not p.is_file():
             known = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
-            raise ConfigError(f"config {str(path)!r} not found: pass a YAML file or a preset name ({', '.join(known)})")
+            raise ConfigError(
+                f"config {str(path)!r} not found: pass a YAML file or a preset name ({', '.join(known)})"
+            )
         data = yaml.safe_load(p.read_text()) or {}
         if "extends" in data:  # a preset may start from another and change a few fields
             parent = cls.from_yaml(data.pop("extends"))
@@ -92,15 +94,21 @@ class CompareConfig:
         for key in data:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
-                raise ConfigError(f"unknown compare key {key!r}" + (f": did you mean {close[0]!r}?" if close else ""))
+                raise ConfigError(
+                    f"unknown compare key {key!r}" + (f": did you mean {close[0]!r}?" if close else "")
+                )
         return cls(**data)
 
     def run_dir(self) -> Path:
         return Path(self.output_root) / self.name
 
     def training_config(self, label: str, seed: int) -> ILRConfig:
-        fields = {**self.train, **self.methods[label], "seed": seed,
-                  "output_dir": str(self.run_dir() / "train" / f"{label}-seed{seed}")}
+        fields = {
+            **self.train,
+            **self.methods[label],
+            "seed": seed,
+            "output_dir": str(self.run_dir() / "train" / f"{label}-seed{seed}"),
+        }
         return ILRConfig.from_dict(fields)
 
 
@@ -125,7 +133,9 @@ def final_checkpoints(run_dir: Path, agents: list[str]) -> dict[str, Path]:
     return {agent: manifest.agent_checkpoint(run_dir, agent) for agent in agents}
 
 
-def load_policy(model: str, checkpoint: Path | None, lora: bool, name: str, backend: str = "transformers") -> Any:
+def load_policy(
+    model: str, checkpoint: Path | None, lora: bool, name: str, backend: str = "transformers"
+) -> Any:
     """A base model, a trained full checkpoint, or a LoRA adapter on top of the base it was trained from."""
     from ilr_agents.policies import TransformersPolicy, VLLMPolicy
 
@@ -136,7 +146,9 @@ def load_policy(model: str, checkpoint: Path | None, lora: bool, name: str, back
     return TransformersPolicy(source, adapter=adapter, name=name, return_logprobs=False)
 
 
-def evaluate_policy(policy: Any, config: CompareConfig, questions: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+def evaluate_policy(
+    policy: Any, config: CompareConfig, questions: dict[str, list[Any]]
+) -> dict[str, dict[str, Any]]:
     """Per benchmark: per-question outcomes (correct, strict = boxed and correct, boxed, length)."""
     from ilr_agents.evaluation import evaluate_alone
     from ilr_agents.policies import SamplingParams
@@ -145,9 +157,15 @@ def evaluate_policy(policy: Any, config: CompareConfig, questions: dict[str, lis
     params = SamplingParams(max_new_tokens=config.eval_max_new_tokens, temperature=0.0)
     out = {}
     for spec in config.evaluate:
-        result = evaluate_alone(policy, questions[spec.label], params, task=spec.task,
-                                batch_size=config.eval_batch_size, progress=True,
-                                env_kwargs={"prompts": config.train.get("prompts") or None})
+        result = evaluate_alone(
+            policy,
+            questions[spec.label],
+            params,
+            task=spec.task,
+            batch_size=config.eval_batch_size,
+            progress=True,
+            env_kwargs={"prompts": config.train.get("prompts") or None},
+        )
         samples = [r.final_samples["agent_0"][0] for r in result.records]
         by_id = {q.id: q for q in questions[spec.label]}
         out[spec.label] = {
@@ -155,8 +173,11 @@ def evaluate_policy(policy: Any, config: CompareConfig, questions: dict[str, lis
             "correct": [bool(s["grade"]["correct"]) for s in samples],
             "boxed": [bool(s["grade"].get("has_box")) for s in samples],
             "strict": [bool(s["grade"]["correct"] and s["grade"].get("has_box")) for s in samples],
-            "lenient": [lenient_correctness(by_id[r.question["id"]], s["text"], s.get("finish_reason") == "length") == 1.0
-                        for r, s in zip(result.records, samples, strict=True)],
+            "lenient": [
+                lenient_correctness(by_id[r.question["id"]], s["text"], s.get("finish_reason") == "length")
+                == 1.0
+                for r, s in zip(result.records, samples, strict=True)
+            ],
             "length": [len(s.get("completion_ids") or s["text"].split()) for s in samples],
             "transcripts": [r.to_dict() for r in result.records[: config.transcripts]],
         }
@@ -182,7 +203,9 @@ def held_out_questions(config: CompareConfig) -> tuple[dict[str, list[Any]], dic
     import ilr_env
 
     probe = ILRConfig.from_dict({**config.train, "output_dir": str(config.run_dir())})
-    train = ilr_env.load_questions(probe.task, probe.train_split, limit=probe.train_limit, **probe.task_kwargs)
+    train = ilr_env.load_questions(
+        probe.task, probe.train_split, limit=probe.train_limit, **probe.task_kwargs
+    )
     seen = {" ".join(q.prompt.split()) for q in train}
     questions, counts = {}, {}
     for spec in config.evaluate:
@@ -208,15 +231,23 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
 
     (run_dir / "compare.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
     questions, held_out = held_out_questions(config)
-    results: dict[str, Any] = {"name": config.name, "description": config.description, "notes": config.notes,
-                               "config": dataclasses.asdict(config), "evaluations": {}, "training_logs": {},
-                               "timing": {}, "train_summaries": {},
-                               "held_out": held_out}
+    results: dict[str, Any] = {
+        "name": config.name,
+        "description": config.description,
+        "notes": config.notes,
+        "config": dataclasses.asdict(config),
+        "evaluations": {},
+        "training_logs": {},
+        "timing": {},
+        "train_summaries": {},
+        "held_out": held_out,
+    }
 
     def record(label: str, outcomes: dict[str, dict[str, Any]]) -> None:
         for bench, o in outcomes.items():
             results["evaluations"].setdefault(bench, {}).setdefault(label, []).append(
-                {k: v for k, v in o.items() if k != "transcripts"})
+                {k: v for k, v in o.items() if k != "transcripts"}
+            )
             tdir = run_dir / "transcripts"
             tdir.mkdir(exist_ok=True)
             safe = f"{label}__{bench}".replace("/", "_").replace(":", "_").replace(" ", "_")
@@ -250,18 +281,29 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
                 del policy
                 release_memory()
             results["timing"][f"evaluate {label} seed {seed}"] = time.perf_counter() - started
-            results_path.write_text(json.dumps(results, indent=1, default=str))  # partial results survive a crash
+            results_path.write_text(
+                json.dumps(results, indent=1, default=str)
+            )  # partial results survive a crash
     return write_report(run_dir, results, [tuple(p) for p in config.paired])
 
 
 def add_arguments(parser: Any) -> None:
-    parser.add_argument("--config", required=True, help="preset name (experiments/configs/<name>.yaml) or YAML path")
+    parser.add_argument(
+        "--config", required=True, help="preset name (experiments/configs/<name>.yaml) or YAML path"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
     parser.add_argument("--name", help="override the run name (folder under runs/)")
     parser.add_argument("--output-root", help="folder that holds runs (default runs/)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a shared training field, e.g. --set max_steps=5 (YAML value)")
-    parser.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.json")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a shared training field, e.g. --set max_steps=5 (YAML value)",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild report.md and plots from results.json"
+    )
 
 
 def parse_overrides(config_path: str, args: Any) -> CompareConfig:
@@ -292,4 +334,3 @@ def run(args: Any) -> int:
     print(report.read_text())
     print(f"\nwritten: {report.parent}")
     return 0
-

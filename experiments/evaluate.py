@@ -17,8 +17,13 @@ from typing import Any
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="task name (see `ilr tasks`), e.g. gsm8k, math500")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--task-kwargs", type=json.loads, default={}, metavar="JSON",
-                        help='task options as JSON, e.g. \'{"min_terms": 2, "operators": ["+", "-"]}\' for rg tasks')
+    parser.add_argument(
+        "--task-kwargs",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help='task options as JSON, e.g. \'{"min_terms": 2, "operators": ["+", "-"]}\' for rg tasks',
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
     parser.add_argument("--seed", type=int, default=0)
     who = parser.add_mutually_exclusive_group(required=True)
@@ -144,8 +149,9 @@ def run(args: argparse.Namespace) -> int:
     if any(k < 1 or k > args.n for k in args.pass_k):
         raise SystemExit(f"--pass-k {args.pass_k} needs 1 <= k <= --n ({args.n}): raise --n")
     started = time.perf_counter()
-    questions = ilr_env.load_questions(args.task, split=args.split, data_dir=args.data_dir, limit=args.limit,
-                                       **args.task_kwargs)
+    questions = ilr_env.load_questions(
+        args.task, split=args.split, data_dir=args.data_dir, limit=args.limit, **args.task_kwargs
+    )
     params = SamplingParams(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,

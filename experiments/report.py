@@ -37,8 +37,12 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for bench, by_label in results["evaluations"].items():
         for label, seeds in by_label.items():
-            row: dict[str, Any] = {"benchmark": bench, "label": label, "seeds": len(seeds),
-                                   "questions": len(seeds[0]["correct"])}
+            row: dict[str, Any] = {
+                "benchmark": bench,
+                "label": label,
+                "seeds": len(seeds),
+                "questions": len(seeds[0]["correct"]),
+            }
             for key in METRICS:
                 arr = np.array([s.get(key, s["correct"]) for s in seeds], dtype=float)
                 mean, lo, hi = bootstrap_ci(arr)
@@ -48,8 +52,11 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def paired_tests(results: dict[str, Any], pairs: list[tuple[str, str]],
-                 metrics: tuple[str, ...] = ("strict", "correct", "lenient")) -> list[dict[str, Any]]:
+def paired_tests(
+    results: dict[str, Any],
+    pairs: list[tuple[str, str]],
+    metrics: tuple[str, ...] = ("strict", "correct", "lenient"),
+) -> list[dict[str, Any]]:
     """McNemar tests between labels on the same questions, per seed (seed k of a vs seed k of b)."""
     out = []
     for bench, by_label in results["evaluations"].items():
@@ -59,37 +66,65 @@ def paired_tests(results: dict[str, Any], pairs: list[tuple[str, str]],
                     for metric in metrics:
                         if metric in sa and metric in sb:
                             test = mcnemar_exact(sa[metric], sb[metric])
-                            out.append({"benchmark": bench, "a": a, "b": b, "seed_index": seed_index,
-                                        "metric": metric, **test})
+                            out.append(
+                                {
+                                    "benchmark": bench,
+                                    "a": a,
+                                    "b": b,
+                                    "seed_index": seed_index,
+                                    "metric": metric,
+                                    **test,
+                                }
+                            )
     return out
 
 
 def markdown(results: dict[str, Any], rows: list[dict[str, Any]], tests: list[dict[str, Any]]) -> str:
     lines = [f"# {results['name']}: single-agent GRPO vs ILR", ""]
     lines.append(results.get("description", "").strip())
-    lines += ["", "Every trained agent is evaluated **alone** with the plain test-time prompt on questions never "
-              "seen in training. Cells: mean % with a 95% bootstrap interval over questions"
-              + (" and seeds" if any(r["seeds"] > 1 for r in rows) else "") + ".", ""]
+    lines += [
+        "",
+        "Every trained agent is evaluated **alone** with the plain test-time prompt on questions never "
+        "seen in training. Cells: mean % with a 95% bootstrap interval over questions"
+        + (" and seeds" if any(r["seeds"] > 1 for r in rows) else "")
+        + ".",
+        "",
+    ]
     for bench in dict.fromkeys(r["benchmark"] for r in rows):
         sub = [r for r in rows if r["benchmark"] == bench]
-        lines += [f"## {bench} ({sub[0]['questions']} questions, {sub[0]['seeds']} seed(s))", "",
-                  "| model | " + " | ".join(METRICS.values()) + " | mean length (tokens) |",
-                  "|---|" + "---|" * (len(METRICS) + 1)]
+        lines += [
+            f"## {bench} ({sub[0]['questions']} questions, {sub[0]['seeds']} seed(s))",
+            "",
+            "| model | " + " | ".join(METRICS.values()) + " | mean length (tokens) |",
+            "|---|" + "---|" * (len(METRICS) + 1),
+        ]
         for r in sub:
-            cells = [f"{100 * r[k]['mean']:.1f} [{100 * r[k]['ci95'][0]:.1f}, {100 * r[k]['ci95'][1]:.1f}]"
-                     for k in METRICS]
+            cells = [
+                f"{100 * r[k]['mean']:.1f} [{100 * r[k]['ci95'][0]:.1f}, {100 * r[k]['ci95'][1]:.1f}]"
+                for k in METRICS
+            ]
             lines.append(f"| {r['label']} | " + " | ".join(cells) + f" | {r['mean_length']:.1f} |")
         lines.append("")
     if tests:
-        lines += ["## Paired tests (McNemar, exact, two-sided)", "",
-                  "| benchmark | a | b | metric | only a right | only b right | p |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Paired tests (McNemar, exact, two-sided)",
+            "",
+            "| benchmark | a | b | metric | only a right | only b right | p |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for t in tests:
-            lines.append(f"| {t['benchmark']} | {t['a']} | {t['b']} | {METRICS[t['metric']]} | {t['only_a']} | "
-                         f"{t['only_b']} | {t['p_value']:.3g} |")
+            lines.append(
+                f"| {t['benchmark']} | {t['a']} | {t['b']} | {METRICS[t['metric']]} | {t['only_a']} | "
+                f"{t['only_b']} | {t['p_value']:.3g} |"
+            )
         lines.append("")
     if results.get("held_out"):
-        lines += ["## Held-out check", "", "| benchmark | questions evaluated | dropped (text also in training) |",
-                  "|---|---|---|"]
+        lines += [
+            "## Held-out check",
+            "",
+            "| benchmark | questions evaluated | dropped (text also in training) |",
+            "|---|---|---|",
+        ]
         lines += [f"| {b} | {h['evaluated']} | {h['dropped']} |" for b, h in results["held_out"].items()]
         lines.append("")
     if results.get("timing"):
@@ -98,8 +133,16 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]], tests: list[di
         lines.append("")
     if results.get("notes"):
         lines += ["## What this run can and cannot show", "", results["notes"].strip(), ""]
-    lines += ["## Plots", "", "![training reward](training_reward.png)", "",
-              "![mode mix](mode_mix.png)", "", "![calibration shift](calibration_shift.png)", ""]
+    lines += [
+        "## Plots",
+        "",
+        "![training reward](training_reward.png)",
+        "",
+        "![mode mix](mode_mix.png)",
+        "",
+        "![calibration shift](calibration_shift.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -117,8 +160,14 @@ def _training_series(metrics: list[dict[str, Any]]) -> dict[str, dict[str, list[
         if m.get("kind") == "trl" and "reward" in m:
             s = series.setdefault(m["agent"], {"reward": [], "accuracy": []})
             s["reward"].append((m["step"], m["reward"]))
-            acc = next((v for k, v in m.items() if k.startswith("rewards/") and "correct" in k
-                        and k.endswith("/mean")), None)
+            acc = next(
+                (
+                    v
+                    for k, v in m.items()
+                    if k.startswith("rewards/") and "correct" in k and k.endswith("/mean")
+                ),
+                None,
+            )
             if acc is not None:
                 s["accuracy"].append((m["step"], acc))
     return series
@@ -154,7 +203,9 @@ def plots(run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> list
         rows = [m for m in metrics if m.get("kind") == "ilr"]
         for agent in dict.fromkeys(m["agent"] for m in rows):
             mine = sorted((m for m in rows if m["agent"] == agent), key=lambda m: m["step"])
-            coop = [m["mode_counts"].get("cooperate", 0) / max(1, sum(m["mode_counts"].values())) for m in mine]
+            coop = [
+                m["mode_counts"].get("cooperate", 0) / max(1, sum(m["mode_counts"].values())) for m in mine
+            ]
             axes[0].plot([m["step"] for m in mine], coop, label=f"{method} {agent}")
             shift = [m["shift"].get("shift_abs_mean", 0.0) for m in mine]
             axes[1].plot([m["step"] for m in mine], shift, label=f"{method} {agent}")
@@ -175,8 +226,11 @@ def plots(run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> list
         rows = [m for m in metrics if m.get("kind") == "ilr"]
         for agent in dict.fromkeys(m["agent"] for m in rows):
             mine = sorted((m for m in rows if m["agent"] == agent), key=lambda m: m["step"])
-            ax.plot([m["step"] for m in mine], [m["reward_cal_mean"] - m["reward_raw_mean"] for m in mine],
-                    label=f"{method} {agent}")
+            ax.plot(
+                [m["step"] for m in mine],
+                [m["reward_cal_mean"] - m["reward_raw_mean"] for m in mine],
+                label=f"{method} {agent}",
+            )
     ax.set_xlabel("step")
     ax.set_ylabel("mean calibrated − mean raw reward")
     ax.grid(alpha=0.3)

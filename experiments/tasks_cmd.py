@@ -18,7 +18,9 @@ from ilr_env.tasks.sources import resolve_data_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--grade-gold", metavar="TASK", help="load TASK and grade each gold answer as a completion")
+    parser.add_argument(
+        "--grade-gold", metavar="TASK", help="load TASK and grade each gold answer as a completion"
+    )
     parser.add_argument("--split", default="test", help="split for --grade-gold (default: test)")
     parser.add_argument("--limit", type=int, default=None, help="grade at most N questions")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: $ILR_DATA_DIR)")
@@ -27,8 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def gold_completion(question: Question) -> str:
     """The gold answer written the way a model should answer, so a correct grader must accept it."""
     if question.kind == "code":
-        program = question.metadata.get("prompt", "") + question.answer if question.id.startswith("HumanEval/") \
+        program = (
+            question.metadata.get("prompt", "") + question.answer
+            if question.id.startswith("HumanEval/")
             else question.answer
+        )
         return f"Here is the solution.\n```python\n{program}\n```"
     return f"Working through it, so the answer is \\boxed{{{question.answer}}}."
 
@@ -54,11 +59,16 @@ def _list(console: Console, data_dir: Path | None) -> int:
         task = get_task(name)
         found = task.availability(data_dir)
         cells = {_short(where) for where in found.values()}
-        sources = (f"{', '.join(found)}: {cells.pop()}" if len(cells) == 1
-                   else "\n".join(f"{split}: {_short(where)}" for split, where in found.items()))
+        sources = (
+            f"{', '.join(found)}: {cells.pop()}"
+            if len(cells) == 1
+            else "\n".join(f"{split}: {_short(where)}" for split, where in found.items())
+        )
         table.add_row(name, task.kind, sources)
     console.print(table)
-    console.print("rg/<dataset> also loads any other reasoning-gym dataset (kwargs: size, seed, config fields).")
+    console.print(
+        "rg/<dataset> also loads any other reasoning-gym dataset (kwargs: size, seed, config fields)."
+    )
     return 0
 
 
@@ -78,8 +88,15 @@ def _grade_gold(console: Console, task: str, split: str, limit: int | None, data
     for column in ("task", "split", "questions", "correct", "accuracy", "load s", "grade s"):
         summary.add_column(column, justify="right" if column not in ("task", "split") else "left")
     n = len(questions)
-    summary.add_row(task, split, str(n), str(n - len(failures)), f"{(n - len(failures)) / max(n, 1):.1%}",
-                    f"{loaded:.2f}", f"{graded:.2f}")
+    summary.add_row(
+        task,
+        split,
+        str(n),
+        str(n - len(failures)),
+        f"{(n - len(failures)) / max(n, 1):.1%}",
+        f"{loaded:.2f}",
+        f"{graded:.2f}",
+    )
     console.print(summary)
     if failures:
         detail = Table(title=f"first {min(len(failures), 10)} of {len(failures)} rejected golds")

@@ -29,15 +29,25 @@ def _yaml_value(text: str) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file of ILRConfig fields (flags below override it)")
-    parser.add_argument("--resume", action="store_true", default=argparse.SUPPRESS,
-                        help="continue from the newest complete checkpoint in output_dir")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="continue from the newest complete checkpoint in output_dir",
+    )
     group = parser.add_argument_group("config fields (YAML values)")
     for f in dataclasses.fields(ILRConfig):
         if f.name == "resume":
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_yaml_value, default=argparse.SUPPRESS,
-                           metavar="VALUE", help=f"{f.metadata.get('help', '')} (default: {default!r})")
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=_yaml_value,
+            default=argparse.SUPPRESS,
+            metavar="VALUE",
+            help=f"{f.metadata.get('help', '')} (default: {default!r})",
+        )
 
 
 def build_config(args: argparse.Namespace) -> ILRConfig:
@@ -60,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ilr train: config error: {exc}", file=sys.stderr)
         return 2
-    print(f"trained {result.step} steps ({', '.join(result.agents)}) -> {result.output_dir}"
-          + (f" (resumed from step {result.resumed_from})" if result.resumed_from else ""))
+    print(
+        f"trained {result.step} steps ({', '.join(result.agents)}) -> {result.output_dir}"
+        + (f" (resumed from step {result.resumed_from})" if result.resumed_from else "")
+    )
     return 0

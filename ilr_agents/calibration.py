@@ -138,8 +138,12 @@ def calibration_shift_stats(rewards: Any, *, eps: float = DEFAULT_EPS) -> dict[s
 
 
 def calibrate_one(
-    reward: float, peer_mean: Sequence[float], peer_max: Sequence[float], peer_min: Sequence[float],
-    *, eps: float = DEFAULT_EPS,
+    reward: float,
+    peer_mean: Sequence[float],
+    peer_max: Sequence[float],
+    peer_min: Sequence[float],
+    *,
+    eps: float = DEFAULT_EPS,
 ) -> float:
     """Eq. 5 for one sample, given its peers' statistics (one entry per peer)."""
     if not (len(peer_mean) == len(peer_max) == len(peer_min)):
@@ -182,8 +186,15 @@ def calibrated_reward(base_reward_fn: RewardFunc, *, eps: float = DEFAULT_EPS) -
             if r is None or (isinstance(r, float) and math.isnan(r)):
                 out.append(r)
                 continue
-            out.append(calibrate_one(r, kwargs["peer_reward_mean"][idx], kwargs["peer_reward_max"][idx],
-                                     kwargs["peer_reward_min"][idx], eps=eps))
+            out.append(
+                calibrate_one(
+                    r,
+                    kwargs["peer_reward_mean"][idx],
+                    kwargs["peer_reward_max"][idx],
+                    kwargs["peer_reward_min"][idx],
+                    eps=eps,
+                )
+            )
         return out
 
     wrapped.__name__ = f"calibrated_{getattr(base_reward_fn, '__name__', 'reward')}"

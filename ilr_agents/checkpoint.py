@@ -122,7 +122,9 @@ def _agent_checkpoints(run_dir: Path, agents: Iterable[str]) -> list[tuple[str, 
     return out
 
 
-def discard_uncommitted(run_dir: str | os.PathLike[str], agents: Iterable[str], committed_step: int) -> list[Path]:
+def discard_uncommitted(
+    run_dir: str | os.PathLike[str], agents: Iterable[str], committed_step: int
+) -> list[Path]:
     """Delete agent checkpoint folders newer than the committed step (half-written or never committed)."""
     run_dir = Path(run_dir)
     removed = []
@@ -130,7 +132,9 @@ def discard_uncommitted(run_dir: str | os.PathLike[str], agents: Iterable[str], 
         if step > committed_step:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
-    for stray in (run_dir / MANIFEST_DIR).glob(".manifest-*.tmp") if (run_dir / MANIFEST_DIR).is_dir() else []:
+    for stray in (
+        (run_dir / MANIFEST_DIR).glob(".manifest-*.tmp") if (run_dir / MANIFEST_DIR).is_dir() else []
+    ):
         stray.unlink(missing_ok=True)
         removed.append(stray)
     return removed
@@ -143,8 +147,15 @@ class ManifestWriter:
     are retained; older ones are pruned after the new manifest is on disk.
     """
 
-    def __init__(self, run_dir: str | os.PathLike[str], agents: list[str], payload: dict[str, Any], *,
-                 keep: int = 2, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        agents: list[str],
+        payload: dict[str, Any],
+        *,
+        keep: int = 2,
+        enabled: bool = True,
+    ) -> None:
         if keep < 1:
             raise ValueError(f"keep={keep}: keep at least one checkpoint")
         self.run_dir = Path(run_dir)
@@ -176,8 +187,10 @@ class ManifestWriter:
             raise CheckpointError(f"cannot commit step {step}: no checkpoint folder for {missing}")
         data = {
             "step": step,
-            "agents": {a: str(agent_checkpoint_dir(self.run_dir, a, step).relative_to(self.run_dir))
-                       for a in self.agents},
+            "agents": {
+                a: str(agent_checkpoint_dir(self.run_dir, a, step).relative_to(self.run_dir))
+                for a in self.agents
+            },
             **self.payload,
         }
         path = self.run_dir / MANIFEST_DIR / f"manifest-{step:08d}.json"

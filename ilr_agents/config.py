@@ -35,77 +35,127 @@ class ILRConfig:
     """Everything one ILR (or single-agent GRPO baseline) training run needs."""
 
     # --- agents and method -------------------------------------------------------------------------
-    models: list[str] = _f(["tiny", "tiny-llama"], "one model per agent: a zoo name (tiny, tiny-llama, "  # noqa: RUF009
-                           "smollm2-135m), a local folder or a hub id; m = len(models); families may differ")
-    method: Literal["ilr", "grpo"] = _f("ilr", "ilr = co-training with discussion; grpo = single-agent GRPO "
-                                        "baseline, each listed model trained alone with the plain prompt")
-    protocol: Literal["idea3", "debate"] = _f("idea3", "discussion protocol (ILR: idea3; debate for comparison)")
+    models: list[str] = _f(  # noqa: RUF009
+        ["tiny", "tiny-llama"],
+        "one model per agent: a zoo name (tiny, tiny-llama, "
+        "smollm2-135m), a local folder or a hub id; m = len(models); families may differ",
+    )
+    method: Literal["ilr", "grpo"] = _f(
+        "ilr",
+        "ilr = co-training with discussion; grpo = single-agent GRPO "
+        "baseline, each listed model trained alone with the plain prompt",
+    )
+    protocol: Literal["idea3", "debate"] = _f(
+        "idea3", "discussion protocol (ILR: idea3; debate for comparison)"
+    )
     debate_rounds: int = _f(2, "rounds for protocol=debate")
     mode: Literal["dynamic", "cooperate", "compete"] = _f(
-        "dynamic", "dynamic = cooperate when P(q,i) < 0.5 (paper); or force one mode for all questions")
-    cooperation_probability: float | None = _f(None, "ablation: cooperate with this fixed probability p "
-                                               "instead of the dynamic rule (paper: 0, 0.5, 1)")
+        "dynamic", "dynamic = cooperate when P(q,i) < 0.5 (paper); or force one mode for all questions"
+    )
+    cooperation_probability: float | None = _f(
+        None,
+        "ablation: cooperate with this fixed probability p instead of the dynamic rule (paper: 0, 0.5, 1)",
+    )
     sampling: Literal["fusion", "full_episode"] = _f(
-        "fusion", "fusion: sharing and analysis once, the final answer sampled n times (default); "
-                  "full_episode: the whole discussion sampled n times")
+        "fusion",
+        "fusion: sharing and analysis once, the final answer sampled n times (default); "
+        "full_episode: the whole discussion sampled n times",
+    )
     rollout_batching: Literal["step", "question"] = _f(
-        "step", "step: one batched generate call per agent and stage for all of a step's questions (fast); "
-                "question: one call per question, seeded by (seed, step, question) so that a multi-process run "
-                "samples exactly what a single-process run samples (slower; for reproducibility checks)")
-    train_stages: list[str] = _f(["final"], "stages whose tokens receive gradient: ['final'] (= 'fuse' for "  # noqa: RUF009
-                                 "idea3, the last round for debate); earlier turns are prompt context")
+        "step",
+        "step: one batched generate call per agent and stage for all of a step's questions (fast); "
+        "question: one call per question, seeded by (seed, step, question) so that a multi-process run "
+        "samples exactly what a single-process run samples (slower; for reproducibility checks)",
+    )
+    train_stages: list[str] = _f(  # noqa: RUF009
+        ["final"],
+        "stages whose tokens receive gradient: ['final'] (= 'fuse' for "
+        "idea3, the last round for debate); earlier turns are prompt context",
+    )
     # --- data and difficulty -----------------------------------------------------------------------
     task: str = _f("gsm8k", "ilr_env task for training questions")
-    task_kwargs: dict[str, Any] = _f({}, "options of the task's generator or loader, e.g. reasoning-gym "  # noqa: RUF009
-                                    "knobs {min_terms: 2, max_terms: 2, max_digits: 1}; also used for validation")
+    task_kwargs: dict[str, Any] = _f(  # noqa: RUF009
+        {},
+        "options of the task's generator or loader, e.g. reasoning-gym "
+        "knobs {min_terms: 2, max_terms: 2, max_digits: 1}; also used for validation",
+    )
     train_split: str = _f("train", "split of the training task")
     train_limit: int | None = _f(None, "use only the first N training questions")
-    validation_task: str | None = _f(None, "task for the held-out validation set (difficulty/ability fit); "
-                                     "default: the training task")
+    validation_task: str | None = _f(
+        None, "task for the held-out validation set (difficulty/ability fit); default: the training task"
+    )
     validation_split: str = _f("test", "split of validation_task")
     validation_limit: int = _f(64, "validation questions used to fit abilities (paper: 1000)")
-    difficulty: str = _f("pass_rate", "D_q source: 'level' (dataset level field), 'pass_rate' (base "
-                         "models' pass rates), 'self_rank' (LLM ranking), or a JSON file {question_id: D_q}")
-    abilities: str | list[float] = _f("rasch", "'rasch' (fit on validation) or a JSON file / list, one per agent")  # noqa: RUF009
-    prompts: dict[str, Any] = _f({}, "prompt-template overrides merged into ilr_env's prompts.yaml (same keys), "  # noqa: RUF009
-                                 "used for training, the baseline and evaluation alike, e.g. {answer_format: "
-                                 "{math: 'Put your final answer in \\boxed{}.'}}")
+    difficulty: str = _f(
+        "pass_rate",
+        "D_q source: 'level' (dataset level field), 'pass_rate' (base "
+        "models' pass rates), 'self_rank' (LLM ranking), or a JSON file {question_id: D_q}",
+    )
+    abilities: str | list[float] = _f(  # noqa: RUF009
+        "rasch", "'rasch' (fit on validation) or a JSON file / list, one per agent"
+    )
+    prompts: dict[str, Any] = _f(  # noqa: RUF009
+        {},
+        "prompt-template overrides merged into ilr_env's prompts.yaml (same keys), "
+        "used for training, the baseline and evaluation alike, e.g. {answer_format: "
+        "{math: 'Put your final answer in \\boxed{}.'}}",
+    )
     # --- rewards -----------------------------------------------------------------------------------
     reward: Literal["correctness", "reward_model", "graded"] = _f(
-        "correctness", "raw reward: correctness (0/1), reward_model (sequence-classification scores), or "
-                       "graded (correctness + reward_model_weight * reward model)")
-    reward_model: str | None = _f(None, "sequence-classification model id or folder (reward=reward_model|graded)")
+        "correctness",
+        "raw reward: correctness (0/1), reward_model (sequence-classification scores), or "
+        "graded (correctness + reward_model_weight * reward model)",
+    )
+    reward_model: str | None = _f(
+        None, "sequence-classification model id or folder (reward=reward_model|graded)"
+    )
     reward_model_weight: float = _f(0.5, "weight of the reward-model score for reward=graded")
-    lenient_answer: bool = _f(False, "training reward only: when a reply states no answer (no box, no 'the "
-                              "answer is'), grade the last number of an untruncated reply; evaluation stays strict")
+    lenient_answer: bool = _f(
+        False,
+        "training reward only: when a reply states no answer (no box, no 'the "
+        "answer is'), grade the last number of an untruncated reply; evaluation stays strict",
+    )
     format_reward: float = _f(0.0, "bonus for a non-empty \\boxed{} in an untruncated reply (0 = off)")
     calibration: bool = _f(True, "apply Perception Calibration (Eq. 5); false for the ablation")
     calibration_eps: float = _f(1e-8, "denominator floor for a peer with constant rewards")
     # --- GRPO --------------------------------------------------------------------------------------
     num_generations: int = _f(4, "n: samples per question and agent (the GRPO group), >= 2")
-    per_device_train_batch_size: int = _f(8, "samples per device per step; a multiple of num_generations so "
-                                          "every question's whole group sits on one process")
+    per_device_train_batch_size: int = _f(
+        8,
+        "samples per device per step; a multiple of num_generations so "
+        "every question's whole group sits on one process",
+    )
     max_steps: int = _f(10, "optimizer steps")
     learning_rate: float = _f(1e-5, "AdamW learning rate")
     lr_scheduler_type: str = _f("constant", "transformers scheduler name (constant, linear, cosine, ...)")
     warmup_steps: int = _f(0, "linear warm-up steps")
     max_grad_norm: float = _f(1.0, "gradient clipping norm")
     beta: float = _f(0.0, "KL coefficient (0 = no reference model, TRL default)")
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = _f("grpo", "TRL loss; grpo = per-sequence mean (paper)")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = _f(
+        "grpo", "TRL loss; grpo = per-sequence mean (paper)"
+    )
     scale_rewards: Literal["group", "batch", "none"] = _f(
-        "group", "advantage scaling; 'none' is where calibration rescales advantages (see calibration.py)")
+        "group", "advantage scaling; 'none' is where calibration rescales advantages (see calibration.py)"
+    )
     temperature: float = _f(1.0, "sampling temperature for every stage")
     max_completion_length: int = _f(64, "max new tokens of the final (trained) answer")
     max_stage_tokens: int = _f(48, "max new tokens of each discussion turn before the final stage")
-    mask_truncated_completions: bool = _f(True, "exclude truncated answers from the loss (blocks a known "
-                                          "reward hack, see reference/cpu-learning.md)")
+    mask_truncated_completions: bool = _f(
+        True,
+        "exclude truncated answers from the loss (blocks a known reward hack, see reference/cpu-learning.md)",
+    )
     lora: bool = _f(False, "train LoRA adapters instead of full weights (peft)")
     lora_r: int = _f(16, "LoRA rank")
     lora_alpha: int = _f(32, "LoRA alpha")
     lora_target_modules: str | list[str] = _f("all-linear", "LoRA target modules")  # noqa: RUF009
-    gradient_checkpointing: bool = _f(False, "trade compute for memory (TRL default is on; off is faster on CPU)")
-    shared_prompt_forward: bool = _f(True, "loss reads each group's prompt once (exact; ilr_agents/shared_prompt.py); "
-                                     "false = TRL's forward over every row. Baseline and ILR use the same setting")
+    gradient_checkpointing: bool = _f(
+        False, "trade compute for memory (TRL default is on; off is faster on CPU)"
+    )
+    shared_prompt_forward: bool = _f(
+        True,
+        "loss reads each group's prompt once (exact; ilr_agents/shared_prompt.py); "
+        "false = TRL's forward over every row. Baseline and ILR use the same setting",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("float32", "model weight dtype")
     use_cpu: bool | None = _f(None, "force CPU (None = CPU when no GPU is present)")
     seed: int = _f(0, "seed for data order, modes and generation")
@@ -114,7 +164,9 @@ class ILRConfig:
     report_to: list[str] = _f(["tensorboard"], "TRL/transformers loggers: tensorboard, wandb, or none")  # noqa: RUF009
     logging_steps: int = _f(1, "log every N steps")
     save_steps: int = _f(0, "checkpoint every K steps (0 = only at the end)")
-    save_total_limit: int = _f(2, "complete checkpoints kept (older ones are deleted after a newer one is complete)")
+    save_total_limit: int = _f(
+        2, "complete checkpoints kept (older ones are deleted after a newer one is complete)"
+    )
     resume: bool = _f(False, "continue from the newest complete checkpoint in output_dir")
     progress: bool = _f(True, "show a progress bar")
 
@@ -172,6 +224,7 @@ class ILRConfig:
 
 # --- validation ------------------------------------------------------------------------------------
 
+
 def _type_ok(value: Any, tp: Any) -> bool:
     origin = typing.get_origin(tp)
     if tp is Any:
@@ -208,7 +261,9 @@ def _check_types(cfg: ILRConfig) -> None:
         value = getattr(cfg, f.name)
         tp = hints[f.name]
         if not _type_ok(value, tp):
-            raise ConfigError(f"{f.name}={value!r} has the wrong type: expected {_describe(tp)} ({f.metadata['help']})")
+            raise ConfigError(
+                f"{f.name}={value!r} has the wrong type: expected {_describe(tp)} ({f.metadata['help']})"
+            )
         is_float = tp is float or float in typing.get_args(tp)
         if is_float and isinstance(value, int) and not isinstance(value, bool):
             setattr(cfg, f.name, float(value))
@@ -221,16 +276,26 @@ def _need(ok: bool, message: str) -> None:
 
 def _check_values(c: ILRConfig) -> None:
     _need(c.num_agents >= 1, "models=[]: list at least one model (m >= 1), e.g. models: [tiny, tiny-llama]")
-    _need(all(isinstance(m, str) and m.strip() for m in c.models), f"models={c.models!r}: names must be non-empty")
-    _need(c.num_generations >= 2, f"num_generations={c.num_generations}: GRPO needs a group of >= 2 samples "
-                                  "per question (advantages are relative to the group); set num_generations: 4")
-    _need(c.per_device_train_batch_size >= c.num_generations and
-          c.per_device_train_batch_size % c.num_generations == 0,
-          f"per_device_train_batch_size={c.per_device_train_batch_size} is not a multiple of num_generations="
-          f"{c.num_generations}: each question's whole group must sit on one process for calibration; use "
-          f"{max(1, c.per_device_train_batch_size // c.num_generations) * c.num_generations}")
+    _need(
+        all(isinstance(m, str) and m.strip() for m in c.models),
+        f"models={c.models!r}: names must be non-empty",
+    )
+    _need(
+        c.num_generations >= 2,
+        f"num_generations={c.num_generations}: GRPO needs a group of >= 2 samples "
+        "per question (advantages are relative to the group); set num_generations: 4",
+    )
+    _need(
+        c.per_device_train_batch_size >= c.num_generations
+        and c.per_device_train_batch_size % c.num_generations == 0,
+        f"per_device_train_batch_size={c.per_device_train_batch_size} is not a multiple of num_generations="
+        f"{c.num_generations}: each question's whole group must sit on one process for calibration; use "
+        f"{max(1, c.per_device_train_batch_size // c.num_generations) * c.num_generations}",
+    )
     _need(c.max_steps >= 1, f"max_steps={c.max_steps}: must be >= 1")
-    _need(c.learning_rate > 0, f"learning_rate={c.learning_rate}: must be > 0, e.g. 1e-5 (full) or 2e-4 (LoRA)")
+    _need(
+        c.learning_rate > 0, f"learning_rate={c.learning_rate}: must be > 0, e.g. 1e-5 (full) or 2e-4 (LoRA)"
+    )
     _need(c.warmup_steps >= 0, f"warmup_steps={c.warmup_steps}: must be >= 0")
     _need(c.max_grad_norm > 0, f"max_grad_norm={c.max_grad_norm}: must be > 0")
     _need(c.beta >= 0, f"beta={c.beta}: the KL coefficient must be >= 0")
@@ -238,16 +303,24 @@ def _check_values(c: ILRConfig) -> None:
     _need(c.max_completion_length >= 1, f"max_completion_length={c.max_completion_length}: must be >= 1")
     _need(c.max_stage_tokens >= 1, f"max_stage_tokens={c.max_stage_tokens}: must be >= 1")
     _need(c.debate_rounds >= 1, f"debate_rounds={c.debate_rounds}: must be >= 1")
-    _need(c.cooperation_probability is None or 0 <= c.cooperation_probability <= 1,
-          f"cooperation_probability={c.cooperation_probability}: must be in [0, 1] or null (dynamic rule)")
-    _need(c.cooperation_probability is None or c.mode == "dynamic",
-          f"cooperation_probability={c.cooperation_probability} with mode={c.mode!r}: set one, not both")
+    _need(
+        c.cooperation_probability is None or 0 <= c.cooperation_probability <= 1,
+        f"cooperation_probability={c.cooperation_probability}: must be in [0, 1] or null (dynamic rule)",
+    )
+    _need(
+        c.cooperation_probability is None or c.mode == "dynamic",
+        f"cooperation_probability={c.cooperation_probability} with mode={c.mode!r}: set one, not both",
+    )
     _need(c.calibration_eps > 0, f"calibration_eps={c.calibration_eps}: must be > 0")
     _need(c.format_reward >= 0, f"format_reward={c.format_reward}: must be >= 0 (0 turns it off)")
-    _need(c.reward == "correctness" or c.reward_model is not None,
-          f"reward={c.reward!r} needs reward_model: a sequence-classification model id or folder")
-    _need(c.train_limit is None or c.train_limit >= c.questions_per_step,
-          f"train_limit={c.train_limit}: need at least questions_per_step={c.questions_per_step} questions")
+    _need(
+        c.reward == "correctness" or c.reward_model is not None,
+        f"reward={c.reward!r} needs reward_model: a sequence-classification model id or folder",
+    )
+    _need(
+        c.train_limit is None or c.train_limit >= c.questions_per_step,
+        f"train_limit={c.train_limit}: need at least questions_per_step={c.questions_per_step} questions",
+    )
     _need(c.validation_limit >= 1, f"validation_limit={c.validation_limit}: must be >= 1")
     _need(c.lora_r >= 1 and c.lora_alpha >= 1, f"lora_r={c.lora_r}, lora_alpha={c.lora_alpha}: must be >= 1")
     _need(c.logging_steps >= 1, f"logging_steps={c.logging_steps}: must be >= 1")
@@ -257,12 +330,18 @@ def _check_values(c: ILRConfig) -> None:
     known_loggers = {"tensorboard", "wandb", "none"}
     bad = [r for r in c.report_to if r not in known_loggers]
     _need(not bad, f"report_to={c.report_to!r}: unknown logger(s) {bad}; use tensorboard, wandb or none")
-    _need(c.train_stages in (["final"], [c.final_stage]),
-          f"train_stages={c.train_stages!r}: only the final stage ({c.final_stage!r}) can receive gradient "
-          "in this version (earlier turns are context); set train_stages: [final]")
+    _need(
+        c.train_stages in (["final"], [c.final_stage]),
+        f"train_stages={c.train_stages!r}: only the final stage ({c.final_stage!r}) can receive gradient "
+        "in this version (earlier turns are context); set train_stages: [final]",
+    )
     if isinstance(c.abilities, list):
-        _need(len(c.abilities) == c.num_agents,
-              f"abilities has {len(c.abilities)} values for {c.num_agents} agents: give one per model")
-    _need(c.method == "grpo" or c.num_agents >= 2,
-          f"models={c.models!r}: ILR needs at least two agents to discuss; list two models (they may be the "
-          "same name) or use method: grpo for the single-agent baseline")
+        _need(
+            len(c.abilities) == c.num_agents,
+            f"abilities has {len(c.abilities)} values for {c.num_agents} agents: give one per model",
+        )
+    _need(
+        c.method == "grpo" or c.num_agents >= 2,
+        f"models={c.models!r}: ILR needs at least two agents to discuss; list two models (they may be the "
+        "same name) or use method: grpo for the single-agent baseline",
+    )

@@ -64,10 +64,15 @@ RawReward = Callable[[list[Any], list[str], list[bool], list[float]], list[float
 class JointRollout:
     """The shared rollout object; ``rollout_func_for(agent)`` is what each agent's trainer receives."""
 
-    def __init__(self, config: ILRConfig, agents: list[str], envs: list[Any],
-                 raw_reward: RawReward | None = None,
-                 on_step: Callable[[int, dict[str, Any]], None] | None = None,
-                 timeout: float | None = 3600.0) -> None:
+    def __init__(
+        self,
+        config: ILRConfig,
+        agents: list[str],
+        envs: list[Any],
+        raw_reward: RawReward | None = None,
+        on_step: Callable[[int, dict[str, Any]], None] | None = None,
+        timeout: float | None = 3600.0,
+    ) -> None:
         self.config = config
         self.agents = agents
         self.envs = envs  # one env per question slot (fusion) or per question x sample (full_episode)
@@ -93,13 +98,16 @@ class JointRollout:
         self.trainers = trainers
         for name, trainer in trainers.items():
             model = trainer.accelerator.unwrap_model(trainer.model)
-            self.policies[name] = TransformersPolicy(model, trainer.processing_class, return_logprobs=True, name=name)
+            self.policies[name] = TransformersPolicy(
+                model, trainer.processing_class, return_logprobs=True, name=name
+            )
 
     # --- token passing -----------------------------------------------------------------------------
     def wait_turn(self, name: str) -> None:
         with self._cv:
-            self._cv.wait_for(lambda: self._aborted or (self._turn < len(self.agents)
-                                                        and self.agents[self._turn] == name))
+            self._cv.wait_for(
+                lambda: self._aborted or (self._turn < len(self.agents) and self.agents[self._turn] == name)
+            )
             if self._aborted:
                 raise JointRolloutError("a peer trainer failed; stopping this one too")
 
@@ -141,12 +149,15 @@ class JointRollout:
             if self._prompts[agent] != first:
                 raise JointRolloutError(
                     f"{agent} got a different batch than {self.agents[0]}: every trainer needs the same dataset "
-                    "and seed so that all agents answer the same questions")
+                    "and seed so that all agents answer the same questions"
+                )
         n = self.config.num_generations
         keys = [prompt_key(p) for p in first[::n]]
         if [prompt_key(p) for p in first] != [k for k in keys for _ in range(n)]:
-            raise JointRolloutError("TRL's batch is not whole groups of n repeated prompts; keep "
-                                    "per_device_train_batch_size a multiple of num_generations")
+            raise JointRolloutError(
+                "TRL's batch is not whole groups of n repeated prompts; keep "
+                "per_device_train_batch_size a multiple of num_generations"
+            )
         return [self.question_key[k] for k in keys]
 
     def _lead(self, step: int, trainer: Any) -> None:
@@ -186,22 +197,33 @@ class JointRollout:
         for group in groups:
             ids = [questions[qi].id for qi in group]
             seed = stable_seed(c.seed, step, *ids)
-            envs = [e for qi in group for e in (self.envs[qi * per_episode:(qi + 1) * per_episode] if full
-                                                 else [self.envs[qi]])]
-            records = run_episodes(envs, self.policies, question_ids=[i for i in ids for _ in range(per_episode)],
-                                   seeds=[stable_seed(seed, "env", e) for e in range(len(envs))],
-                                   params=stage.replace(seed=stable_seed(seed, "stage")),
-                                   final_params=final.replace(seed=stable_seed(seed, "final")),
-                                   final_n=1 if full else n)
+            envs = [
+                e
+                for qi in group
+                for e in (self.envs[qi * per_episode : (qi + 1) * per_episode] if full else [self.envs[qi]])
+            ]
+            records = run_episodes(
+                envs,
+                self.policies,
+                question_ids=[i for i in ids for _ in range(per_episode)],
+                seeds=[stable_seed(seed, "env", e) for e in range(len(envs))],
+                params=stage.replace(seed=stable_seed(seed, "stage")),
+                final_params=final.replace(seed=stable_seed(seed, "final")),
+                final_n=1 if full else n,
+            )
             for gi in range(len(group)):
-                mine = records[gi * per_episode:(gi + 1) * per_episode]
+                mine = records[gi * per_episode : (gi + 1) * per_episode]
                 for agent in self.agents:
                     slices[agent].append(self._agent_slice(agent, mine))
         if self.raw_reward is not None:
             for agent in self.agents:
                 for q, piece in zip(questions, slices[agent], strict=True):
-                    piece.raw = [float(x) for x in self.raw_reward([q] * len(piece.texts), piece.texts,
-                                                                   piece.truncated, piece.raw)]
+                    piece.raw = [
+                        float(x)
+                        for x in self.raw_reward(
+                            [q] * len(piece.texts), piece.texts, piece.truncated, piece.raw
+                        )
+                    ]
         return slices
 
     @staticmethod
@@ -216,16 +238,32 @@ class JointRollout:
             truncated=[s.get("finish_reason") == "length" for s in samples],
             correct=[bool(s["grade"].get("correct")) for s in samples],
             mode=records[0].modes.get(agent),
-            discussion_tokens=sum(len(st["agents"][agent].get("completion_ids") or [])
-                                  for r in records for st in r.stages[:-1] if agent in st["agents"]),
+            discussion_tokens=sum(
+                len(st["agents"][agent].get("completion_ids") or [])
+                for r in records
+                for st in r.stages[:-1]
+                if agent in st["agents"]
+            ),
         )
         piece.raw = [float(s["reward"]) for s in samples]
         return piece
 
     def _slice_for(self, name: str) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {k: [] for k in (
-            "prompt_ids", "completion_ids", "logprobs", "ilr_reward", "ilr_raw_reward", "truncated",
-            "peer_reward_mean", "peer_reward_max", "peer_reward_min", "ilr_mode")}
+        out: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "prompt_ids",
+                "completion_ids",
+                "logprobs",
+                "ilr_reward",
+                "ilr_raw_reward",
+                "truncated",
+                "peer_reward_mean",
+                "peer_reward_max",
+                "peer_reward_min",
+                "ilr_mode",
+            )
+        }
         me = self.agents.index(name)
         for qi, _ in enumerate(self._order):
             piece = self._result[name][qi]
@@ -244,9 +282,12 @@ class JointRollout:
                 out["ilr_mode"].append(piece.mode)
         return out
 
-    def _summary(self, step: int, questions: list[Any], raw: np.ndarray, cal: np.ndarray,
-                 step_time: float | None) -> dict[str, Any]:
-        shift = calibration_shift_stats(raw, eps=self.config.calibration_eps) if self.config.calibration else {}
+    def _summary(
+        self, step: int, questions: list[Any], raw: np.ndarray, cal: np.ndarray, step_time: float | None
+    ) -> dict[str, Any]:
+        shift = (
+            calibration_shift_stats(raw, eps=self.config.calibration_eps) if self.config.calibration else {}
+        )
         per_agent = {}
         for ai, agent in enumerate(self.agents):
             pieces = self._result[agent]
@@ -269,11 +310,25 @@ class JointRollout:
         for qi, q in enumerate(questions):
             for ai, agent in enumerate(self.agents):
                 piece = self._result[agent][qi]
-                records.append({"question_id": q.id, "agent": agent, "mode": piece.mode, "raw": piece.raw,
-                                "calibrated": piece.calibrated, "correct": piece.correct,
-                                "peer_stats": {k: v[qi].tolist() for k, v in peer_statistics(raw).items()}})
-        return {"step": step, "step_time": step_time, "questions": [q.id for q in questions],
-                "agents": per_agent, "shift": shift, "records": records}
+                records.append(
+                    {
+                        "question_id": q.id,
+                        "agent": agent,
+                        "mode": piece.mode,
+                        "raw": piece.raw,
+                        "calibrated": piece.calibrated,
+                        "correct": piece.correct,
+                        "peer_stats": {k: v[qi].tolist() for k, v in peer_statistics(raw).items()},
+                    }
+                )
+        return {
+            "step": step,
+            "step_time": step_time,
+            "questions": [q.id for q in questions],
+            "agents": per_agent,
+            "shift": shift,
+            "records": records,
+        }
 
 
 def prompt_key(prompt: Any) -> str:

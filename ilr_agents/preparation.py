@@ -35,8 +35,11 @@ class Preparation:
     validation_accuracy: list[float]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"difficulty": self.difficulty, "abilities": self.abilities,
-                "validation_accuracy": self.validation_accuracy}
+        return {
+            "difficulty": self.difficulty,
+            "abilities": self.abilities,
+            "validation_accuracy": self.validation_accuracy,
+        }
 
 
 def _base_correctness(config: ILRConfig, questions: Sequence[Any]) -> list[dict[str, bool]]:
@@ -49,10 +52,13 @@ def _base_correctness(config: ILRConfig, questions: Sequence[Any]) -> list[dict[
     by_model: dict[str, dict[str, bool]] = {}
     chats = plain_prompts(questions, config.prompts)
     for name in dict.fromkeys(config.models):  # greedy answers of one base model are the same for every copy
-        policy = TransformersPolicy(name, dtype=config.dtype, max_batch_size=16,
-                                    device="cpu" if config.use_cpu else None)
+        policy = TransformersPolicy(
+            name, dtype=config.dtype, max_batch_size=16, device="cpu" if config.use_cpu else None
+        )
         outs = policy.generate(chats, params)
-        by_model[name] = {q.id: bool(grade(q, o[0].text).correct) for q, o in zip(questions, outs, strict=True)}
+        by_model[name] = {
+            q.id: bool(grade(q, o[0].text).correct) for q, o in zip(questions, outs, strict=True)
+        }
         del policy
     return [by_model[name] for name in config.models]
 
@@ -67,8 +73,9 @@ def _load_json(path: str, what: str) -> Any:
         raise ConfigError(f"{what}={path!r} is not valid JSON: {exc}") from exc
 
 
-def prepare_difficulty_and_abilities(config: ILRConfig, train_questions: Sequence[Any],
-                                     validation_questions: Sequence[Any]) -> Preparation:
+def prepare_difficulty_and_abilities(
+    config: ILRConfig, train_questions: Sequence[Any], validation_questions: Sequence[Any]
+) -> Preparation:
     """D_q for every training question and γ_i for every agent; cached in the run folder."""
     from ilr_env import difficulty as diff
 
@@ -76,16 +83,22 @@ def prepare_difficulty_and_abilities(config: ILRConfig, train_questions: Sequenc
     cached_d, cached_a = run_dir / "difficulty.json", run_dir / "abilities.json"
     if cached_d.is_file() and cached_a.is_file():
         stored = json.loads(cached_a.read_text())
-        same_run = stored.get("models", config.models) == config.models and \
-            stored.get("difficulty_source", config.difficulty) == config.difficulty
+        same_run = (
+            stored.get("models", config.models) == config.models
+            and stored.get("difficulty_source", config.difficulty) == config.difficulty
+        )
         if same_run:
-            return Preparation(json.loads(cached_d.read_text()), stored["abilities"],
-                               stored.get("validation_accuracy", []))
+            return Preparation(
+                json.loads(cached_d.read_text()), stored["abilities"], stored.get("validation_accuracy", [])
+            )
 
     needs_models = config.difficulty == "pass_rate" or config.abilities == "rasch"
     every = list({q.id: q for q in [*train_questions, *validation_questions]}.values())
-    judged = _base_correctness(config, every if config.difficulty == "pass_rate" else validation_questions) \
-        if needs_models and config.mode == "dynamic" and config.cooperation_probability is None else None
+    judged = (
+        _base_correctness(config, every if config.difficulty == "pass_rate" else validation_questions)
+        if needs_models and config.mode == "dynamic" and config.cooperation_probability is None
+        else None
+    )
 
     if config.difficulty == "level":
         difficulty = dict(diff.level_difficulty(every).values)
@@ -96,8 +109,10 @@ def prepare_difficulty_and_abilities(config: ILRConfig, train_questions: Sequenc
             counts = {q.id: (sum(j[q.id] for j in judged), len(judged)) for q in every}
             difficulty = dict(diff.empirical_difficulty(counts).values)
     elif config.difficulty == "self_rank":
-        raise ConfigError("difficulty='self_rank' needs an LLM ranking pass that this version does not run "
-                          "during training; compute it with ilr_env.difficulty and pass the JSON file")
+        raise ConfigError(
+            "difficulty='self_rank' needs an LLM ranking pass that this version does not run "
+            "during training; compute it with ilr_env.difficulty and pass the JSON file"
+        )
     else:
         raw_d = _load_json(config.difficulty, "difficulty")
         if isinstance(raw_d, dict) and raw_d.get("format") == diff.ESTIMATES_FORMAT:
@@ -105,8 +120,10 @@ def prepare_difficulty_and_abilities(config: ILRConfig, train_questions: Sequenc
         difficulty = {str(k): float(v) for k, v in raw_d.items()}
     missing = [q.id for q in train_questions if q.id not in difficulty]
     if missing:
-        raise ConfigError(f"difficulty has no value for {len(missing)} training questions (e.g. {missing[:3]}): "
-                          "give every training question a D_q")
+        raise ConfigError(
+            f"difficulty has no value for {len(missing)} training questions (e.g. {missing[:3]}): "
+            "give every training question a D_q"
+        )
 
     accuracy: list[float] = []
     if isinstance(config.abilities, list):
@@ -115,20 +132,33 @@ def prepare_difficulty_and_abilities(config: ILRConfig, train_questions: Sequenc
         if judged is None:  # modes are fixed (ablation): abilities are never read
             abilities = [0.0] * config.num_agents
         else:
-            fitted = diff.fit_abilities({str(i): {q.id: j[q.id] for q in validation_questions}
-                                         for i, j in enumerate(judged)}, difficulty).values
+            fitted = diff.fit_abilities(
+                {str(i): {q.id: j[q.id] for q in validation_questions} for i, j in enumerate(judged)},
+                difficulty,
+            ).values
             abilities = [fitted[str(i)] for i in range(len(judged))]
-            accuracy = [sum(j[q.id] for q in validation_questions) / len(validation_questions) for j in judged]
+            accuracy = [
+                sum(j[q.id] for q in validation_questions) / len(validation_questions) for j in judged
+            ]
     else:
         raw = _load_json(config.abilities, "abilities")
         if isinstance(raw, dict) and raw.get("format") == diff.ESTIMATES_FORMAT:
             raw = [raw["values"][k] for k in sorted(raw["values"])]
         abilities = [float(x) for x in (raw["abilities"] if isinstance(raw, dict) else raw)]
     if len(abilities) != config.num_agents:
-        raise ConfigError(f"abilities has {len(abilities)} values for {config.num_agents} agents: one per model")
+        raise ConfigError(
+            f"abilities has {len(abilities)} values for {config.num_agents} agents: one per model"
+        )
 
     prep = Preparation(difficulty, abilities, accuracy)
     atomic_write_json(cached_d, difficulty)
-    atomic_write_json(cached_a, {"abilities": abilities, "validation_accuracy": accuracy,
-                                 "models": config.models, "difficulty_source": config.difficulty})
+    atomic_write_json(
+        cached_a,
+        {
+            "abilities": abilities,
+            "validation_accuracy": accuracy,
+            "models": config.models,
+            "difficulty_source": config.difficulty,
+        },
+    )
     return prep

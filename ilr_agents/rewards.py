@@ -34,7 +34,9 @@ def completion_text(completion: Any) -> str:
         return str(completion[-1].get("content", ""))
     if isinstance(completion, dict):
         return str(completion.get("content", ""))
-    raise RewardInputError(f"cannot read a completion of type {type(completion).__name__}: pass str or chat messages")
+    raise RewardInputError(
+        f"cannot read a completion of type {type(completion).__name__}: pass str or chat messages"
+    )
 
 
 def prompt_text(prompt: Any) -> str:
@@ -61,8 +63,10 @@ def _questions(n: int, kwargs: dict[str, Any], prompts: Sequence[Any]) -> list[Q
         return out
     if "answer" in kwargs:
         kinds = kwargs.get("kind") or ["math"] * n
-        return [Question(id=str(i), prompt=prompt_text(p), answer=str(a), task="reward", kind=k)
-                for i, (p, a, k) in enumerate(zip(prompts, kwargs["answer"], kinds, strict=True))]
+        return [
+            Question(id=str(i), prompt=prompt_text(p), answer=str(a), task="reward", kind=k)
+            for i, (p, a, k) in enumerate(zip(prompts, kwargs["answer"], kinds, strict=True))
+        ]
     raise RewardInputError("correctness reward needs a 'question_json' or an 'answer' column in the dataset")
 
 
@@ -120,8 +124,10 @@ class LenientCorrectness(_TruncationAware):
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
         questions = _questions(len(completions), kwargs, prompts)
-        return [lenient_correctness(q, completion_text(c), self._truncated(i, kwargs))
-                for i, (q, c) in enumerate(zip(questions, completions, strict=True))]
+        return [
+            lenient_correctness(q, completion_text(c), self._truncated(i, kwargs))
+            for i, (q, c) in enumerate(zip(questions, completions, strict=True))
+        ]
 
 
 class FormatReward(_TruncationAware):
@@ -154,8 +160,15 @@ class RewardModelReward:
     The model is loaded once and run batched under ``torch.no_grad``; the score is logit 0.
     """
 
-    def __init__(self, model_id_or_path: str, *, batch_size: int = 8, max_length: int = 1024,
-                 device: str | None = None, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        model_id_or_path: str,
+        *,
+        batch_size: int = 8,
+        max_length: int = 1024,
+        device: str | None = None,
+        dtype: Any = None,
+    ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -163,8 +176,11 @@ class RewardModelReward:
             raise ValueError(f"batch_size={batch_size}: must be >= 1")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            model_id_or_path, dtype=dtype or torch.float32).to(self.device).eval()
+        self.model = (
+            AutoModelForSequenceClassification.from_pretrained(model_id_or_path, dtype=dtype or torch.float32)
+            .to(self.device)
+            .eval()
+        )
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.model.config.pad_token_id is None:
@@ -186,15 +202,24 @@ class RewardModelReward:
         scores: list[float] = []
         with torch.no_grad():
             for start in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
-                                     truncation=True, max_length=self.max_length, add_special_tokens=False)
+                enc = self.tokenizer(
+                    texts[start : start + self.batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    add_special_tokens=False,
+                )
                 logits = self.model(**enc.to(self.device)).logits
                 scores.extend(logits[:, 0].float().cpu().tolist())
         return scores
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
         if "question_json" in kwargs:
-            questions = [json.loads(q)["prompt"] if isinstance(q, str) else q["prompt"] for q in kwargs["question_json"]]
+            questions = [
+                json.loads(q)["prompt"] if isinstance(q, str) else q["prompt"]
+                for q in kwargs["question_json"]
+            ]
         else:
             questions = [prompt_text(p) for p in prompts]
         return list(self.score(questions, [completion_text(c) for c in completions]))
@@ -219,17 +244,27 @@ def weighted_sum(parts: Sequence[tuple[RewardFunc, float]], name: str = "graded_
     return combined
 
 
-def build_reward(kind: str, *, format_bonus: float = 0.0, reward_model: str | None = None,
-                 reward_model_weight: float = 0.5, eos_token_ids: Sequence[int] | None = None,
-                 lenient_answer: bool = False) -> RewardFunc:
+def build_reward(
+    kind: str,
+    *,
+    format_bonus: float = 0.0,
+    reward_model: str | None = None,
+    reward_model_weight: float = 0.5,
+    eos_token_ids: Sequence[int] | None = None,
+    lenient_answer: bool = False,
+) -> RewardFunc:
     """The raw reward a config names: ``correctness``, ``reward_model`` or ``graded`` (+ format term)."""
     parts: list[tuple[RewardFunc, float]] = []
     if kind in ("correctness", "graded"):
         parts.append((LenientCorrectness(eos_token_ids) if lenient_answer else correctness_reward, 1.0))
     if kind in ("reward_model", "graded"):
         if reward_model is None:
-            raise RewardInputError(f"reward={kind!r} needs reward_model: a sequence-classification model id or folder")
-        parts.append((RewardModelReward(reward_model), 1.0 if kind == "reward_model" else reward_model_weight))
+            raise RewardInputError(
+                f"reward={kind!r} needs reward_model: a sequence-classification model id or folder"
+            )
+        parts.append(
+            (RewardModelReward(reward_model), 1.0 if kind == "reward_model" else reward_model_weight)
+        )
     if not parts:
         raise RewardInputError(f"unknown reward {kind!r}: use correctness, reward_model or graded")
     if format_bonus > 0:

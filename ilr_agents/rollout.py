@@ -221,9 +221,16 @@ def run_episodes(
     return records
 
 
-def _play_stages(env_list: list[Any], agents: list[str], policy_of: dict[str, Policy], infos: list[dict[str, Any]],
-                 records: list[EpisodeRecord], stage_params: SamplingParams, last_params: SamplingParams,
-                 bar: Any) -> None:
+def _play_stages(
+    env_list: list[Any],
+    agents: list[str],
+    policy_of: dict[str, Policy],
+    infos: list[dict[str, Any]],
+    records: list[EpisodeRecord],
+    stage_params: SamplingParams,
+    last_params: SamplingParams,
+    bar: Any,
+) -> None:
     call_index = 0
     while any(env.agents for env in env_list):
         live = [e for e, env in enumerate(env_list) if env.agents]

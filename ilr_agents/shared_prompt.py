@@ -28,45 +28,73 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
 
     shared_prompt_forward = True
 
-    def _get_per_token_logps_and_entropies(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                                           logits_to_keep: int, batch_size: int | None = None,
-                                           compute_entropy: bool = False, compute_aux_loss: bool = False,
-                                           **extra: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def _get_per_token_logps_and_entropies(
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        logits_to_keep: int,
+        batch_size: int | None = None,
+        compute_entropy: bool = False,
+        compute_aux_loss: bool = False,
+        **extra: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         def trl_forward() -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
             return super(SharedPromptGRPOTrainer, self)._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
-                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
+                model,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                batch_size=batch_size,
+                compute_entropy=compute_entropy,
+                compute_aux_loss=compute_aux_loss,
+                **extra,
+            )
 
         rows = input_ids.size(0)
         prompt_len = input_ids.size(1) - logits_to_keep
-        groups = self._prompt_groups(input_ids[:, :prompt_len], attention_mask[:, :prompt_len]) if (
-            self.shared_prompt_forward and not compute_aux_loss and prompt_len >= 2
-            and not any(v is not None for v in extra.values())
-            and (batch_size is None or batch_size >= rows)
-            and not getattr(self.args, "gradient_checkpointing", False)) else None
+        groups = (
+            self._prompt_groups(input_ids[:, :prompt_len], attention_mask[:, :prompt_len])
+            if (
+                self.shared_prompt_forward
+                and not compute_aux_loss
+                and prompt_len >= 2
+                and not any(v is not None for v in extra.values())
+                and (batch_size is None or batch_size >= rows)
+                and not getattr(self.args, "gradient_checkpointing", False)
+            )
+            else None
+        )
         if groups is None:
             return trl_forward()
         firsts, row_to_group = groups
         with self.accelerator.autocast():
-            prefix = model(input_ids=input_ids[firsts, : prompt_len - 1],
-                           attention_mask=attention_mask[firsts, : prompt_len - 1], use_cache=True, logits_to_keep=1)
+            prefix = model(
+                input_ids=input_ids[firsts, : prompt_len - 1],
+                attention_mask=attention_mask[firsts, : prompt_len - 1],
+                use_cache=True,
+                logits_to_keep=1,
+            )
         cache = getattr(prefix, "cache", None)
         layers = getattr(cache, "layers", None)
         if not layers or any(not _plain_full_attention(layer) for layer in layers):
             return trl_forward()
         cache.batch_select_indices(row_to_group)
-        tail = input_ids[:, prompt_len - 1:]
-        labels = tail.masked_fill(attention_mask[:, prompt_len - 1:] == 0, -100)
+        tail = input_ids[:, prompt_len - 1 :]
+        labels = tail.masked_fill(attention_mask[:, prompt_len - 1 :] == 0, -100)
         labels[:, :1] = -100  # the last prompt token is context, as in TRL
         with self.accelerator.autocast():
-            outputs = model(input_ids=tail, attention_mask=attention_mask, cache=cache, labels=labels,
-                            fused_lm_head=True)
+            outputs = model(
+                input_ids=tail, attention_mask=attention_mask, cache=cache, labels=labels, fused_lm_head=True
+            )
         logps = outputs.log_probs[:, -logits_to_keep:]
         entropies = outputs.entropy[:, -logits_to_keep:] if compute_entropy else None
         return logps, entropies, None
 
     @staticmethod
-    def _prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _prompt_groups(
+        prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(first row of each distinct prompt, group index of every row), or None when nothing repeats."""
         keyed = torch.cat([prompt_ids, prompt_mask], dim=1)
         unique, inverse = torch.unique(keyed, dim=0, return_inverse=True)

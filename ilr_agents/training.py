@@ -35,8 +35,21 @@ from ilr_agents.checkpoint import (
 from ilr_agents.config import ConfigError, ILRConfig
 
 # Fields that define what a checkpoint is; a resumed run must not change them.
-STRUCTURAL_FIELDS = ("models", "method", "protocol", "num_generations", "per_device_train_batch_size", "lora",
-                     "lora_r", "lora_alpha", "lora_target_modules", "task", "train_split", "train_limit", "seed")
+STRUCTURAL_FIELDS = (
+    "models",
+    "method",
+    "protocol",
+    "num_generations",
+    "per_device_train_batch_size",
+    "lora",
+    "lora_r",
+    "lora_alpha",
+    "lora_target_modules",
+    "task",
+    "train_split",
+    "train_limit",
+    "seed",
+)
 
 
 @dataclass
@@ -50,6 +63,7 @@ class TrainResult:
 
 
 # --- run folder state ------------------------------------------------------------------------------
+
 
 def _truncate_jsonl(path: Path, last_step: int) -> None:
     """Drop lines of steps that will be redone after a resume (they belong to an uncommitted future)."""
@@ -71,8 +85,10 @@ def resolve_resume(config: ILRConfig, agents: list[str]) -> tuple[int | None, di
     manifest = latest_manifest(run_dir)
     if not config.resume:
         if manifest is not None:
-            raise ConfigError(f"output_dir={config.output_dir!r} already holds a run (checkpoint at step "
-                              f"{manifest.step}): pass --resume to continue it or choose a new output_dir")
+            raise ConfigError(
+                f"output_dir={config.output_dir!r} already holds a run (checkpoint at step "
+                f"{manifest.step}): pass --resume to continue it or choose a new output_dir"
+            )
         return None, None
     if manifest is None:  # killed before the first checkpoint: start over, cleanly
         discard_uncommitted(run_dir, agents, 0)
@@ -82,8 +98,10 @@ def resolve_resume(config: ILRConfig, agents: list[str]) -> tuple[int | None, di
     stored = manifest.data.get("config", {})
     for name in STRUCTURAL_FIELDS:
         if name in stored and stored[name] != getattr(config, name):
-            raise ConfigError(f"--resume with {name}={getattr(config, name)!r}, but the checkpoint was made with "
-                              f"{stored[name]!r}: resume with the original value or use a new output_dir")
+            raise ConfigError(
+                f"--resume with {name}={getattr(config, name)!r}, but the checkpoint was made with "
+                f"{stored[name]!r}: resume with the original value or use a new output_dir"
+            )
     discard_uncommitted(run_dir, agents, manifest.step)
     for log in [run_dir / "metrics.jsonl", *run_dir.glob("rollouts.rank*.jsonl")]:
         _truncate_jsonl(log, manifest.step)
@@ -116,13 +134,21 @@ class RunLog:
 
     def ilr_step(self, step: int, summary: dict[str, Any]) -> None:
         with self.lock:
-            self._append(self.run_dir / f"rollouts.rank{self.rank}.jsonl",
-                         {"step": step, "records": summary["records"]})
+            self._append(
+                self.run_dir / f"rollouts.rank{self.rank}.jsonl",
+                {"step": step, "records": summary["records"]},
+            )
             if not self.is_main:
                 return
             for agent, row in summary["agents"].items():
-                line = {"kind": "ilr", "step": step, "agent": agent, "step_time": summary["step_time"],
-                        "shift": summary["shift"], **row}
+                line = {
+                    "kind": "ilr",
+                    "step": step,
+                    "agent": agent,
+                    "step_time": summary["step_time"],
+                    "shift": summary["shift"],
+                    **row,
+                }
                 self.history.append(line)
                 self._append(self.run_dir / "metrics.jsonl", line)
                 if self.writer is not None:
@@ -146,7 +172,9 @@ class RunLog:
         if not self.is_main:
             return
         with self.lock:
-            self._append(self.run_dir / "metrics.jsonl", {"kind": "trl", "step": step, "agent": agent, **logs})
+            self._append(
+                self.run_dir / "metrics.jsonl", {"kind": "trl", "step": step, "agent": agent, **logs}
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -164,8 +192,9 @@ def make_callback(agent: str, writer: ManifestWriter | None, log: RunLog | None)
             if writer is not None:
                 writer.report_saved(agent, state.global_step)
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-                   **kwargs: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
             if log is not None and logs:
                 log.trl_log(agent, state.global_step, logs)
 
@@ -173,6 +202,7 @@ def make_callback(agent: str, writer: ManifestWriter | None, log: RunLog | None)
 
 
 # --- building blocks -------------------------------------------------------------------------------
+
 
 def quiet(trainer: Any) -> None:
     """Drop HF's stdout log printer: m trainers would interleave dicts; metrics.jsonl/TensorBoard keep them."""
@@ -208,8 +238,13 @@ def peft_config(config: ILRConfig) -> Any:
         return None
     from peft import LoraConfig
 
-    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.lora_target_modules,
-                      task_type="CAUSAL_LM", lora_dropout=0.0)
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        target_modules=config.lora_target_modules,
+        task_type="CAUSAL_LM",
+        lora_dropout=0.0,
+    )
 
 
 def trainer_class(config: ILRConfig) -> Any:
@@ -223,8 +258,13 @@ def trainer_class(config: ILRConfig) -> Any:
     return SharedPromptGRPOTrainer
 
 
-def grpo_args(config: ILRConfig, output_dir: Path, *, reward_weights: list[float] | None = None,
-              max_steps: int | None = None) -> Any:
+def grpo_args(
+    config: ILRConfig,
+    output_dir: Path,
+    *,
+    reward_weights: list[float] | None = None,
+    max_steps: int | None = None,
+) -> Any:
     """The GRPOConfig every trainer (ILR agents and baseline alike) uses: same optimiser, n, steps."""
     from trl import GRPOConfig
 
@@ -264,13 +304,16 @@ def grpo_args(config: ILRConfig, output_dir: Path, *, reward_weights: list[float
     )
 
 
-def ilr_reward(prompts: list[Any], completions: list[Any], ilr_reward: list[float], **kwargs: Any) -> list[float]:
+def ilr_reward(
+    prompts: list[Any], completions: list[Any], ilr_reward: list[float], **kwargs: Any
+) -> list[float]:
     """The calibrated reward the joint rollout computed, forwarded by TRL as an extra rollout key."""
     return list(ilr_reward)
 
 
-def ilr_raw_reward(prompts: list[Any], completions: list[Any], ilr_raw_reward: list[float],
-                   **kwargs: Any) -> list[float]:
+def ilr_raw_reward(
+    prompts: list[Any], completions: list[Any], ilr_raw_reward: list[float], **kwargs: Any
+) -> list[float]:
     """The raw (uncalibrated) reward, weight 0: logged by TRL next to the calibrated one."""
     return list(ilr_raw_reward)
 
@@ -284,11 +327,15 @@ def make_raw_reward(config: ILRConfig) -> Any:
     rm = RewardModelReward(config.reward_model) if config.reward != "correctness" else None
     fmt = FormatReward(config.format_reward) if config.format_reward > 0 else None
 
-    def raw(questions: list[Any], texts: list[str], truncated: list[bool], correctness: list[float]) -> list[float]:
+    def raw(
+        questions: list[Any], texts: list[str], truncated: list[bool], correctness: list[float]
+    ) -> list[float]:
         out = [0.0] * len(texts) if config.reward == "reward_model" else list(correctness)
         if config.lenient_answer and config.reward != "reward_model":
-            out = [lenient_correctness(q, t, cut) if c == 0 else c
-                   for q, t, cut, c in zip(questions, texts, truncated, out, strict=True)]
+            out = [
+                lenient_correctness(q, t, cut) if c == 0 else c
+                for q, t, cut, c in zip(questions, texts, truncated, out, strict=True)
+            ]
         if rm is not None:
             weight = 1.0 if config.reward == "reward_model" else config.reward_model_weight
             scores = rm([], texts, question_json=[question_column(q) for q in questions])
@@ -305,14 +352,21 @@ def load_training_questions(config: ILRConfig) -> tuple[list[Any], list[Any]]:
     import ilr_env
     from ilr_agents.training_data import dedupe_by_prompt
 
-    train = dedupe_by_prompt(ilr_env.load_questions(config.task, config.train_split, limit=config.train_limit,
-                                                    **config.task_kwargs))
+    train = dedupe_by_prompt(
+        ilr_env.load_questions(
+            config.task, config.train_split, limit=config.train_limit, **config.task_kwargs
+        )
+    )
     if len(train) < config.questions_per_step:
-        raise ConfigError(f"task {config.task!r} split {config.train_split!r} gave {len(train)} distinct questions; "
-                          f"need at least questions_per_step={config.questions_per_step}")
+        raise ConfigError(
+            f"task {config.task!r} split {config.train_split!r} gave {len(train)} distinct questions; "
+            f"need at least questions_per_step={config.questions_per_step}"
+        )
     val_task = config.validation_task or config.task
     val_kwargs = config.task_kwargs if val_task == config.task else {}
-    validation = ilr_env.load_questions(val_task, config.validation_split, limit=config.validation_limit, **val_kwargs)
+    validation = ilr_env.load_questions(
+        val_task, config.validation_split, limit=config.validation_limit, **val_kwargs
+    )
     return train, validation
 
 
@@ -323,13 +377,15 @@ def _run_threads(trainers: dict[str, Any], joint: Any, resume_paths: dict[str, s
         try:
             joint.wait_turn(name)
             trainers[name].train(resume_from_checkpoint=resume_paths.get(name))
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, after peers are released
+        except BaseException as exc:  # noqa: BLE001
             errors[name] = exc
             joint.abort()
         finally:
             joint.pass_turn()
 
-    threads = [threading.Thread(target=go, args=(name,), name=f"ilr-{name}", daemon=True) for name in trainers]
+    threads = [
+        threading.Thread(target=go, args=(name,), name=f"ilr-{name}", daemon=True) for name in trainers
+    ]
     for t in threads:
         t.start()
     try:
@@ -342,11 +398,14 @@ def _run_threads(trainers: dict[str, Any], joint: Any, resume_paths: dict[str, s
     if errors:
         from ilr_agents.joint_rollout import JointRolloutError
 
-        primary = [e for e in errors.values() if not isinstance(e, JointRolloutError)] or list(errors.values())
+        primary = [e for e in errors.values() if not isinstance(e, JointRolloutError)] or list(
+            errors.values()
+        )
         raise primary[0]
 
 
 # --- the run ---------------------------------------------------------------------------------------
+
 
 def train(config: ILRConfig) -> TrainResult:
     """Run ILR co-training (or, with method=grpo, the single-agent baseline) as the config says."""
@@ -378,15 +437,32 @@ def train(config: ILRConfig) -> TrainResult:
     by_key = {prompt_key(row["prompt"]): q for row, q in zip(dataset, train_q, strict=True)}
     mode: Any = config.cooperation_probability if config.cooperation_probability is not None else config.mode
     slots = config.questions_per_step * (config.num_generations if config.sampling == "full_episode" else 1)
-    envs = [ilr_env.make(config.task, num_agents=config.num_agents, protocol=config.protocol,
-                         debate_rounds=config.debate_rounds, mode=mode, questions=train_q,
-                         prompts=config.prompts or None,
-                         difficulty=prep.difficulty, abilities=prep.abilities, format_reward=0.0)
-            for _ in range(slots)]
+    envs = [
+        ilr_env.make(
+            config.task,
+            num_agents=config.num_agents,
+            protocol=config.protocol,
+            debate_rounds=config.debate_rounds,
+            mode=mode,
+            questions=train_q,
+            prompts=config.prompts or None,
+            difficulty=prep.difficulty,
+            abilities=prep.abilities,
+            format_reward=0.0,
+        )
+        for _ in range(slots)
+    ]
 
-    writer = ManifestWriter(run_dir, agents, {
-        "config": config.to_dict(), "difficulty": prep.difficulty, "abilities": prep.abilities,
-    }, keep=config.save_total_limit)
+    writer = ManifestWriter(
+        run_dir,
+        agents,
+        {
+            "config": config.to_dict(),
+            "difficulty": prep.difficulty,
+            "abilities": prep.abilities,
+        },
+        keep=config.save_total_limit,
+    )
     trainers: dict[str, Any] = {}
     joint = JointRollout(config, agents, envs, raw_reward=make_raw_reward(config))
     joint.question_key = by_key
@@ -394,9 +470,13 @@ def train(config: ILRConfig) -> TrainResult:
     for agent, model_name in zip(agents, config.models, strict=True):
         model, tokenizer = load_model(model_name, config)
         trainers[agent] = trainer_class(config)(
-            model=model, processing_class=tokenizer, reward_funcs=[ilr_reward, ilr_raw_reward],
-            args=grpo_args(config, run_dir / agent, reward_weights=[1.0, 0.0]), train_dataset=dataset,
-            rollout_func=joint.rollout_func_for(agent), peft_config=peft_config(config),
+            model=model,
+            processing_class=tokenizer,
+            reward_funcs=[ilr_reward, ilr_raw_reward],
+            args=grpo_args(config, run_dir / agent, reward_weights=[1.0, 0.0]),
+            train_dataset=dataset,
+            rollout_func=joint.rollout_func_for(agent),
+            peft_config=peft_config(config),
         )
     first = trainers[agents[0]]
     is_main = first.accelerator.is_main_process
@@ -407,7 +487,9 @@ def train(config: ILRConfig) -> TrainResult:
         quiet(trainer)
         trainer.add_callback(make_callback(agent, writer, log))
     joint.bind(trainers)
-    resume_paths = {a: str(run_dir / a / f"checkpoint-{resumed_from}") if resumed_from else None for a in agents}
+    resume_paths = {
+        a: str(run_dir / a / f"checkpoint-{resumed_from}") if resumed_from else None for a in agents
+    }
     started = time.perf_counter()
     try:
         if resumed_from is None or resumed_from < config.max_steps:
@@ -416,6 +498,10 @@ def train(config: ILRConfig) -> TrainResult:
         log.close()
     step = trainers[agents[0]].state.global_step or (resumed_from or 0)
     if is_main:
-        atomic_write_text(run_dir / "train_summary.json", json.dumps({
-            "step": step, "seconds": time.perf_counter() - started, "resumed_from": resumed_from}))
+        atomic_write_text(
+            run_dir / "train_summary.json",
+            json.dumps(
+                {"step": step, "seconds": time.perf_counter() - started, "resumed_from": resumed_from}
+            ),
+        )
     return TrainResult(run_dir, step, agents, run_dir / "metrics.jsonl", resumed_from, log.history)

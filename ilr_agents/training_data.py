@@ -13,14 +13,17 @@ from typing import Any
 from ilr_agents.rewards import question_column
 
 
-def plain_prompts(questions: Sequence[Any], prompts: dict[str, Any] | None = None) -> list[list[dict[str, str]]]:
+def plain_prompts(
+    questions: Sequence[Any], prompts: dict[str, Any] | None = None
+) -> list[list[dict[str, str]]]:
     """The test-time chat for each question (one env, reset per question); ``prompts`` overrides templates."""
     import ilr_env
 
     if not questions:
         return []
-    env = ilr_env.make(questions[0].task, num_agents=1, protocol="single", questions=list(questions),
-                       prompts=prompts or None)
+    env = ilr_env.make(
+        questions[0].task, num_agents=1, protocol="single", questions=list(questions), prompts=prompts or None
+    )
     chats = []
     for q in questions:
         _, infos = env.reset(options={"question_id": q.id})
@@ -47,7 +50,9 @@ def build_dataset(questions: Sequence[Any], prompts: dict[str, Any] | None = Non
     from datasets import Dataset
 
     chats = plain_prompts(questions, prompts)
-    return Dataset.from_list([
-        {"prompt": chat, "question_id": q.id, "question_json": question_column(q)}
-        for q, chat in zip(questions, chats, strict=True)
-    ])
+    return Dataset.from_list(
+        [
+            {"prompt": chat, "question_id": q.id, "question_json": question_column(q)}
+            for q, chat in zip(questions, chats, strict=True)
+        ]
+    )

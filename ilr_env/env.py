@@ -624,7 +624,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
     def _score_text(self, question: Question, text: str) -> tuple[float, Grade]:
         try:
             g = self._grader(question, text)
-        except Exception as exc:  # noqa: BLE001 - a grader failure must not end a training run
+        except Exception as exc:  # noqa: BLE001
             warnings.warn(f"grader raised {type(exc).__name__}: {exc}; scored as wrong", stacklevel=3)
             g = Grade(correct=False, reward=0.0, extracted=None, reason=f"grader_error:{type(exc).__name__}")
         boxed = bool(g.has_box and g.extracted is not None and g.extracted.strip())

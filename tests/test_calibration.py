@@ -79,7 +79,9 @@ def test_binary_rewards_leave_std_normalised_advantages_unchanged(m: int) -> Non
     rng = np.random.default_rng(m)
     rewards = rng.integers(0, 2, size=(200, m, 8)).astype(float)
     cal = calibrate(rewards)
-    np.testing.assert_allclose(group_advantages(cal, eps=1e-12), group_advantages(rewards, eps=1e-12), atol=1e-9)
+    np.testing.assert_allclose(
+        group_advantages(cal, eps=1e-12), group_advantages(rewards, eps=1e-12), atol=1e-9
+    )
     # TRL's +1e-4 in the denominator makes the two differ by less than 1e-3 in practice.
     assert np.abs(group_advantages(cal) - group_advantages(rewards)).max() < 1e-3
     assert calibration_shift_stats(rewards)["groups_changed"] == 0.0
@@ -99,7 +101,9 @@ def test_unclipped_is_affine_and_scale_none_rescales_for_m2() -> None:
     rng = np.random.default_rng(0)
     rewards = rng.random((50, 2, 6))
     cal = calibrate(rewards, clip=False)
-    np.testing.assert_allclose(group_advantages(cal, eps=1e-12), group_advantages(rewards, eps=1e-12), atol=1e-9)
+    np.testing.assert_allclose(
+        group_advantages(cal, eps=1e-12), group_advantages(rewards, eps=1e-12), atol=1e-9
+    )
     a_raw = group_advantages(rewards, scale="none")
     a_cal = group_advantages(cal, scale="none")
     ranges = rewards.max(-1) - rewards.min(-1)
@@ -117,7 +121,9 @@ def test_wrapper_reads_peer_stats_from_kwargs_and_keeps_none() -> None:
     fn = calibrated_reward(base)
     assert fn.__name__ == "calibrated_base"
     peers = [1, 2]
-    per_sample = {f"peer_reward_{k}": [[float(stats[k][p]) for p in peers]] * 4 for k in ("mean", "max", "min")}
+    per_sample = {
+        f"peer_reward_{k}": [[float(stats[k][p]) for p in peers]] * 4 for k in ("mean", "max", "min")
+    }
     out = fn(prompts=["q"] * 4, completions=["a"] * 4, score=list(rewards[0]), **per_sample)
     np.testing.assert_allclose(out, expected, atol=1e-12)
     out = fn(prompts=["q"], completions=["a"], score=[None], **{k: v[:1] for k, v in per_sample.items()})

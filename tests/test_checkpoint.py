@@ -32,10 +32,25 @@ def reward_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def config(out: Path, rm: str, **kw: Any) -> ILRConfig:
-    base = {"models": ["tiny", "tiny-llama"], "task": "gsm8k", "train_limit": 8, "validation_limit": 4, "num_generations": 2,
-                "per_device_train_batch_size": 4, "max_steps": 4, "save_steps": 2, "max_completion_length": 8,
-                "max_stage_tokens": 6, "mask_truncated_completions": False, "learning_rate": 1e-3, "report_to": ["none"],
-                "progress": False, "output_dir": str(out), "reward": "reward_model", "reward_model": rm}
+    base = {
+        "models": ["tiny", "tiny-llama"],
+        "task": "gsm8k",
+        "train_limit": 8,
+        "validation_limit": 4,
+        "num_generations": 2,
+        "per_device_train_batch_size": 4,
+        "max_steps": 4,
+        "save_steps": 2,
+        "max_completion_length": 8,
+        "max_stage_tokens": 6,
+        "mask_truncated_completions": False,
+        "learning_rate": 1e-3,
+        "report_to": ["none"],
+        "progress": False,
+        "output_dir": str(out),
+        "reward": "reward_model",
+        "reward_model": rm,
+    }
     return ILRConfig(**{**base, **kw})
 
 
@@ -60,8 +75,9 @@ def straight(tmp_path_factory: pytest.TempPathFactory, reward_model: str) -> Pat
     return out
 
 
-def test_stop_then_resume_matches_uninterrupted(tmp_path: Path, reward_model: str, straight: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stop_then_resume_matches_uninterrupted(
+    tmp_path: Path, reward_model: str, straight: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = training.RunLog.ilr_step
 
     def stop_at_three(self: Any, step: int, summary: dict) -> None:
@@ -78,13 +94,17 @@ def test_stop_then_resume_matches_uninterrupted(tmp_path: Path, reward_model: st
     result = training.train(config(out, reward_model, resume=True))
     assert result.resumed_from == 2 and result.step == 4
     assert_same_weights(straight, out, 4)
-    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()
-             if json.loads(x)["kind"] == "ilr"]
+    steps = [
+        json.loads(x)["step"]
+        for x in (out / "metrics.jsonl").read_text().splitlines()
+        if json.loads(x)["kind"] == "ilr"
+    ]
     assert steps == [1, 1, 2, 2, 3, 3, 4, 4]  # no duplicated or missing step after the resume
 
 
-def test_full_disk_mid_save_keeps_previous_checkpoint(tmp_path: Path, reward_model: str, straight: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_mid_save_keeps_previous_checkpoint(
+    tmp_path: Path, reward_model: str, straight: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
 
     real_save = torch.save

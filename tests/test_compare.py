@@ -25,11 +25,22 @@ def test_compare_writes_report_results_and_plots(smoke_run):
     results = json.loads((run_dir / "results.json").read_text())
     bench = "rg/basic_arithmetic:test[:8]"
     labels = set(results["evaluations"][bench])
-    assert {"base tiny", "base tiny-llama", "grpo agent_0", "grpo agent_1", "ilr agent_0", "ilr agent_1"} <= labels
+    assert {
+        "base tiny",
+        "base tiny-llama",
+        "grpo agent_0",
+        "grpo agent_1",
+        "ilr agent_0",
+        "ilr agent_1",
+    } <= labels
     for label in labels:
         (outcome,) = results["evaluations"][bench][label]
         assert len(outcome["correct"]) == results["held_out"][bench]["evaluated"] > 0
-        assert all(c and b for s, c, b in zip(outcome["strict"], outcome["correct"], outcome["boxed"], strict=True) if s)
+        assert all(
+            c and b
+            for s, c, b in zip(outcome["strict"], outcome["correct"], outcome["boxed"], strict=True)
+            if s
+        )
     text = report.read_text()
     assert "| ilr agent_1 |" in text and "McNemar" in text
     for png in ("training_reward.png", "mode_mix.png", "calibration_shift.png"):
@@ -46,7 +57,9 @@ def test_report_only_rebuilds_from_results(smoke_run):
 
 def test_evaluating_on_the_training_split_is_refused():
     with pytest.raises(ConfigError, match="training split"):
-        CompareConfig.from_yaml("tiny-smoke", {"evaluate": [{"task": "rg/basic_arithmetic", "split": "train"}]})
+        CompareConfig.from_yaml(
+            "tiny-smoke", {"evaluate": [{"task": "rg/basic_arithmetic", "split": "train"}]}
+        )
 
 
 def test_unknown_key_and_preset_are_named():
@@ -56,7 +69,9 @@ def test_unknown_key_and_preset_are_named():
         CompareConfig.from_yaml("no-such-preset")
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in TRAIN_ONLY))
+@pytest.mark.parametrize(
+    "preset", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in TRAIN_ONLY)
+)
 def test_every_compare_preset_validates_before_anything_loads(preset):
     config = CompareConfig.from_yaml(preset)
     assert config.methods and config.evaluate
@@ -66,10 +81,12 @@ def test_every_compare_preset_validates_before_anything_loads(preset):
 
 def test_ablation_presets_differ_from_ilr_only_in_their_setting():
     base = CompareConfig.from_yaml("cpu-demo")
-    for preset, field, value in [("ablation-no-calibration", "calibration", False),
-                                 ("ablation-coop-p0", "cooperation_probability", 0.0),
-                                 ("ablation-coop-p05", "cooperation_probability", 0.5),
-                                 ("ablation-coop-p1", "cooperation_probability", 1.0)]:
+    for preset, field, value in [
+        ("ablation-no-calibration", "calibration", False),
+        ("ablation-coop-p0", "cooperation_probability", 0.0),
+        ("ablation-coop-p05", "cooperation_probability", 0.5),
+        ("ablation-coop-p1", "cooperation_probability", 1.0),
+    ]:
         config = CompareConfig.from_yaml(preset)
         ilr = config.training_config("ilr", 0).to_dict()
         variant_label = next(label for label in config.methods if label != "ilr")
@@ -88,5 +105,7 @@ def test_combined_dynamic_interaction_ablation_matches_the_single_presets():
             a, b = combined.training_config(arm, 0).to_dict(), single.training_config(arm, 0).to_dict()
             assert {k for k in a if a[k] != b[k]} <= {"output_dir"}
     assert [tuple(p) for p in combined.paired] == [
-        (f"ilr {agent}", f"{label} {agent}") for agent in ("agent_0", "agent_1")
-        for label in ("ilr-coop-p0", "ilr-coop-p05", "ilr-coop-p1")]
+        (f"ilr {agent}", f"{label} {agent}")
+        for agent in ("agent_0", "agent_1")
+        for label in ("ilr-coop-p0", "ilr-coop-p05", "ilr-coop-p1")
+    ]

@@ -71,7 +71,9 @@ def test_ints_are_accepted_for_floats() -> None:
 
 
 def test_unknown_key_suggests_the_closest_field() -> None:
-    with pytest.raises(ConfigError, match="unknown config key 'num_generation'.*did you mean 'num_generations'"):
+    with pytest.raises(
+        ConfigError, match="unknown config key 'num_generation'.*did you mean 'num_generations'"
+    ):
         ILRConfig.from_dict({"num_generation": 4})
     with pytest.raises(ConfigError, match="unknown config key 'zzz'"):
         ILRConfig.from_dict({"zzz": 1})
@@ -86,7 +88,9 @@ def test_any_unknown_key_is_rejected(key: str) -> None:
 
 def test_yaml_round_trip_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"models": ["tiny", "tiny"], "num_generations": 2, "per_device_train_batch_size": 4}))
+    path.write_text(
+        yaml.safe_dump({"models": ["tiny", "tiny"], "num_generations": 2, "per_device_train_batch_size": 4})
+    )
     cfg = ILRConfig.from_yaml(path, overrides={"max_steps": 3})
     assert cfg.models == ["tiny", "tiny"] and cfg.max_steps == 3
     again = tmp_path / "d.yaml"
@@ -109,8 +113,15 @@ def test_cli_rejects_bad_config_before_importing_torch(tmp_path: Path) -> None:
         "print('HEAVY', heavy); sys.exit(rc)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "per_device_train_batch_size" in proc.stderr and "use 4" in proc.stderr
     assert "HEAVY []" in proc.stdout

@@ -33,10 +33,26 @@ AGENTS = ("agent_0", "agent_1")
 
 
 def fields(out: Path, rm: str) -> dict:
-    return {"models": ["tiny", "tiny-llama"], "task": "gsm8k", "train_limit": 8, "validation_limit": 4, "num_generations": 2,
-                "per_device_train_batch_size": 4, "max_steps": 4, "save_steps": 1, "save_total_limit": 2,
-                "max_completion_length": 8, "max_stage_tokens": 6, "mask_truncated_completions": False, "learning_rate": 1e-3,
-                "report_to": ["none"], "progress": False, "output_dir": str(out), "reward": "reward_model", "reward_model": rm}
+    return {
+        "models": ["tiny", "tiny-llama"],
+        "task": "gsm8k",
+        "train_limit": 8,
+        "validation_limit": 4,
+        "num_generations": 2,
+        "per_device_train_batch_size": 4,
+        "max_steps": 4,
+        "save_steps": 1,
+        "save_total_limit": 2,
+        "max_completion_length": 8,
+        "max_stage_tokens": 6,
+        "mask_truncated_completions": False,
+        "learning_rate": 1e-3,
+        "report_to": ["none"],
+        "progress": False,
+        "output_dir": str(out),
+        "reward": "reward_model",
+        "reward_model": rm,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +81,21 @@ def check_committed_checkpoints_load(run: Path) -> None:
 
 
 def launch(config_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "experiments.cli", "train", "--config", str(config_path),
-                             "--resume"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRL_EXPERIMENTAL_SILENCE": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "train", "--config", str(config_path), "--resume"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def rollout_lines(run: Path) -> int:
@@ -114,7 +141,9 @@ def run_with_kills(tmp_path: Path, setup: tuple[str, Path], kills: int, seed: in
     assert proc.returncode == 0, err.decode()[-3000:]
 
     check_committed_checkpoints_load(run)
-    committed = {str(m.agent_checkpoint(run, a).relative_to(run)) for m in list_manifests(run) for a in AGENTS}
+    committed = {
+        str(m.agent_checkpoint(run, a).relative_to(run)) for m in list_manifests(run) for a in AGENTS
+    }
     on_disk = {str(p.relative_to(run)) for a in AGENTS for p in (run / a).glob("checkpoint-*")}
     assert on_disk == committed, f"uncommitted leftovers: {on_disk - committed}"
     assert not list((run / MANIFEST_DIR).glob(".*.tmp"))
@@ -132,6 +161,7 @@ def test_sigkill_once_then_resume_matches_uninterrupted(tmp_path: Path, setup: t
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
-def test_sigkill_repeatedly_then_resume_matches_uninterrupted(tmp_path: Path, setup: tuple[str, Path],
-                                                             seed: int) -> None:
+def test_sigkill_repeatedly_then_resume_matches_uninterrupted(
+    tmp_path: Path, setup: tuple[str, Path], seed: int
+) -> None:
     assert run_with_kills(tmp_path, setup, kills=3, seed=seed) >= 2

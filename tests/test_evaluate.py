@@ -40,8 +40,10 @@ def test_summarise_accuracy_pass_at_k_and_ci() -> None:
 
 
 def test_summary_interval_is_seeded_and_empty_input_is_nan() -> None:
-    samples = [[{"grade": {"correct": c, "has_box": True}, "text": "x", "completion_ids": [1]}] for c in
-               (True, False, True, True, False, False, True)]
+    samples = [
+        [{"grade": {"correct": c, "has_box": True}, "text": "x", "completion_ids": [1]}]
+        for c in (True, False, True, True, False, False, True)
+    ]
     assert summarise(samples, seed=1)["ci95"] == summarise(samples, seed=1)["ci95"]
     low, high = summarise(samples, seed=1)["ci95"]
     assert 0.0 <= low <= 4 / 7 <= high <= 1.0

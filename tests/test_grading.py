@@ -27,11 +27,18 @@ def mq(answer: str, **meta: object) -> Question:
 
 
 def cq(answer: str, choices: list[str] | None = None) -> Question:
-    return Question(id="c", prompt="?", answer=answer, task="t", kind="choice",
-                    metadata={"choices": choices} if choices else {})
+    return Question(
+        id="c",
+        prompt="?",
+        answer=answer,
+        task="t",
+        kind="choice",
+        metadata={"choices": choices} if choices else {},
+    )
 
 
 # ---------------------------------------------------------------- maths extraction
+
 
 def test_last_box_wins_and_nested_braces() -> None:
     text = r"first \boxed{1} then \boxed{\frac{a}{b^{2}}} done"
@@ -49,21 +56,33 @@ def test_fbox_and_escaped_braces() -> None:
     assert last_boxed(r"\boxed{\{1,2\}}") == r"\{1,2\}"
 
 
-@pytest.mark.parametrize(("text", "answer", "source"), [
-    ("So the answer is 12.", "12", "answer_is"),
-    ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "\\frac{3}{4}", "answer_is"),
-    ("the answer is 5. Later, the answer is 7", "7", "answer_is"),
-    ("He pays 3 + 4 = 7 dollars.\n#### 7", "7", "hash"),
-    ("no answer here", None, "none"),
-])
+@pytest.mark.parametrize(
+    ("text", "answer", "source"),
+    [
+        ("So the answer is 12.", "12", "answer_is"),
+        (
+            "Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.",
+            "\\frac{3}{4}",
+            "answer_is",
+        ),
+        ("the answer is 5. Later, the answer is 7", "7", "answer_is"),
+        ("He pays 3 + 4 = 7 dollars.\n#### 7", "7", "hash"),
+        ("no answer here", None, "none"),
+    ],
+)
 def test_fallbacks(text: str, answer: str | None, source: str) -> None:
     got = extract_math_answer(text)
     assert (got.answer, got.source, got.has_box) == (answer, source, False)
 
 
 _atoms = st.text(alphabet="abcxyz0123456789+-*/^_ ", min_size=1, max_size=5)
-_balanced = st.recursive(_atoms, lambda inner: st.builds(lambda a, b: a + "{" + b + "}", _atoms, inner) |
-                         st.builds(lambda a, b: a + b, inner, inner), max_leaves=30)
+_balanced = st.recursive(
+    _atoms,
+    lambda inner: (
+        st.builds(lambda a, b: a + "{" + b + "}", _atoms, inner) | st.builds(lambda a, b: a + b, inner, inner)
+    ),
+    max_leaves=30,
+)
 
 
 @given(prefix=st.text(alphabet="ab {}$\n", max_size=30), content=_balanced)
@@ -91,17 +110,31 @@ def test_deep_nesting_is_linear() -> None:
 
 # ---------------------------------------------------------------- maths verification
 
-@pytest.mark.parametrize(("gold", "pred"), [
-    (r"\frac{1}{2}", "0.5"), (r"3\sqrt{13}", r"\sqrt{117}"), ("x^2+2x+1", "(x+1)^2"), ("70", "070"),
-    (r"\{1,2\}", r"\{2,1\}"), (r"10\%", "0.1"), (r"\frac{\pi}{2}", r"\pi/2"), ("5", "x=5"), ("27.0", "27"),
-    (r"\left( 3, \frac{\pi}{2} \right)", r"(3, \pi/2)"), (r"\dfrac{3}{4}", r"\frac34"),
-])
+
+@pytest.mark.parametrize(
+    ("gold", "pred"),
+    [
+        (r"\frac{1}{2}", "0.5"),
+        (r"3\sqrt{13}", r"\sqrt{117}"),
+        ("x^2+2x+1", "(x+1)^2"),
+        ("70", "070"),
+        (r"\{1,2\}", r"\{2,1\}"),
+        (r"10\%", "0.1"),
+        (r"\frac{\pi}{2}", r"\pi/2"),
+        ("5", "x=5"),
+        ("27.0", "27"),
+        (r"\left( 3, \frac{\pi}{2} \right)", r"(3, \pi/2)"),
+        (r"\dfrac{3}{4}", r"\frac34"),
+    ],
+)
 def test_math_verify_equivalences(gold: str, pred: str) -> None:
     g = grade(mq(gold), f"We get \\boxed{{{pred}}}.")
     assert g.correct and g.reward == 1.0 and g.has_box and g.extracted == pred
 
 
-@pytest.mark.parametrize(("gold", "pred"), [("2", "3"), (r"\frac{1}{2}", "0.51"), ("x^2", "x^3"), ("12", "120")])
+@pytest.mark.parametrize(
+    ("gold", "pred"), [("2", "3"), (r"\frac{1}{2}", "0.51"), ("x^2", "x^3"), ("12", "120")]
+)
 def test_math_mismatches(gold: str, pred: str) -> None:
     g = grade(mq(gold), f"\\boxed{{{pred}}}")
     assert not g.correct and g.reward == 0.0 and g.reason == "mismatch"
@@ -117,7 +150,9 @@ def test_grading_from_a_worker_thread() -> None:
     out: dict[str, bool] = {}
 
     def work() -> None:
-        out["ok"] = grade(mq(r"\frac{1}{2}"), r"\boxed{0.5}").correct and not grade(mq("1"), r"\boxed{x+1}").correct
+        out["ok"] = (
+            grade(mq(r"\frac{1}{2}"), r"\boxed{0.5}").correct and not grade(mq("1"), r"\boxed{x+1}").correct
+        )
 
     t = threading.Thread(target=work)
     t.start()
@@ -147,13 +182,20 @@ def test_reasoning_gym_rule_is_the_fallback() -> None:
 
 # ---------------------------------------------------------------- multiple choice
 
-@pytest.mark.parametrize(("text", "letter"), [
-    (r"Thus \boxed{B}", "B"), (r"\boxed{\text{(D)}}", "D"), ("The answer is (C).", "C"), ("Answer: B", "B"),
-    ("A good first step is to expand. The answer is C", "C"),
-    ("A careful look shows option B works. So B.", "B"),
-    ("After all that, (D)", "D"),
-    ("I think the answer is a tricky one, so I pick A", "A"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        (r"Thus \boxed{B}", "B"),
+        (r"\boxed{\text{(D)}}", "D"),
+        ("The answer is (C).", "C"),
+        ("Answer: B", "B"),
+        ("A good first step is to expand. The answer is C", "C"),
+        ("A careful look shows option B works. So B.", "B"),
+        ("After all that, (D)", "D"),
+        ("I think the answer is a tricky one, so I pick A", "A"),
+    ],
+)
 def test_choice_letters(text: str, letter: str) -> None:
     assert extract_choice_letter(text, "ABCD")[0] == letter
 
@@ -174,10 +216,18 @@ def test_choice_grades_and_boxed_option_text() -> None:
 
 # ---------------------------------------------------------------- code
 
-ADD = Question(id="add", prompt="def add(a, b):\n    \"\"\"Add.\"\"\"\n", answer="    return a + b\n", task="t",
-               kind="code", metadata={"prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"\n", "entry_point": "add",
-                                      "tests": "def check(c):\n    assert c(1, 2) == 3\n    assert c(-1, 1) == 0\n\n"
-                                               "check(add)\n"})
+ADD = Question(
+    id="add",
+    prompt='def add(a, b):\n    """Add."""\n',
+    answer="    return a + b\n",
+    task="t",
+    kind="code",
+    metadata={
+        "prompt": 'def add(a, b):\n    """Add."""\n',
+        "entry_point": "add",
+        "tests": "def check(c):\n    assert c(1, 2) == 3\n    assert c(-1, 1) == 0\n\ncheck(add)\n",
+    },
+)
 
 
 def test_code_pass_and_fail() -> None:
@@ -216,6 +266,7 @@ def test_unknown_kind_raises() -> None:
 
 # ---- answers copied from the question --------------------------------------------------------------
 
+
 def _asked(prompt: str, answer: str) -> Question:
     return Question(id="c", prompt=prompt, answer=answer, task="t", kind="math")
 
@@ -226,7 +277,11 @@ def test_restating_the_expression_is_not_an_answer(a: int, b: int, op: str) -> N
     """math-verify evaluates "a op b"; a policy that copies the question must still score 0."""
     expr = f"{a} {op} {b}"
     q = _asked(f"Calculate {expr}.", str({"+": a + b, "-": a - b, "*": a * b}[op]))
-    for text in (f"The final answer is {expr}.", f"\\boxed{{{expr}}}", f"{expr} = {q.answer}. Answer: \\boxed{{{expr}}}"):
+    for text in (
+        f"The final answer is {expr}.",
+        f"\\boxed{{{expr}}}",
+        f"{expr} = {q.answer}. Answer: \\boxed{{{expr}}}",
+    ):
         g = grade(q, text)
         assert not g.correct and g.reason == "rejected:copied_from_question", (text, g)
     assert grade(q, f"\\boxed{{{q.answer}}}").correct
@@ -235,7 +290,13 @@ def test_restating_the_expression_is_not_an_answer(a: int, b: int, op: str) -> N
 
 def test_copy_rule_keeps_real_answers() -> None:
     assert not grade(_asked("Simplify $\\frac{4}{8}$.", "\\frac{1}{2}"), "\\boxed{\\frac{4}{8}}").correct
-    assert grade(_asked("Simplify $\\frac{4}{8}$.", "\\frac{1}{2}"), "\\boxed{\\frac{2}{4}}").correct  # not a copy
-    assert grade(_asked("Which is larger, 12 or 7?", "12"), "\\boxed{12}").correct  # numbers may occur in the question
+    assert grade(
+        _asked("Simplify $\\frac{4}{8}$.", "\\frac{1}{2}"), "\\boxed{\\frac{2}{4}}"
+    ).correct  # not a copy
+    assert grade(
+        _asked("Which is larger, 12 or 7?", "12"), "\\boxed{12}"
+    ).correct  # numbers may occur in the question
     assert grade(_asked("Solve for x: x^2 = 9, x > 0.", "3"), "\\boxed{3}").correct
-    assert grade(_asked("Write $\\sqrt{2}\\cdot 3$ in simplest form.", "3\\sqrt{2}"), "\\boxed{3\\sqrt{2}}").correct
+    assert grade(
+        _asked("Write $\\sqrt{2}\\cdot 3$ in simplest form.", "3\\sqrt{2}"), "\\boxed{3\\sqrt{2}}"
+    ).correct

@@ -35,7 +35,9 @@ def _derangement(qs: list[Question], seed: int) -> list[tuple[Question, str]]:
     order = list(range(len(qs)))
     rng.shuffle(order)
     shifted = order[1:] + order[:1]
-    return [(qs[i], qs[j].answer) for i, j in zip(order, shifted) if qs[i].answer.strip() != qs[j].answer.strip()]
+    return [
+        (qs[i], qs[j].answer) for i, j in zip(order, shifted) if qs[i].answer.strip() != qs[j].answer.strip()
+    ]
 
 
 def _check_golds(task: str, limit: int | None) -> None:

@@ -273,7 +273,8 @@ def test_tokenizer_without_chat_template_is_a_clear_error(tiny: TransformersPoli
 def _forward_lengths(policy: TransformersPolicy) -> tuple[list[int], Any]:
     seen: list[int] = []
     handle = policy.model.register_forward_pre_hook(
-        lambda module, args, kwargs: seen.append(int(kwargs["input_ids"].shape[-1])), with_kwargs=True)
+        lambda module, args, kwargs: seen.append(int(kwargs["input_ids"].shape[-1])), with_kwargs=True
+    )
     return seen, handle
 
 
@@ -330,10 +331,14 @@ def test_rollouts_are_the_same_with_and_without_prefix_reuse(protocol: str) -> N
     params = SamplingParams(max_new_tokens=6, temperature=0)
 
     def play(policy: TransformersPolicy) -> list[Any]:
-        envs = [ilr_env.make("math500", num_agents=2, protocol=protocol, mode=0.5, questions=questions)
-                for _ in range(3)]
+        envs = [
+            ilr_env.make("math500", num_agents=2, protocol=protocol, mode=0.5, questions=questions)
+            for _ in range(3)
+        ]
         records = run_episodes(envs, [policy, policy], seeds=[0, 1, 2], params=params)
-        return [[st["agents"][a].get("completion_ids") for st in r.stages for a in sorted(st["agents"])]
-                for r in records]
+        return [
+            [st["agents"][a].get("completion_ids") for st in r.stages for a in sorted(st["agents"])]
+            for r in records
+        ]
 
     assert play(shared) == play(plain)

@@ -35,16 +35,31 @@ def trainer_for(model_name: str, lora: bool) -> SharedPromptGRPOTrainer:
             from peft import LoraConfig
 
             peft = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-        args = GRPOConfig(output_dir=str(Path("/tmp") / f"ilr-shared-prompt-{key}"), use_cpu=True, report_to="none",
-                          per_device_train_batch_size=4, num_generations=2, max_completion_length=8, temperature=0.7,
-                          gradient_checkpointing=False, bf16=False)
+        args = GRPOConfig(
+            output_dir=str(Path("/tmp") / f"ilr-shared-prompt-{key}"),
+            use_cpu=True,
+            report_to="none",
+            per_device_train_batch_size=4,
+            num_generations=2,
+            max_completion_length=8,
+            temperature=0.7,
+            gradient_checkpointing=False,
+            bf16=False,
+        )
         _TRAINERS[key] = SharedPromptGRPOTrainer(
-            model=model, processing_class=tokenizer, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
-            args=args, train_dataset=Dataset.from_list([{"prompt": "hi"}] * 4), peft_config=peft)
+            model=model,
+            processing_class=tokenizer,
+            reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+            args=args,
+            train_dataset=Dataset.from_list([{"prompt": "hi"}] * 4),
+            peft_config=peft,
+        )
     return _TRAINERS[key]
 
 
-def batch(prompt_lens: list[int], repeats: int, completion_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def batch(
+    prompt_lens: list[int], repeats: int, completion_len: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded prompts, each repeated ``repeats`` times, + right-padded completions (GRPO's layout)."""
     gen = torch.Generator().manual_seed(seed)
     width = max(prompt_lens)
@@ -55,8 +70,14 @@ def batch(prompt_lens: list[int], repeats: int, completion_len: int, seed: int) 
             done = int(torch.randint(1, completion_len + 1, (1,), generator=gen))
             completion = torch.randint(5, 200, (completion_len,), generator=gen)
             ids = torch.cat([torch.zeros(width - length, dtype=torch.long), prompt, completion])
-            mask = torch.cat([torch.zeros(width - length), torch.ones(length), torch.ones(done),
-                              torch.zeros(completion_len - done)]).long()
+            mask = torch.cat(
+                [
+                    torch.zeros(width - length),
+                    torch.ones(length),
+                    torch.ones(done),
+                    torch.zeros(completion_len - done),
+                ]
+            ).long()
             rows.append(ids)
             masks.append(mask)
     return torch.stack(rows), torch.stack(masks)
@@ -67,7 +88,9 @@ def both(trainer: SharedPromptGRPOTrainer, ids: torch.Tensor, mask: torch.Tensor
     for shared in (True, False):
         trainer.model.zero_grad(set_to_none=True)
         trainer.shared_prompt_forward = shared
-        logps, ent, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep, compute_entropy=True)
+        logps, ent, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, ids, mask, keep, compute_entropy=True
+        )
         (logps * mask[:, -keep:]).sum().backward()
         grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
         out.append((logps.detach(), ent.detach(), grads))
@@ -77,11 +100,15 @@ def both(trainer: SharedPromptGRPOTrainer, ids: torch.Tensor, mask: torch.Tensor
 
 @pytest.mark.parametrize(("model_name", "lora"), [("tiny", False), ("tiny", True), ("tiny-llama", False)])
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(prompt_lens=st.lists(st.integers(min_value=2, max_value=24), min_size=1, max_size=3),
-       repeats=st.integers(min_value=2, max_value=4), completion_len=st.integers(min_value=1, max_value=6),
-       seed=st.integers(min_value=0, max_value=10_000))
-def test_matches_trl_forward_and_gradients(model_name: str, lora: bool, prompt_lens: list[int], repeats: int,
-                                           completion_len: int, seed: int) -> None:
+@given(
+    prompt_lens=st.lists(st.integers(min_value=2, max_value=24), min_size=1, max_size=3),
+    repeats=st.integers(min_value=2, max_value=4),
+    completion_len=st.integers(min_value=1, max_value=6),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_matches_trl_forward_and_gradients(
+    model_name: str, lora: bool, prompt_lens: list[int], repeats: int, completion_len: int, seed: int
+) -> None:
     trainer = trainer_for(model_name, lora)
     ids, mask = batch(prompt_lens, repeats, completion_len, seed)
     (lp_s, ent_s, g_s), (lp_t, ent_t, g_t) = both(trainer, ids, mask, completion_len)
@@ -99,12 +126,16 @@ def test_prompt_is_read_once_per_group() -> None:
     seen: list[tuple[int, int]] = []
     backbone = trainer.model.model
     handle = backbone.register_forward_pre_hook(
-        lambda module, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+        lambda module, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
     try:
         trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 5)
     finally:
         handle.remove()
-    assert seen == [(2, 15), (8, 6)]  # 2 distinct prompts minus their last token, then 8 tails of 1 + 5 tokens
+    assert seen == [
+        (2, 15),
+        (8, 6),
+    ]  # 2 distinct prompts minus their last token, then 8 tails of 1 + 5 tokens
 
 
 def test_batches_without_repeats_use_trls_forward() -> None:

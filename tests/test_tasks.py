@@ -26,22 +26,26 @@ from ilr_env.tasks.procedural import LISTED_RG_DATASETS
 from ilr_env.tasks.text import gsm8k_gold, normalise_number
 
 SHARED_DATA = Path(os.environ["ILR_DATA_DIR"])
-needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "math500.jsonl").is_file(),
-                                       reason="shared benchmark data not present")
+needs_shared_data = pytest.mark.skipif(
+    not (SHARED_DATA / "math500.jsonl").is_file(), reason="shared benchmark data not present"
+)
 
 
 @needs_shared_data
-@pytest.mark.parametrize(("task", "split", "rows", "kind"), [
-    ("math500", "test", 500, "math"),
-    ("gsm8k", "test", 1319, "math"),
-    ("gsm8k", "train", 7473, "math"),
-    ("aime24", "test", 30, "math"),
-    ("amc23", "test", 40, "math"),
-    ("minerva_math", "test", 272, "math"),
-    ("olympiadbench", "test", 675, "math"),
-    ("mmlu_stem", "test", 3018, "choice"),
-    ("humaneval", "test", 164, "code"),
-])
+@pytest.mark.parametrize(
+    ("task", "split", "rows", "kind"),
+    [
+        ("math500", "test", 500, "math"),
+        ("gsm8k", "test", 1319, "math"),
+        ("gsm8k", "train", 7473, "math"),
+        ("aime24", "test", 30, "math"),
+        ("amc23", "test", 40, "math"),
+        ("minerva_math", "test", 272, "math"),
+        ("olympiadbench", "test", 675, "math"),
+        ("mmlu_stem", "test", 3018, "choice"),
+        ("humaneval", "test", 164, "code"),
+    ],
+)
 def test_shared_benchmarks_load_with_readme_row_counts(task: str, split: str, rows: int, kind: str) -> None:
     questions = load_questions(task, split)
     assert len(questions) == rows
@@ -71,7 +75,7 @@ def test_gold_answers_follow_each_source_convention() -> None:
 def test_humaneval_gold_passes_its_own_tests() -> None:
     q = load_questions("humaneval", limit=1)[0]
     namespace: dict[str, object] = {}
-    exec(q.metadata["prompt"] + q.answer + "\n" + q.metadata["tests"], namespace)  # noqa: S102 - trusted gold
+    exec(q.metadata["prompt"] + q.answer + "\n" + q.metadata["tests"], namespace)  # noqa: S102
 
 
 @needs_shared_data
@@ -86,7 +90,9 @@ def test_repeated_loads_are_cached() -> None:
 
 
 @pytest.mark.parametrize(("task", "rows"), [("aime25", 30), ("gpqa_diamond", 198), ("gsm8k", 1319)])
-def test_pypi_shipped_data_loads_without_a_data_dir(monkeypatch: pytest.MonkeyPatch, task: str, rows: int) -> None:
+def test_pypi_shipped_data_loads_without_a_data_dir(
+    monkeypatch: pytest.MonkeyPatch, task: str, rows: int
+) -> None:
     monkeypatch.delenv("ILR_DATA_DIR", raising=False)
     questions = load_questions(task)
     assert len(questions) == rows
@@ -101,7 +107,9 @@ def test_gpqa_choices_are_shuffled_reproducibly_with_a_recorded_gold(monkeypatch
     golds = {q.answer for q in questions}
     assert golds <= set("ABCD") and len(golds) == 4  # the correct option is not always first
     for q in questions[:20]:
-        assert q.metadata["choices"][q.metadata["gold_index"]] == q.metadata["choices"]["ABCD".index(q.answer)]
+        assert (
+            q.metadata["choices"][q.metadata["gold_index"]] == q.metadata["choices"]["ABCD".index(q.answer)]
+        )
 
 
 def test_unknown_task_lists_known_tasks_and_the_closest() -> None:
@@ -160,8 +168,15 @@ def test_missing_source_names_every_way_tried(monkeypatch: pytest.MonkeyPatch, t
 def _write_math_files(directory: Path, n_train: int, n_test: int) -> None:
     def rows(n: int, tag: str) -> str:
         return "".join(
-            json.dumps({"problem": f"{tag} problem {i}", "level": f"Level {1 + i % 5}", "type": "Algebra",
-                        "solution": f"so it is $\\boxed{{\\frac{{{i}}}{{2}}}}$."}) + "\n"
+            json.dumps(
+                {
+                    "problem": f"{tag} problem {i}",
+                    "level": f"Level {1 + i % 5}",
+                    "type": "Algebra",
+                    "solution": f"so it is $\\boxed{{\\frac{{{i}}}{{2}}}}$.",
+                }
+            )
+            + "\n"
             for i in range(n)
         )
 
@@ -175,7 +190,9 @@ def test_math_validation_split_is_1000_reproducible_and_disjoint(tmp_path: Path)
     train = load_questions("math", "train", data_dir=tmp_path)
     test = load_questions("math", "test", data_dir=tmp_path)
     assert (len(validation), len(train), len(test)) == (1000, 500, 20)
-    assert [q.id for q in load_questions("math", "validation", data_dir=tmp_path)] == [q.id for q in validation]
+    assert [q.id for q in load_questions("math", "validation", data_dir=tmp_path)] == [
+        q.id for q in validation
+    ]
     assert not {q.id for q in validation} & {q.id for q in train}
     assert validation[0].answer == "\\frac{" + validation[0].id.rsplit("/", 1)[1] + "}{2}"
     assert validation[0].metadata["level"] in range(1, 6)
@@ -184,13 +201,18 @@ def test_math_validation_split_is_1000_reproducible_and_disjoint(tmp_path: Path)
 
 
 def test_mbpp_reads_a_local_file_when_present(tmp_path: Path) -> None:
-    row = {"task_id": 11, "text": "Write a function to double x.", "code": "def double(x):\n    return 2 * x",
-           "test_list": ["assert double(2) == 4", "assert double(0) == 0"], "test_setup_code": ""}
+    row = {
+        "task_id": 11,
+        "text": "Write a function to double x.",
+        "code": "def double(x):\n    return 2 * x",
+        "test_list": ["assert double(2) == 4", "assert double(0) == 0"],
+        "test_setup_code": "",
+    }
     (tmp_path / "mbpp.jsonl").write_text(json.dumps(row) + "\n")
     [q] = load_questions("mbpp", data_dir=tmp_path)
     assert (q.id, q.kind, q.metadata["entry_point"]) == ("mbpp/11", "code", "double")
     assert "assert double(2) == 4" in q.prompt
-    exec(q.answer + "\n" + q.metadata["tests"], {})  # noqa: S102 - trusted gold
+    exec(q.answer + "\n" + q.metadata["tests"], {})  # noqa: S102
 
 
 def test_listed_rg_datasets_exist_in_reasoning_gym() -> None:
@@ -203,7 +225,9 @@ def test_listed_rg_datasets_exist_in_reasoning_gym() -> None:
 @pytest.mark.parametrize("dataset", ["basic_arithmetic", "gsm_symbolic"])
 def test_rg_tasks_are_deterministic_and_splits_disjoint(dataset: str) -> None:
     task = f"rg/{dataset}"
-    splits = {split: load_questions(task, split, size=60, seed=3) for split in ("train", "validation", "test")}
+    splits = {
+        split: load_questions(task, split, size=60, seed=3) for split in ("train", "validation", "test")
+    }
     again = load_questions(task, "test", size=60, seed=3)
     assert [q.prompt for q in again] == [q.prompt for q in splits["test"]]
     texts = [q.prompt for qs in splits.values() for q in qs]
@@ -211,7 +235,9 @@ def test_rg_tasks_are_deterministic_and_splits_disjoint(dataset: str) -> None:
     other_seed = load_questions(task, "test", size=60, seed=4)
     assert [q.prompt for q in other_seed] != [q.prompt for q in splits["test"]]
     q = splits["train"][0]
-    assert q.kind == "math" and q.metadata["grader"] == "reasoning_gym" and q.metadata["rg_dataset"] == dataset
+    assert (
+        q.kind == "math" and q.metadata["grader"] == "reasoning_gym" and q.metadata["rg_dataset"] == dataset
+    )
     import reasoning_gym
 
     score = reasoning_gym.get_score_answer_fn(dataset)
@@ -221,7 +247,9 @@ def test_rg_tasks_are_deterministic_and_splits_disjoint(dataset: str) -> None:
 def test_rg_difficulty_knobs_and_limit() -> None:
     easy = load_questions("rg/basic_arithmetic", "train", size=20, min_terms=2, max_terms=2, max_digits=1)
     assert all(q.metadata["rg_entry"]["metadata"]["num_terms"] == 2 for q in easy)
-    limited = load_questions("rg/basic_arithmetic", "train", size=20, limit=5, min_terms=2, max_terms=2, max_digits=1)
+    limited = load_questions(
+        "rg/basic_arithmetic", "train", size=20, limit=5, min_terms=2, max_terms=2, max_digits=1
+    )
     assert [q.prompt for q in limited] == [q.prompt for q in easy[:5]]
     with pytest.raises(TaskArgumentError, match="max_terms"):
         load_questions("rg/basic_arithmetic", "train", size=5, max_term=3)
@@ -229,8 +257,17 @@ def test_rg_difficulty_knobs_and_limit() -> None:
 
 def test_rg_too_small_question_space_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="distinct questions"):
-        load_questions("rg/basic_arithmetic", "test", size=500, min_terms=2, max_terms=2, min_digits=1,
-                       max_digits=1, operators=("+",), allow_negation=False)
+        load_questions(
+            "rg/basic_arithmetic",
+            "test",
+            size=500,
+            min_terms=2,
+            max_terms=2,
+            min_digits=1,
+            max_digits=1,
+            operators=("+",),
+            allow_negation=False,
+        )
 
 
 _balanced = st.recursive(
@@ -240,7 +277,11 @@ _balanced = st.recursive(
 )
 
 
-@given(content=_balanced, prefix=st.text(alphabet="ab $=+", max_size=10), suffix=st.text(alphabet="ab .$", max_size=10))
+@given(
+    content=_balanced,
+    prefix=st.text(alphabet="ab $=+", max_size=10),
+    suffix=st.text(alphabet="ab .$", max_size=10),
+)
 def test_last_boxed_matches_nested_braces(content: str, prefix: str, suffix: str) -> None:
     text = f"{prefix}\\boxed{{0}} then {prefix}\\boxed{{{content}}}{suffix}"
     assert last_boxed(text) == content.strip()
@@ -284,6 +325,12 @@ def test_gold_completion_boxes_maths_and_wraps_code() -> None:
 
     maths = Question(id="t/0", prompt="1+1?", answer="\\frac{1}{2}", task="t")
     assert last_boxed(gold_completion(maths)) == "\\frac{1}{2}"
-    code = Question(id="HumanEval/9", prompt="def f():\n", answer="    return 1\n", task="humaneval", kind="code",
-                    metadata={"prompt": "def f():\n"})
+    code = Question(
+        id="HumanEval/9",
+        prompt="def f():\n",
+        answer="    return 1\n",
+        task="humaneval",
+        kind="code",
+        metadata={"prompt": "def f():\n"},
+    )
     assert "```python\ndef f():\n    return 1\n" in gold_completion(code)

@@ -27,10 +27,24 @@ def reward_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def tiny_config(out: Path, reward_model: str, **overrides: Any) -> ILRConfig:
-    base = {"models": ["tiny", "tiny-llama"], "task": "gsm8k", "train_limit": 4, "validation_limit": 4,
-                "num_generations": 2, "per_device_train_batch_size": 4, "max_steps": 2, "max_completion_length": 8,
-                "max_stage_tokens": 6, "mask_truncated_completions": False, "learning_rate": 1e-3, "report_to": ["none"],
-                "progress": False, "output_dir": str(out), "reward": "reward_model", "reward_model": reward_model}
+    base = {
+        "models": ["tiny", "tiny-llama"],
+        "task": "gsm8k",
+        "train_limit": 4,
+        "validation_limit": 4,
+        "num_generations": 2,
+        "per_device_train_batch_size": 4,
+        "max_steps": 2,
+        "max_completion_length": 8,
+        "max_stage_tokens": 6,
+        "mask_truncated_completions": False,
+        "learning_rate": 1e-3,
+        "report_to": ["none"],
+        "progress": False,
+        "output_dir": str(out),
+        "reward": "reward_model",
+        "reward_model": reward_model,
+    }
     return ILRConfig(**{**base, **overrides})
 
 
@@ -44,8 +58,9 @@ def max_change(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> f
     return max(float(np.abs(after[k] - before[k]).max()) for k in after if k in before)
 
 
-def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(tmp_path: Path, reward_model: str,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(
+    tmp_path: Path, reward_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: dict[str, list[float]] = {}
 
     @functools.wraps(training.ilr_reward)
@@ -61,21 +76,29 @@ def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(tmp_path:
     assert result.step == 2
 
     for agent, name in zip(result.agents, cfg.models, strict=True):
-        change = max_change(weights(Path(resolve_model(name))), weights(tmp_path / "run" / agent / "checkpoint-2"))
+        change = max_change(
+            weights(Path(resolve_model(name))), weights(tmp_path / "run" / agent / "checkpoint-2")
+        )
         assert change > 1e-5, f"{agent} did not move"
 
     # what every trainer's reward function received == the rollout's calibrated rewards, in order
-    rollouts = [json.loads(line) for line in (tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()]
+    rollouts = [
+        json.loads(line) for line in (tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in rollouts] == [1, 2]
     expected = []
     for row in rollouts:
         for agent in result.agents:
             recs = [r for r in row["records"] if r["agent"] == agent]
             expected.append([x for r in recs for x in r["calibrated"]])
-            raw = np.array([[r2["raw"] for r2 in row["records"] if r2["question_id"] == r["question_id"]]
-                            for r in recs])
-            np.testing.assert_allclose([x for r in recs for x in r["calibrated"]],
-                                       calibrate(raw)[:, result.agents.index(agent)].ravel(), atol=1e-9)
+            raw = np.array(
+                [[r2["raw"] for r2 in row["records"] if r2["question_id"] == r["question_id"]] for r in recs]
+            )
+            np.testing.assert_allclose(
+                [x for r in recs for x in r["calibrated"]],
+                calibrate(raw)[:, result.agents.index(agent)].ravel(),
+                atol=1e-9,
+            )
     got = [v for k, v in seen.items() if not k.endswith("_peer")]
     assert len(got) == 4
     np.testing.assert_allclose(np.concatenate(got), np.concatenate(expected), atol=1e-9)
@@ -123,8 +146,9 @@ def test_existing_run_needs_resume_flag(tmp_path: Path, reward_model: str) -> No
         ({"protocol": "debate", "debate_rounds": 2, "mode": "compete"}, "compete"),
     ],
 )
-def test_full_episode_sampling_debate_and_mode_ablations(tmp_path: Path, reward_model: str,
-                                                         overrides: dict, mode: str) -> None:
+def test_full_episode_sampling_debate_and_mode_ablations(
+    tmp_path: Path, reward_model: str, overrides: dict, mode: str
+) -> None:
     result = training.train(tiny_config(tmp_path / "run", reward_model, max_steps=1, **overrides))
     assert result.step == 1
     row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])

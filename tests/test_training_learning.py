@@ -37,11 +37,25 @@ def curves(run: Path, kind: str) -> dict[str, list[float]]:
 @pytest.mark.parametrize("method", ["grpo", "ilr"])
 def test_reward_rises(tmp_path: Path, method: str) -> None:
     rm = build_tiny_reward_model(str(tmp_path / "rm"))
-    cfg = ILRConfig(models=["tiny", "tiny-llama"] if method == "ilr" else ["tiny"], method=method, task="gsm8k",
-                    train_limit=2, validation_limit=4, num_generations=4, per_device_train_batch_size=8,
-                    max_steps=30, max_completion_length=8, max_stage_tokens=6, mask_truncated_completions=False,
-                    learning_rate=1e-2, report_to=["none"], progress=False, output_dir=str(tmp_path / "run"),
-                    reward="reward_model", reward_model=rm)
+    cfg = ILRConfig(
+        models=["tiny", "tiny-llama"] if method == "ilr" else ["tiny"],
+        method=method,
+        task="gsm8k",
+        train_limit=2,
+        validation_limit=4,
+        num_generations=4,
+        per_device_train_batch_size=8,
+        max_steps=30,
+        max_completion_length=8,
+        max_stage_tokens=6,
+        mask_truncated_completions=False,
+        learning_rate=1e-2,
+        report_to=["none"],
+        progress=False,
+        output_dir=str(tmp_path / "run"),
+        reward="reward_model",
+        reward_model=rm,
+    )
     train(cfg)
     found = curves(tmp_path / "run", "ilr" if method == "ilr" else "trl")
     assert len(found) == cfg.num_agents

@@ -48,18 +48,60 @@ def test_two_process_ilr_matches_single_process_peer_statistics(tmp_path: Path) 
     if accelerate is None:
         pytest.skip("accelerate CLI not installed")
     rm = build_tiny_reward_model(str(tmp_path / "rm"))
-    base = {"models": ["tiny", "tiny-llama"], "task": "gsm8k", "train_limit": 8, "validation_limit": 4, "num_generations": 2,
-                "per_device_train_batch_size": 4, "max_steps": 2, "max_completion_length": 8, "max_stage_tokens": 6,
-                "mask_truncated_completions": False, "learning_rate": 1e-3, "report_to": ["none"], "progress": False,
-                "reward": "reward_model", "reward_model": rm, "rollout_batching": "question"}
+    base = {
+        "models": ["tiny", "tiny-llama"],
+        "task": "gsm8k",
+        "train_limit": 8,
+        "validation_limit": 4,
+        "num_generations": 2,
+        "per_device_train_batch_size": 4,
+        "max_steps": 2,
+        "max_completion_length": 8,
+        "max_stage_tokens": 6,
+        "mask_truncated_completions": False,
+        "learning_rate": 1e-3,
+        "report_to": ["none"],
+        "progress": False,
+        "reward": "reward_model",
+        "reward_model": rm,
+        "rollout_batching": "question",
+    }
     two = tmp_path / "two"
     (tmp_path / "two.yaml").write_text(yaml.safe_dump({**base, "output_dir": str(two)}))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
-    proc = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "experiments.cli", "train",
-                           "--config", str(tmp_path / "two.yaml")], cwd=ROOT, env=env, check=False, capture_output=True,
-                          text=True, timeout=900)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRL_EXPERIMENTAL_SILENCE": "1",
+    }
+    proc = subprocess.run(
+        [
+            accelerate,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "experiments.cli",
+            "train",
+            "--config",
+            str(tmp_path / "two.yaml"),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rank_files = sorted(two.glob("rollouts.rank*.jsonl"))
     assert [p.name for p in rank_files] == ["rollouts.rank0.jsonl", "rollouts.rank1.jsonl"]
@@ -75,8 +117,11 @@ def test_two_process_ilr_matches_single_process_peer_statistics(tmp_path: Path) 
         for rec in agents.values():
             for idx, peer in enumerate(("agent_0", "agent_1")):
                 raw = np.array(agents[peer]["raw"])
-                np.testing.assert_allclose([rec["peer_stats"][k][idx] for k in ("mean", "max", "min")],
-                                           [raw.mean(), raw.max(), raw.min()], atol=1e-12)
+                np.testing.assert_allclose(
+                    [rec["peer_stats"][k][idx] for k in ("mean", "max", "min")],
+                    [raw.mean(), raw.max(), raw.min()],
+                    atol=1e-12,
+                )
 
     one = tmp_path / "one"
     train(ILRConfig(**{**base, "output_dir": str(one), "per_device_train_batch_size": 8}))
@@ -86,4 +131,6 @@ def test_two_process_ilr_matches_single_process_peer_statistics(tmp_path: Path) 
     for key in step1:
         np.testing.assert_allclose(multi[key]["raw"], single[key]["raw"], atol=TOL)
         for stat in ("mean", "max", "min"):
-            np.testing.assert_allclose(multi[key]["peer_stats"][stat], single[key]["peer_stats"][stat], atol=TOL)
+            np.testing.assert_allclose(
+                multi[key]["peer_stats"][stat], single[key]["peer_stats"][stat], atol=TOL
+            )

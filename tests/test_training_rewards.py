@@ -85,8 +85,11 @@ def test_reward_model_scores_are_graded_batched_and_deterministic(tmp_path: Path
     assert first[0] == pytest.approx(first[3], abs=1e-6)
     assert first == pytest.approx(again, abs=1e-5)  # batch size and prompt form do not matter
     graded = build_reward("graded", reward_model=path, reward_model_weight=0.5)
-    scores = graded(prompts=[""] * 2, completions=["\\boxed{5}", "\\boxed{6}"],
-                    question_json=[json.dumps(Q.to_dict())] * 2)
+    scores = graded(
+        prompts=[""] * 2,
+        completions=["\\boxed{5}", "\\boxed{6}"],
+        question_json=[json.dumps(Q.to_dict())] * 2,
+    )
     assert scores[0] - scores[1] > 0.5  # correctness dominates, the reward model grades within
 
 
@@ -96,12 +99,18 @@ def test_lenient_correctness_reads_the_last_number_only_of_untruncated_answerles
     q = Question(id="t/1", prompt="Calculate 4 * 7.", answer="28", task="t")
     assert lenient_correctness(q, "4 * 7 = 28.", truncated=False) == 1.0
     assert lenient_correctness(q, "4 * 7 = 28.", truncated=True) == 0.0  # cut replies end on any number
-    assert lenient_correctness(q, "4 * 7 = 28, the answer is 27", truncated=False) == 0.0  # a stated answer wins
+    assert (
+        lenient_correctness(q, "4 * 7 = 28, the answer is 27", truncated=False) == 0.0
+    )  # a stated answer wins
     assert lenient_correctness(q, "So \\boxed{28}", truncated=True) == 1.0  # explicit answers stay graded
     assert lenient_correctness(q, "no digits here", truncated=False) == 0.0
     fn = LenientCorrectness(eos_token_ids=[0])
-    out = fn(["p", "p"], ["4 * 7 = 28.", "4 * 7 = 28."], question_json=[question_column(q)] * 2,
-             completion_ids=[[5, 6, 0], [5, 6, 7]])
+    out = fn(
+        ["p", "p"],
+        ["4 * 7 = 28.", "4 * 7 = 28."],
+        question_json=[question_column(q)] * 2,
+        completion_ids=[[5, 6, 0], [5, 6, 7]],
+    )
     assert out == [1.0, 0.0]
 
 

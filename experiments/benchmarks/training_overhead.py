@@ -34,11 +34,28 @@ FORCE_KEY = "bench_min_new_tokens"
 
 
 def base_config(model: str, *, steps: int, out: Path, lora: bool, seed: int) -> dict[str, Any]:
-    return {"models": [model], "method": "grpo", "task": "gsm8k", "train_split": "train", "train_limit": 64,
-            "validation_limit": 4, "cooperation_probability": 0.5, "difficulty": "pass_rate",
-            "num_generations": 4, "per_device_train_batch_size": 8, "max_steps": steps,
-            "max_completion_length": 32, "max_stage_tokens": 8, "lora": lora, "report_to": ["none"],
-            "progress": False, "save_steps": 0, "save_total_limit": 1, "output_dir": str(out), "seed": seed}
+    return {
+        "models": [model],
+        "method": "grpo",
+        "task": "gsm8k",
+        "train_split": "train",
+        "train_limit": 64,
+        "validation_limit": 4,
+        "cooperation_probability": 0.5,
+        "difficulty": "pass_rate",
+        "num_generations": 4,
+        "per_device_train_batch_size": 8,
+        "max_steps": steps,
+        "max_completion_length": 32,
+        "max_stage_tokens": 8,
+        "lora": lora,
+        "report_to": ["none"],
+        "progress": False,
+        "save_steps": 0,
+        "save_total_limit": 1,
+        "output_dir": str(out),
+        "seed": seed,
+    }
 
 
 def configs(model: str, *, steps: int, root: Path, lora: bool, seed: int) -> dict[str, dict[str, Any]]:
@@ -103,9 +120,15 @@ def run_child(config: dict[str, Any], folder: Path) -> dict[str, Any]:
     """One training process; returns its per-trainer step durations and its peak RSS (MiB)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder.with_suffix(".json")
-    path.write_text(json.dumps({**config, FORCE_KEY: max(config["max_completion_length"], config["max_stage_tokens"])}))
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.benchmarks.training_overhead", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+    path.write_text(
+        json.dumps({**config, FORCE_KEY: max(config["max_completion_length"], config["max_stage_tokens"])})
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.benchmarks.training_overhead", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     output = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -127,17 +150,23 @@ def step_time(durations: dict[str, list[float]], method: str) -> float:
 
 def loss_tokens(folder: Path) -> float:
     """Median tokens (prompt + completion) through agent_0's loss per step, from TRL's ``num_tokens`` log."""
-    totals = [json.loads(line)["num_tokens"] for line in (folder / "metrics.jsonl").read_text().splitlines()
-              if '"num_tokens"' in line and json.loads(line).get("agent") == "agent_0"]
-    return statistics.median(b - a for a, b in itertools.pairwise(totals)) if len(totals) > 1 else float("nan")
+    totals = [
+        json.loads(line)["num_tokens"]
+        for line in (folder / "metrics.jsonl").read_text().splitlines()
+        if '"num_tokens"' in line and json.loads(line).get("agent") == "agent_0"
+    ]
+    return (
+        statistics.median(b - a for a, b in itertools.pairwise(totals)) if len(totals) > 1 else float("nan")
+    )
 
 
 def run(ctx: BenchContext) -> CaseResult:
     return run_variant(ctx, model="tiny", lora=False, title=TITLE, name=NAME, steps=5, reps=2)
 
 
-def run_variant(ctx: BenchContext, *, model: str, lora: bool, title: str, name: str, steps: int,
-                reps: int) -> CaseResult:
+def run_variant(
+    ctx: BenchContext, *, model: str, lora: bool, title: str, name: str, steps: int, reps: int
+) -> CaseResult:
     result = CaseResult(name, title, "s/step", "ILR step / (2 x GRPO step)", "<=", 1.15)
     if ctx.quick:
         model, steps = "tiny", 3
@@ -159,22 +188,37 @@ def run_variant(ctx: BenchContext, *, model: str, lora: bool, title: str, name: 
     result.ratio = Stat.of(ratios(ilr_times, grpo_times))
     memory = {"ilr_2_agents_peak_rss_mib": Stat.of(ilr_rss), "grpo_1_agent_peak_rss_mib": Stat.of(grpo_rss)}
     tokens = {"ilr_per_agent_step": statistics.median(ilr_tok), "grpo_per_step": statistics.median(grpo_tok)}
-    result.details = {"model": model, "lora": lora, "steps_per_run": steps, "configs": cfgs, "memory": memory,
-                      "step_durations": durations, "memory_ratio": statistics.median(ratios(ilr_rss, grpo_rss)),
-                      "loss_tokens": tokens}
-    result.notes.append(f"{model}{' (LoRA)' if lora else ''}, {steps} steps per run (first dropped), n=4, 2 questions/step; "
-                        f"ILR turns {cfgs['ilr']['max_stage_tokens']}+{cfgs['ilr']['max_stage_tokens']} + final "
-                        f"{cfgs['ilr']['max_completion_length']} tokens, GRPO answers "
-                        f"{cfgs['grpo']['max_completion_length']} tokens (equal generated tokens per agent)")
-    result.notes.append(f"tokens through the loss per agent and step (prompt + completion, TRL's num_tokens): ILR "
-                        f"{tokens['ilr_per_agent_step']:.0f} vs GRPO {tokens['grpo_per_step']:.0f} "
-                        f"(x{tokens['ilr_per_agent_step'] / tokens['grpo_per_step']:.2f}): the fusion prompt carries "
-                        "the question, every idea and every analysis; both arms read each group's prompt once in the "
-                        "loss (shared_prompt_forward)")
-    result.notes.append(f"peak RSS: ILR 2 agents {memory['ilr_2_agents_peak_rss_mib'].median:.0f} MiB vs GRPO 1 agent "
-                        f"{memory['grpo_1_agent_peak_rss_mib'].median:.0f} MiB (x{result.details['memory_ratio']:.2f})")
-    result.notes.append("the GRPO step generates through TRL's own transformers path, the ILR step through "
-                        "ilr_agents' TransformersPolicy (log-probs returned with the samples, shared prefill)")
+    result.details = {
+        "model": model,
+        "lora": lora,
+        "steps_per_run": steps,
+        "configs": cfgs,
+        "memory": memory,
+        "step_durations": durations,
+        "memory_ratio": statistics.median(ratios(ilr_rss, grpo_rss)),
+        "loss_tokens": tokens,
+    }
+    result.notes.append(
+        f"{model}{' (LoRA)' if lora else ''}, {steps} steps per run (first dropped), n=4, 2 questions/step; "
+        f"ILR turns {cfgs['ilr']['max_stage_tokens']}+{cfgs['ilr']['max_stage_tokens']} + final "
+        f"{cfgs['ilr']['max_completion_length']} tokens, GRPO answers "
+        f"{cfgs['grpo']['max_completion_length']} tokens (equal generated tokens per agent)"
+    )
+    result.notes.append(
+        f"tokens through the loss per agent and step (prompt + completion, TRL's num_tokens): ILR "
+        f"{tokens['ilr_per_agent_step']:.0f} vs GRPO {tokens['grpo_per_step']:.0f} "
+        f"(x{tokens['ilr_per_agent_step'] / tokens['grpo_per_step']:.2f}): the fusion prompt carries "
+        "the question, every idea and every analysis; both arms read each group's prompt once in the "
+        "loss (shared_prompt_forward)"
+    )
+    result.notes.append(
+        f"peak RSS: ILR 2 agents {memory['ilr_2_agents_peak_rss_mib'].median:.0f} MiB vs GRPO 1 agent "
+        f"{memory['grpo_1_agent_peak_rss_mib'].median:.0f} MiB (x{result.details['memory_ratio']:.2f})"
+    )
+    result.notes.append(
+        "the GRPO step generates through TRL's own transformers path, the ILR step through "
+        "ilr_agents' TransformersPolicy (log-probs returned with the samples, shared prefill)"
+    )
     result.judge()
     return result
 

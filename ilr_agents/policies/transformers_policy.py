@@ -294,8 +294,12 @@ class TransformersPolicy:
                 cache = DynamicCache()
                 for index, (k, v) in enumerate(cached):
                     cache.update(k[..., :reuse, :], v[..., :reuse, :], index)
-            out = self.model(input_ids=torch.tensor([tokens[reuse:]], device=self.device), cache=cache,
-                             use_cache=True, logits_to_keep=1)
+            out = self.model(
+                input_ids=torch.tensor([tokens[reuse:]], device=self.device),
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             found = getattr(out.cache, "layers", None)
             if not found or any(type(layer) is not DynamicLayer for layer in found):
                 return None

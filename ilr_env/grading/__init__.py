@@ -42,8 +42,9 @@ def grade(question: Any, completion: str, **opts: Any) -> Grade:
         if "timeout" in opts:  # the shared name for the time bound; the sandbox calls it timeout_s
             opts["timeout_s"] = opts.pop("timeout")
         return check_code(question, completion, **opts)
-    raise UnknownKindError(f"question {getattr(question, 'id', '?')!r} has kind {kind!r}; "
-                           "expected 'math', 'choice' or 'code'")
+    raise UnknownKindError(
+        f"question {getattr(question, 'id', '?')!r} has kind {kind!r}; expected 'math', 'choice' or 'code'"
+    )
 
 
 __all__ = [

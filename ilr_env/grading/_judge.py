@@ -32,7 +32,7 @@ _FLOAT_RE = re.compile(r"^-?(?:inf|nan|\d+(?:\.\d*)?(?:e[-+]?\d+)?|\.\d+(?:e[-+]
 
 # The program side. Runs first inside the sandbox: drops to the sandbox uid when started as root,
 # installs the fallback guards, moves the protocol off stdin/stdout, then loads or runs the program.
-RUNNER = r'''
+RUNNER = r"""
 import os, sys
 _uid = int(sys.argv[1]); _mode = sys.argv[2]; _guard = sys.argv[3] == "1"; _path = sys.argv[4]
 if _uid >= 0:
@@ -112,7 +112,7 @@ while True:
         if isinstance(_e, KeyboardInterrupt): raise
         _send({"ok": False, "error": (type(_e).__name__ + ": " + str(_e))[:500],
                "trace": traceback.format_exc()[-2000:]})
-'''
+"""
 
 
 # The zygote: started once per judge inside bwrap (root in the initial user namespace, capabilities
@@ -128,7 +128,7 @@ while True:
 #                then the same RUNNER as a directly started sandbox.
 # ``kill`` SIGKILLs C2 (so the whole namespace). The source never passes through the zygote, so nothing of
 # one program is in the memory later programs are forked from.
-ZYGOTE = r'''
+ZYGOTE = r"""
 import os, sys, json, struct, traceback, runpy, socket, select, signal, resource, ctypes
 import math, re, collections, itertools, functools, heapq, bisect, string, typing, fractions, copy, hashlib, random
 _sock = socket.socket(fileno=int(sys.argv[1])); del sys.argv[1:]
@@ -278,7 +278,7 @@ def _serve():
                 if not req:
                     return
 _serve()
-'''.replace("__RUNNER__", repr(RUNNER))
+""".replace("__RUNNER__", repr(RUNNER))
 
 
 class ProtocolError(Exception):
@@ -396,7 +396,7 @@ class Channel:
             os.write(self.wfd, struct.pack(">I", len(data)))
             view = memoryview(data)
             while view:
-                view = view[os.write(self.wfd, view):]
+                view = view[os.write(self.wfd, view) :]
         except (BrokenPipeError, OSError):
             raise ProtocolError("the program exited before answering") from None
         (size,) = struct.unpack(">I", self._read(4))
@@ -412,8 +412,14 @@ class Channel:
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.calls += 1
-        reply = self.request({"op": "call", "name": name, "args": [encode(a) for a in args],
-                              "kwargs": {str(k): encode(v) for k, v in kwargs.items()}})
+        reply = self.request(
+            {
+                "op": "call",
+                "name": name,
+                "args": [encode(a) for a in args],
+                "kwargs": {str(k): encode(v) for k, v in kwargs.items()},
+            }
+        )
         if not reply["ok"]:
             raise CandidateError(str(reply.get("error", "error"))[:500])
         return decode(reply.get("value"))
@@ -513,15 +519,28 @@ class PopenProgram:
     """A program started directly (rlimits fallback, or bwrap per program when no zygote can be used)."""
 
     def __init__(self, job: dict[str, Any], mode: str, limit: int) -> None:
-        argv = [*job["argv"], "-c", RUNNER, str(job["drop_uid"]), mode, "1" if job["guard"] else "0",
-                job["program_path"]]
+        argv = [
+            *job["argv"],
+            "-c",
+            RUNNER,
+            str(job["drop_uid"]),
+            mode,
+            "1" if job["guard"] else "0",
+            job["program_path"],
+        ]
         with open(os.devnull, "rb") as devnull:
             err_r, err_w = os.pipe()
             out_r, out_w = os.pipe() if mode == "run" else (-1, subprocess.PIPE)
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE if mode == "serve" or job.get("stdin") else devnull,
-                stdout=out_w, stderr=err_w, env=job["env"], cwd=job["cwd"], start_new_session=True,
-                preexec_fn=_limits_preexec(job), close_fds=True,  # noqa: PLW1509 - no other threads run yet
+                argv,
+                stdin=subprocess.PIPE if mode == "serve" or job.get("stdin") else devnull,
+                stdout=out_w,
+                stderr=err_w,
+                env=job["env"],
+                cwd=job["cwd"],
+                start_new_session=True,
+                preexec_fn=_limits_preexec(job),  # noqa: PLW1509
+                close_fds=True,
             )
         os.close(err_w)
         self.logs = [LogReader(err_r, limit)]
@@ -588,8 +607,14 @@ class Zygote:
         self.sock = ours
         with open(os.devnull, "rb") as devnull:
             self.proc = subprocess.Popen(
-                [*argv, "-c", ZYGOTE, str(theirs.fileno())], stdin=devnull, stdout=subprocess.DEVNULL,
-                stderr=None, env=env, cwd="/", pass_fds=(theirs.fileno(),), start_new_session=True,
+                [*argv, "-c", ZYGOTE, str(theirs.fileno())],
+                stdin=devnull,
+                stdout=subprocess.DEVNULL,
+                stderr=None,
+                env=env,
+                cwd="/",
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
             )  # bwrap's --die-with-parent ties it to us
         theirs.close()
         reply = self.recv(time.monotonic() + 30)
@@ -663,8 +688,13 @@ class ZygoteProgram:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         src_r, src_w = os.pipe()
-        spec = {"op": "spawn", "uid": job["drop_uid"], "mode": mode, "rlimits": job["rlimits"],
-                "tmpfs_bytes": job.get("tmpfs_bytes", 64 * 1024 * 1024)}
+        spec = {
+            "op": "spawn",
+            "uid": job["drop_uid"],
+            "mode": mode,
+            "rlimits": job["rlimits"],
+            "tmpfs_bytes": job.get("tmpfs_bytes", 64 * 1024 * 1024),
+        }
         try:
             self.zygote.send(spec, [in_r, out_w, err_w, src_r])
         finally:
@@ -684,7 +714,7 @@ class ZygoteProgram:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         except OSError:
             pass
         finally:
@@ -734,7 +764,7 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
     test = job["test"]
     ns: dict[str, Any] = {"__name__": "__ilr_tests__"}
     if test.get("setup"):
-        exec(compile(test["setup"], "setup.py", "exec"), ns)  # noqa: S102 - trusted dataset prompt
+        exec(compile(test["setup"], "setup.py", "exec"), ns)  # noqa: S102
     entry = test.get("entry_point")
     if entry and entry not in names:
         return "failed", f"the program does not define {entry}()"
@@ -742,7 +772,7 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
         if name == entry or name not in ns:
             ns[name] = Remote(channel, name)
     try:
-        exec(compile(test["code"], "tests.py", "exec"), ns)  # noqa: S102 - trusted dataset tests
+        exec(compile(test["code"], "tests.py", "exec"), ns)  # noqa: S102
     except (Timeout, ProtocolError):
         raise
     except CandidateError as exc:
@@ -750,9 +780,13 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
     except AssertionError:
         frames = [f for f in traceback.extract_tb(sys.exc_info()[2]) if f.filename == "tests.py"]
         lines = test["code"].splitlines()
-        where = lines[frames[-1].lineno - 1].strip() if frames and 0 < (frames[-1].lineno or 0) <= len(lines) else ""
+        where = (
+            lines[frames[-1].lineno - 1].strip()
+            if frames and 0 < (frames[-1].lineno or 0) <= len(lines)
+            else ""
+        )
         return "failed", f"assertion failed: {where[:300]}"
-    except Exception as exc:  # noqa: BLE001 - any other test error is a failed program
+    except Exception as exc:  # noqa: BLE001
         return "failed", f"tests raised {type(exc).__name__}: {str(exc)[:300]}"
     return "passed", f"tests passed ({channel.calls} calls)"
 
@@ -787,9 +821,15 @@ def _handle(job: dict[str, Any]) -> dict[str, Any]:
     for log in proc.logs:
         log.join(timeout=2)
     logs = proc.logs
-    return {"status": status, "detail": detail, "returncode": proc.returncode,
-            "stderr": logs[0].text(), "stdout": logs[1].text() if len(logs) > 1 else "",
-            "truncated": any(log.truncated for log in logs), "duration_s": round(time.monotonic() - start, 4)}
+    return {
+        "status": status,
+        "detail": detail,
+        "returncode": proc.returncode,
+        "stderr": logs[0].text(),
+        "stdout": logs[1].text() if len(logs) > 1 else "",
+        "truncated": any(log.truncated for log in logs),
+        "duration_s": round(time.monotonic() - start, 4),
+    }
 
 
 def main() -> int:
@@ -817,7 +857,7 @@ def _run_program(job: dict[str, Any], proc: Any, deadline: float) -> tuple[str, 
         try:
             data = memoryview(job.get("stdin", "").encode())
             while data:
-                data = data[os.write(proc.stdin_fd, data):]
+                data = data[os.write(proc.stdin_fd, data) :]
         except (BrokenPipeError, OSError):
             pass
         proc.close_stdin()

@@ -16,8 +16,10 @@ def _gold_letter(answer: Any, n_choices: int) -> str:
         return string.ascii_uppercase[int(text)]
     if len(text) == 1 and text.upper() in string.ascii_uppercase:
         return text.upper()
-    raise ValueError(f"choice gold answer {answer!r} is neither an option letter nor a 0-based index; "
-                     "store the letter (e.g. 'B') in Question.answer")
+    raise ValueError(
+        f"choice gold answer {answer!r} is neither an option letter nor a 0-based index; "
+        "store the letter (e.g. 'B') in Question.answer"
+    )
 
 
 def grade_choice(question: Any, completion: str) -> Grade:

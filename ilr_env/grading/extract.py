@@ -14,7 +14,9 @@ from ilr_env.tasks.text import last_boxed as _last_boxed
 # "the answer is X" / "final answer: X" / "Final Answer: The final answer is $X$." — the text up to the end
 # of the line; trailing sentence punctuation is stripped afterwards.
 # A lookahead so overlapping phrases ("Final Answer: The final answer is X") yield the innermost, last one.
-_ANSWER_IS_RE = re.compile(r"(?=(?:final\s+answer|the\s+answer)\s*(?:is|:|=)\s*:?\s*(.{1,1000}))", re.IGNORECASE)
+_ANSWER_IS_RE = re.compile(
+    r"(?=(?:final\s+answer|the\s+answer)\s*(?:is|:|=)\s*:?\s*(.{1,1000}))", re.IGNORECASE
+)
 _HASH_RE = re.compile(r"####\s*(.{1,1000})")
 # Fallback phrases are only looked for near the end, which keeps the regex scans linear on huge inputs.
 _FALLBACK_TAIL = 20_000
@@ -59,10 +61,14 @@ def extract_math_answer(text: str) -> Extraction:
     return Extraction(None, False, "none")
 
 
-_LETTER_BOX_RE = re.compile(r"^\(?\s*(?:\\text\{|\\textbf\{|\\mathrm\{)?\s*\(?([A-Z])\)?\s*\}?\s*\)?\s*[.:]?$")
+_LETTER_BOX_RE = re.compile(
+    r"^\(?\s*(?:\\text\{|\\textbf\{|\\mathrm\{)?\s*\(?([A-Z])\)?\s*\}?\s*\)?\s*[.:]?$"
+)
 _ANSWER_LETTER_RES = (
-    re.compile(r"(?i:answer)\s*(?:is|:)\s*:?\s*(?i:option\s*|choice\s*)?\$?\(?\\?(?:text\{|textbf\{)?\(?"
-               r"([A-Z])(?![\w'’])"),
+    re.compile(
+        r"(?i:answer)\s*(?:is|:)\s*:?\s*(?i:option\s*|choice\s*)?\$?\(?\\?(?:text\{|textbf\{)?\(?"
+        r"([A-Z])(?![\w'’])"
+    ),
     re.compile(r"(?i:option|choice)\s+\(?([A-Z])\)?\s+(?i:is\s+(?:correct|right))"),
 )
 # A lone capital letter: "(B)", "B.", "B)" or a bare "B" that is NOT followed by a lower-case word (so the

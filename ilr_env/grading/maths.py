@@ -168,7 +168,9 @@ def grade_math(question: Any, completion: str, *, timeout: float = DEFAULT_TIMEO
     meta = getattr(question, "metadata", None) or {}
     rg_task = meta.get("grader") == "reasoning_gym" and "rg_dataset" in meta and "rg_entry" in meta
     if not verdict and rg_task and len(pred) <= MAX_ANSWER_CHARS:
-        status, score = get_pool().call("rg_score", meta["rg_dataset"], pred, meta["rg_entry"], timeout=timeout)
+        status, score = get_pool().call(
+            "rg_score", meta["rg_dataset"], pred, meta["rg_entry"], timeout=timeout
+        )
         if status == "ok" and score >= 1.0:
             return Grade(True, 1.0, _shown(pred), "match:reasoning_gym", has_box)
     if verdict:

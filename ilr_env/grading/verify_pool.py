@@ -76,7 +76,7 @@ def _serve(conn: Connection) -> None:
             return
         try:
             result: tuple[str, Any] = ("ok", _OPS[op](*args))
-        except Exception as exc:  # noqa: BLE001 - math-verify/sympy failures are a wrong answer, not a crash
+        except Exception as exc:  # noqa: BLE001
             result = ("error", f"{type(exc).__name__}: {exc}"[:300])
         try:
             conn.send(result)
@@ -95,8 +95,11 @@ class _Zygote:
     def __init__(self) -> None:
         parent, child = socket.socketpair()
         code = f"import runpy; runpy.run_path({__file__!r}, run_name='__ilr_zygote__')"
-        self.proc = subprocess.Popen([sys.executable, "-I", "-c", code, str(child.fileno())],
-                                     pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", code, str(child.fileno())],
+            pass_fds=[child.fileno()],
+            stdin=subprocess.DEVNULL,
+        )
         child.close()
         self.sock = parent
         self.lock = threading.Lock()
@@ -118,7 +121,7 @@ class _Zygote:
 def _zygote_main(control_fd: int) -> None:
     import logging
 
-    import math_verify  # noqa: F401 - preloaded once so forked workers start warm
+    import math_verify  # noqa: F401
 
     # Its "timeout is disabled" warning is expected here: the deadline is the pool's SIGKILL.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -246,7 +249,6 @@ def get_pool() -> VerifyPool:
             _POOL = VerifyPool(max_workers=max(2, min(4, os.cpu_count() or 2)))
             atexit.register(_POOL.close)
         return _POOL
-
 
 
 if __name__ == "__ilr_zygote__":

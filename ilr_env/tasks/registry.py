@@ -40,7 +40,9 @@ _TASKS: dict[str, Task] = {}
 def register_task(task: Task, *, replace: bool = False) -> Task:
     """Add ``task`` under ``task.name``; re-registering a name needs ``replace=True`` (typos stay loud)."""
     if not isinstance(task, Task):
-        raise TypeError(f"{task!r} is not a Task: it needs name, kind, description, splits, load, availability")
+        raise TypeError(
+            f"{task!r} is not a Task: it needs name, kind, description, splits, load, availability"
+        )
     if task.name in _TASKS and not replace:
         raise ValueError(f"task {task.name!r} is already registered; pass replace=True to override it")
     _TASKS[task.name] = task
@@ -84,7 +86,9 @@ def load_questions(
     """
     spec = get_task(task)
     if split not in spec.splits:
-        raise UnknownSplitError(f"task {task!r} has no split {split!r}; valid splits: {', '.join(spec.splits)}")
+        raise UnknownSplitError(
+            f"task {task!r} has no split {split!r}; valid splits: {', '.join(spec.splits)}"
+        )
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
     return spec.load(split, resolve_data_dir(data_dir), limit, **task_kwargs)

