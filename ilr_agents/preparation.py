@@ -73,6 +73,29 @@ def _load_json(path: str, what: str) -> Any:
         raise ConfigError(f"{what}={path!r} is not valid JSON: {exc}") from exc
 
 
+def _abilities_from_file(config: ILRConfig) -> list[float]:
+    """One γ per agent from a JSON list (agent order), {"abilities": [...]}, or a mapping keyed by agent
+    name (agent_0, ...) or model name (an estimates file's ``values`` too): matched by key, never by sort
+    order, and an unknown key is an error."""
+    from ilr_env import difficulty as diff
+
+    raw = _load_json(config.abilities, "abilities")
+    if isinstance(raw, dict) and raw.get("format") == diff.ESTIMATES_FORMAT:
+        raw = raw["values"]
+    elif isinstance(raw, dict) and "abilities" in raw:
+        raw = raw["abilities"]
+    if isinstance(raw, list):
+        return [float(x) for x in raw]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"abilities={config.abilities!r} must hold a JSON list or object of γ values")
+    agents = [f"agent_{i}" for i in range(config.num_agents)]
+    try:
+        by_agent = diff.abilities_by_agent(raw, agents, config.models)
+    except diff.DifficultyError as exc:
+        raise ConfigError(f"abilities={config.abilities!r}: {exc}") from exc
+    return [by_agent[a] for a in agents]
+
+
 def prepare_difficulty_and_abilities(
     config: ILRConfig, train_questions: Sequence[Any], validation_questions: Sequence[Any]
 ) -> Preparation:
@@ -141,10 +164,7 @@ def prepare_difficulty_and_abilities(
                 sum(j[q.id] for q in validation_questions) / len(validation_questions) for j in judged
             ]
     else:
-        raw = _load_json(config.abilities, "abilities")
-        if isinstance(raw, dict) and raw.get("format") == diff.ESTIMATES_FORMAT:
-            raw = [raw["values"][k] for k in sorted(raw["values"])]
-        abilities = [float(x) for x in (raw["abilities"] if isinstance(raw, dict) else raw)]
+        abilities = _abilities_from_file(config)
     if len(abilities) != config.num_agents:
         raise ConfigError(
             f"abilities has {len(abilities)} values for {config.num_agents} agents: one per model"

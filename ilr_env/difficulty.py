@@ -439,6 +439,43 @@ def fit_abilities(
     )
 
 
+def abilities_by_agent(
+    values: Mapping[str, float], agents: Sequence[str], models: Sequence[str] | None = None
+) -> dict[str, float]:
+    """γ for each of ``agents``, matched by key, never by position or sort order.
+
+    Keys are either agent names (``agent_0`` …) or, when ``models`` (one per agent) is given, model names;
+    a model key gives its γ to every agent that runs that model. Every agent needs a value and every key
+    must name an agent (or a model of this run): a file made for another run is an error, not a guess.
+
+    Example:
+        >>> abilities_by_agent({"m-big": 1.0, "m-small": -0.5}, ["agent_0", "agent_1"], ["m-small", "m-big"])
+        {'agent_0': -0.5, 'agent_1': 1.0}
+    """
+    keys = [str(k) for k in values]
+    names = list(dict.fromkeys(models or []))
+    accepted = list(agents) + [m for m in names if m not in agents]
+    unknown = [k for k in keys if k not in accepted]
+    if unknown:
+        raise DifficultyError(
+            f"abilities name unknown key(s) {unknown}; key each γ by agent name or by model name "
+            f"(accepted keys: {accepted})"
+        )
+    if models is not None and not all(k in agents for k in keys):
+        if len(models) != len(agents):
+            raise DifficultyError(f"{len(models)} model names for {len(agents)} agents: give one per agent")
+        if not all(k in names for k in keys):
+            raise DifficultyError(f"abilities mix agent names and model names ({keys}); use one kind of key")
+        missing = [m for m in names if m not in values]
+        if missing:
+            raise DifficultyError(f"abilities keyed by model name lack the model(s) {missing}")
+        return {a: float(values[m]) for a, m in zip(agents, models, strict=True)}
+    missing = [a for a in agents if a not in values]
+    if missing:
+        raise DifficultyError(f"abilities must give every agent of {list(agents)}; missing {missing}")
+    return {a: float(values[a]) for a in agents}
+
+
 def fit_rasch(
     responses: np.ndarray, *, l2: float = 0.01, max_iter: int = 2000
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -481,6 +518,7 @@ __all__ = [
     "DifficultyError",
     "Estimates",
     "Ranker",
+    "abilities_by_agent",
     "choose_mode",
     "empirical_difficulty",
     "fit_abilities",

@@ -429,15 +429,10 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
                 raise ILRConfigError(f"abilities got {src.kind} estimates; pass ability estimates")
             src = src.values
         if isinstance(src, Mapping):
-            unknown = [k for k in src if k not in self.possible_agents]
-            missing = [a for a in self.possible_agents if a not in src]
-            if unknown or missing:
-                raise ILRConfigError(
-                    f"abilities must give exactly the agents {self.possible_agents}; unknown {unknown}, "
-                    "missing "
-                    f"{missing}. Map your model names to agent_i, or pass a list in agent order"
-                )
-            values = {a: float(src[a]) for a in self.possible_agents}
+            try:
+                values = dif.abilities_by_agent(src, self.possible_agents)
+            except dif.DifficultyError as exc:
+                raise ILRConfigError(f"{exc}, or pass a list in agent order") from exc
         elif isinstance(src, Sequence | np.ndarray):
             if len(src) != len(self.possible_agents):
                 raise ILRConfigError(

@@ -272,3 +272,34 @@ def test_save_load_preserves_values(tmp_path_factory, values):
     path = tmp_path_factory.mktemp("est") / "a.json"
     est = dif.Estimates("ability", values, {"method": "test"})
     assert dif.load_json(dif.save_json(est, path)) == est
+
+
+def test_abilities_are_matched_by_agent_name_with_eleven_agents():
+    """Sorted keys put agent_10 before agent_2; matching by name must not."""
+    agents = [f"agent_{i}" for i in range(12)]
+    values = {a: float(i) for i, a in enumerate(agents)}
+    shuffled = dict(sorted(values.items()))  # lexicographic order: agent_0, agent_1, agent_10, agent_11, ...
+    assert list(shuffled)[2] == "agent_10"
+    assert dif.abilities_by_agent(shuffled, agents) == values
+
+
+def test_abilities_keyed_by_model_name():
+    agents = ["agent_0", "agent_1", "agent_2"]
+    models = ["org/small", "org/big", "org/small"]
+    got = dif.abilities_by_agent({"org/big": 1.5, "org/small": -0.5}, agents, models)
+    assert got == {"agent_0": -0.5, "agent_1": 1.5, "agent_2": -0.5}
+
+
+@pytest.mark.parametrize(
+    ("values", "models", "message"),
+    [
+        ({"agent_0": 0.0, "agent_1": 1.0, "agent_7": 2.0}, None, "unknown key(s) ['agent_7']"),
+        ({"org/small": 0.0, "org/other": 1.0}, ["org/small", "org/big"], "unknown key(s) ['org/other']"),
+        ({"org/small": 0.0}, ["org/small", "org/big"], "lack the model(s) ['org/big']"),
+        ({"org/small": 0.0, "agent_1": 1.0}, ["org/small", "org/big"], "mix agent names and model names"),
+        ({"agent_0": 0.0}, None, "missing ['agent_1']"),
+    ],
+)
+def test_abilities_unknown_or_missing_keys_are_errors(values, models, message):
+    with pytest.raises(dif.DifficultyError, match=re.escape(message)):
+        dif.abilities_by_agent(values, ["agent_0", "agent_1"], models)
