@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("experiments.tasks_cmd", "list tasks and load/grade a benchmark's gold answers"),
     "eval": ("experiments.evaluate", "evaluate a model alone or several models in discussion"),
     "train": ("experiments.train", "ILR co-training of m agents (or the single-agent baseline)"),
+    "difficulty": ("experiments.difficulty_cmd", "question difficulty D_q by the models' own self-ranking"),
     "compare": ("experiments.compare", "single-agent GRPO vs ILR from the same models, with a report"),
     "demo": ("experiments.demo", "the main job: the cpu-demo comparison (what `make demo` runs)"),
     "bench": ("experiments.bench", "the performance benchmark suite"),

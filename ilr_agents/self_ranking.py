@@ -1,0 +1,222 @@
+"""The paper's question difficulty D_q from LLM self-ranking, run with the agents' own policies.
+
+Each model ranks the questions itself (``ilr_env.difficulty.rank_difficulty``: S passes over random
+batches of K questions, a reply that does not parse into a permutation is asked again, then skipped and
+counted, never guessed). The result keeps both readings of "self-ranking":
+
+* per agent (the default, ``shared: false``): D_q^i comes from model i's own ranking. The paper's name
+  and its framework figure (each agent judges "it's hard, I need cooperation" for itself) read as each
+  model ranking for itself, and the mode rule then compares a question with an agent's ability on the
+  agent's own scale: γ_i is fitted on the validation split against that agent's D_q^i.
+* shared (``shared: true``): one D_q from every model's rankings pooled (each question's normalised
+  ranks averaged over models), as the paper's formula writes D_q without an agent index.
+
+Models that several agents share are ranked once. The file is an ``ilr_env.difficulty`` estimates file
+(kind ``difficulty``): ``values`` holds the shared D_q, so it works anywhere a difficulty file does, and
+``metadata["per_model"]`` holds each model's own D_q with its parse counts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+from scipy.special import logit
+
+from ilr_agents.policies.base import Policy, SamplingParams
+from ilr_env import difficulty as dif
+from ilr_env.protocols import load_prompts
+from ilr_env.tasks.base import Question
+
+SELF_RANK_METHOD = "self_rank_agents"
+
+
+class SelfRankError(ValueError):
+    """Bad self-ranking settings, or a ranking too incomplete to use; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class SelfRankSettings:
+    """How the questions are ranked (the ``self_rank:`` block of a training config, and `ilr difficulty`)."""
+
+    batch_size: int = field(default=8, metadata={"help": "K: questions per ranking prompt (>= 2)"})
+    passes: int = field(default=3, metadata={"help": "S: random re-batchings of the whole pool"})
+    seed: int = field(default=0, metadata={"help": "seed of the batching"})
+    max_retries: int = field(
+        default=2, metadata={"help": "extra, sampled asks of a batch whose reply does not parse"}
+    )
+    max_new_tokens: int = field(default=256, metadata={"help": "token budget of one ranking reply"})
+    retry_temperature: float = field(
+        default=0.7,
+        metadata={
+            "help": "first asks are greedy; a retry samples at this temperature (greedy repeats itself)"
+        },
+    )
+    max_question_chars: int = field(
+        default=2000, metadata={"help": "longer questions are cut in the ranking prompt"}
+    )
+    shared: bool = field(
+        default=False,
+        metadata={"help": "false: each agent's own D_q^i (default); true: one D_q pooled over models"},
+    )
+
+    def __post_init__(self) -> None:
+        minimum = {
+            "batch_size": 2,
+            "passes": 1,
+            "max_retries": 0,
+            "max_new_tokens": 1,
+            "max_question_chars": 1,
+        }
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "shared":
+                ok = isinstance(value, bool)
+            elif f.name == "retry_temperature":
+                ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+            else:
+                ok = (
+                    isinstance(value, int) and not isinstance(value, bool) and value >= minimum.get(f.name, 0)
+                )
+            if not ok:
+                raise SelfRankError(f"self_rank.{f.name}={value!r} is invalid: {f.metadata['help']}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SelfRankSettings:
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in (data or {}) if k not in names]
+        if unknown:
+            raise SelfRankError(f"unknown self_rank setting(s) {unknown}; known: {names}")
+        return cls(**dict(data or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PolicyRanker:
+    """A ``Ranker`` over one policy: greedy on a chat's first ask, sampled (seeded) when it is asked again."""
+
+    def __init__(self, policy: Policy, settings: SelfRankSettings) -> None:
+        self.policy = policy
+        self.greedy = SamplingParams(max_new_tokens=settings.max_new_tokens, temperature=0.0)
+        self.retry = SamplingParams(
+            max_new_tokens=settings.max_new_tokens, temperature=settings.retry_temperature, seed=settings.seed
+        )
+        self._asked: dict[str, int] = {}
+        self.calls = 0
+
+    def __call__(self, chats: list[list[dict[str, str]]]) -> list[str]:
+        keys = [json.dumps(c, sort_keys=True) for c in chats]
+        replies: list[str | None] = [None] * len(chats)
+        fresh = [i for i, k in enumerate(keys) if k not in self._asked]
+        again = [i for i, k in enumerate(keys) if k in self._asked]
+        for group, params in ((fresh, self.greedy), (again, self.retry)):
+            if not group:
+                continue
+            if params is self.retry:
+                params = params.replace(seed=(params.seed or 0) + self.calls)
+            outputs = self.policy.generate([chats[i] for i in group], params)
+            self.calls += 1
+            for i, out in zip(group, outputs, strict=True):
+                replies[i] = out[0].text
+        for k in keys:
+            self._asked[k] = self._asked.get(k, 0) + 1
+        return [r if r is not None else "" for r in replies]
+
+
+def self_rank(
+    questions: Sequence[Question],
+    policies: Mapping[str, Policy],
+    settings: SelfRankSettings | None = None,
+    *,
+    prompts: Any = None,
+) -> dif.Estimates:
+    """D_q from each model's own ranking of ``questions``; ``policies`` maps model name -> policy.
+
+    Returns the shared D_q as ``values`` and every model's own D_q in ``metadata["per_model"]``
+    (module docstring). A question no model could rank is absent from ``values`` and counted.
+    """
+    s = settings or SelfRankSettings()
+    if not policies:
+        raise SelfRankError("self-ranking needs at least one model")
+    per_model: dict[str, Any] = {}
+    ranks: dict[str, list[float]] = {q.id: [] for q in questions}
+    for name, policy in policies.items():
+        ranker = PolicyRanker(policy, s)
+        started = time.perf_counter()
+        est = dif.rank_difficulty(
+            questions,
+            ranker,
+            batch_size=s.batch_size,
+            passes=s.passes,
+            seed=s.seed,
+            max_retries=s.max_retries,
+            max_question_chars=s.max_question_chars,
+            prompts=prompts,
+        )
+        counts = dict(est.metadata["counts"], generate_calls=ranker.calls)
+        per_model[name] = {
+            "values": est.values,
+            "counts": counts,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        for qid, r in est.metadata["mean_normalised_rank"].items():
+            ranks[qid].append(r)
+    values = {qid: float(logit(np.mean(r)) / dif.IRT_SCALE) for qid, r in ranks.items() if r}
+    totals: dict[str, int] = {}
+    for entry in per_model.values():
+        for key, n in entry["counts"].items():  # summed over models
+            totals[key] = totals.get(key, 0) + int(n)
+    metadata = {
+        "method": SELF_RANK_METHOD,
+        "models": list(policies),
+        "params": {
+            **s.to_dict(),
+            "prompt_version": load_prompts(prompts).version,
+        },
+        "counts": {**totals, "questions": len(questions), "unranked_shared": len(questions) - len(values)},
+        "question_ids": [q.id for q in questions],
+        "per_model": per_model,
+    }
+    return dif.Estimates("difficulty", values, metadata)
+
+
+def difficulty_for_agents(
+    est: dif.Estimates, agents: Sequence[str], models: Sequence[str], *, shared: bool
+) -> dict[str, dict[str, float]]:
+    """Each agent's D_q: its model's own ranking (``shared=False``) or the pooled one, keyed by agent."""
+    if shared:
+        return {a: dict(est.values) for a in agents}
+    per_model = est.metadata.get("per_model")
+    if not isinstance(per_model, Mapping):
+        raise SelfRankError(
+            "this difficulty file holds one shared D_q, not each model's own ranking; rank again with "
+            "`ilr difficulty`, or set self_rank: {shared: true}"
+        )
+    missing = [m for m in dict.fromkeys(models) if m not in per_model]
+    if missing:
+        raise SelfRankError(
+            f"the self-ranking file has no ranking by model(s) {missing} (it has {sorted(per_model)}); "
+            "rank with the agents' own models"
+        )
+    return {a: {q: float(d) for q, d in per_model[m]["values"].items()} for a, m in zip(agents, models)}
+
+
+def unranked(difficulty: Mapping[str, Mapping[str, float]], question_ids: Sequence[str]) -> dict[str, int]:
+    """For each agent, how many of ``question_ids`` have no D_q (0 everywhere means the ranking is complete)."""
+    return {a: sum(q not in d for q in question_ids) for a, d in difficulty.items()}
+
+
+__all__ = [
+    "SELF_RANK_METHOD",
+    "PolicyRanker",
+    "SelfRankError",
+    "SelfRankSettings",
+    "difficulty_for_agents",
+    "self_rank",
+    "unranked",
+]
