@@ -20,7 +20,8 @@ Single (``protocol="single"``, the only protocol for m = 1; 1 step)
   * ``answer``  — exactly ``ilr_env.protocols.single_prompt(question)``, the plain test-time prompt.
 
 Modes are per agent and per question, drawn at ``reset`` (``options["modes"]`` overrides them):
-``"dynamic"`` cooperates iff P(q, i) = 1/(1+exp(-1.7(γ_i − D_q))) < 0.5; a float p cooperates with
+``"dynamic"`` cooperates iff P(q, i) = 1/(1+exp(-1.7(γ_i − D_q))) < 0.5 (``difficulty`` is one D_q for
+everyone, or ``{agent: {question id: D_q}}`` when each agent ranked the questions itself); a float p cooperates with
 probability p (the env's own seeded generator); ``"cooperate"`` / ``"compete"`` are fixed. An agent's
 framing (system message, and the Idea3 stage wording) follows its own mode; it is not told the peers'
 modes. The single protocol has no peers and no framing: its infos report ``mode=None``.
@@ -231,7 +232,7 @@ class _Episode:
 
     question: Question
     modes: dict[str, str | None]
-    difficulty: float | None
+    difficulty: dict[str, float | None]
     p_correct: dict[str, float | None]
     stage_index: int = 0
     prompts: list[dict[str, Messages]] = field(default_factory=list)
@@ -262,7 +263,12 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         data_dir: str | Path | None = None,
         questions: Sequence[Question] | None = None,
         limit: int | None = None,
-        difficulty: Mapping[str, float] | str | Path | dif.Estimates | None = None,
+        difficulty: Mapping[str, float]
+        | Mapping[str, Mapping[str, float]]
+        | str
+        | Path
+        | dif.Estimates
+        | None = None,
         abilities: Mapping[str, float] | Sequence[float] | str | Path | dif.Estimates | None = None,
         max_message_chars: int = 4000,
         format_reward: float = 0.0,
@@ -300,7 +306,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         self._abilities = self._resolve_abilities(abilities)
         self._questions: list[Question] | None = None
         self._by_id: dict[str, Question] = {}
-        self._difficulties: dict[str, float] | None = None
+        self._difficulties: dict[str, dict[str, float]] | None = None  # agent -> question id -> D_q
         self._rng: np.random.Generator | None = None
         self._episode: _Episode | None = None
         if questions is not None:
@@ -334,10 +340,11 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         assert self._questions is not None
         return self._questions
 
-    def _pool_difficulties(self) -> dict[str, float]:
-        """D_q by question id; loads the pool first because difficulties are resolved against it."""
+    def _has_difficulty(self, qid: str) -> bool:
+        """Whether every agent has a D_q for ``qid``; loads the pool first (difficulties are resolved
+        against it)."""
         self._load_pool()
-        return self._difficulties or {}
+        return self._difficulties is not None and all(qid in d for d in self._difficulties.values())
 
     @property
     def question(self) -> Question:
@@ -365,8 +372,31 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         self._questions = questions
         self._by_id = {q.id: q for q in questions}
 
-    def _resolve_difficulties(self, questions: list[Question]) -> dict[str, float] | None:
+    def _resolve_difficulties(self, questions: list[Question]) -> dict[str, dict[str, float]] | None:
+        """D_q for every agent: one shared source, or ``{agent: {question id: D_q}}`` (each agent's own)."""
         src = self._difficulty_source
+        per_agent = (
+            isinstance(src, Mapping) and bool(src) and all(isinstance(v, Mapping) for v in src.values())
+        )
+        if not per_agent:
+            shared = self._resolve_one_difficulty(src, questions, "difficulty")
+            return None if shared is None else dict.fromkeys(self.possible_agents, shared)
+        assert isinstance(src, Mapping)
+        unknown = [a for a in src if a not in self.possible_agents]
+        missing = [a for a in self.possible_agents if a not in src]
+        if unknown or missing:
+            raise ILRConfigError(
+                f"per-agent difficulty must give exactly the agents {self.possible_agents}; unknown "
+                f"{unknown}, missing {missing}"
+            )
+        return {
+            a: self._resolve_one_difficulty(src[a], questions, f"difficulty[{a!r}]") or {}
+            for a in self.possible_agents
+        }
+
+    def _resolve_one_difficulty(
+        self, src: Any, questions: list[Question], what: str
+    ) -> dict[str, float] | None:
         dynamic = self.config.mode == "dynamic" and self.protocol != "single"
         if src is None and dynamic:
             if all(dif.question_level(q) is not None for q in questions):
@@ -394,22 +424,23 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
                 est = dif.Estimates("difficulty", {str(k): float(v) for k, v in src.items()})
             else:
                 raise ILRConfigError(
-                    f"difficulty must be None, 'level', a dict qid->D_q, an Estimates or a JSON path, "
+                    f"{what} must be None, 'level', a dict qid->D_q (or agent -> such a dict), an "
+                    "Estimates or a JSON path, "
                     f"got {type(src).__name__}"
                 )
         except dif.DifficultyError as exc:
             raise ILRConfigError(str(exc)) from exc
         if est.kind != "difficulty":
-            raise ILRConfigError(f"difficulty got {est.kind} estimates; pass difficulty estimates")
+            raise ILRConfigError(f"{what} got {est.kind} estimates; pass difficulty estimates")
         bad = [k for k, v in est.values.items() if not math.isfinite(v)]
         if bad:
             raise ILRConfigError(
-                f"difficulty for {bad[0]!r} is {est.values[bad[0]]}; difficulties must be finite"
+                f"{what} for {bad[0]!r} is {est.values[bad[0]]}; difficulties must be finite"
             )
         missing = [q.id for q in questions if q.id not in est.values]
         if dynamic and missing:
             raise ILRConfigError(
-                f"mode='dynamic' needs a difficulty for every question; {len(missing)} of "
+                f"mode='dynamic' needs a difficulty for every question ({what}); {len(missing)} of "
                 f"{len(questions)} have "
                 f"none (e.g. {missing[:3]}). Estimate them for this split, or restrict the pool with "
                 "questions=/limit="
@@ -492,7 +523,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             if not isinstance(q, Question):
                 raise ILREnvError(f"options['question'] must be an ilr_env.Question, got {type(q).__name__}")
             dynamic = self.config.mode == "dynamic" and self.protocol != "single"
-            if dynamic and q.id not in self._pool_difficulties():
+            if dynamic and not self._has_difficulty(q.id):
                 raise ILREnvError(
                     f"options['question'] {q.id!r} has no difficulty, which mode='dynamic' needs"
                 )
@@ -525,14 +556,16 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
                 )
         return dict(overrides)
 
-    def _draw_modes(self, q: Question) -> tuple[dict[str, str | None], float | None, dict[str, float | None]]:
+    def _draw_modes(
+        self, q: Question
+    ) -> tuple[dict[str, str | None], dict[str, float | None], dict[str, float | None]]:
         assert self._rng is not None
-        d = (self._difficulties or {}).get(q.id)
+        d = {a: (self._difficulties or {}).get(a, {}).get(q.id) for a in self.possible_agents}
         mode = self.config.mode
         dynamic = mode == "dynamic"
         gammas = self._abilities or (dict.fromkeys(self.possible_agents, 0.0) if dynamic else None)
         p = {
-            a: (dif.p_correct(gammas[a], d) if d is not None and gammas is not None else None)
+            a: (dif.p_correct(gammas[a], d[a]) if d[a] is not None and gammas is not None else None)
             for a in self.possible_agents
         }
         if self.protocol == "single":
@@ -540,8 +573,8 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         modes: dict[str, str | None] = {}
         for a in self.possible_agents:
             if dynamic:
-                assert d is not None and gammas is not None
-                modes[a] = dif.choose_mode(gammas[a], d)
+                assert d[a] is not None and gammas is not None
+                modes[a] = dif.choose_mode(gammas[a], d[a])
             elif isinstance(mode, str):
                 modes[a] = mode
             else:
@@ -707,7 +740,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
                 "num_stages": len(self.stages),
                 "final": k == len(self.stages) - 1,
                 "mode": ep.modes[a],
-                "difficulty": ep.difficulty,
+                "difficulty": ep.difficulty[a],
                 "p_correct": ep.p_correct[a],
                 "question_id": ep.question.id,
                 "task": ep.question.task,
@@ -738,8 +771,8 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         ]
         for a in self.possible_agents:
             extra = ""
-            if ep.difficulty is not None:
-                extra = f" D_q={ep.difficulty:+.3f}"
+            if ep.difficulty[a] is not None:
+                extra = f" D_q={ep.difficulty[a]:+.3f}"
             if ep.p_correct[a] is not None:
                 extra += f" P={ep.p_correct[a]:.3f}"
             lines.append(f"{a}: mode={ep.modes[a]}{extra}")

@@ -674,3 +674,16 @@ def test_reset_mode_overrides():
         env.reset(options={"modes": {"agent_5": "compete"}})
     with pytest.raises(ILREnvError, match="no effect with protocol='single'"):
         make_toy(num_agents=1).reset(options={"modes": {"agent_0": "compete"}})
+
+
+def test_per_agent_difficulty_gives_each_agent_its_own_mode():
+    qs = toy_questions()
+    own = {"agent_0": {q.id: 2.0 for q in qs}, "agent_1": {q.id: -2.0 for q in qs}}
+    env = make_toy(questions=qs, difficulty=own, abilities=[0.0, 0.0])
+    _, infos = env.reset(seed=0)
+    assert (infos["agent_0"]["mode"], infos["agent_1"]["mode"]) == ("cooperate", "compete")
+    assert (infos["agent_0"]["difficulty"], infos["agent_1"]["difficulty"]) == (2.0, -2.0)
+    with pytest.raises(ILRConfigError, match=re.escape("unknown ['bob'], missing ['agent_1']")):
+        make_toy(questions=qs, difficulty={"agent_0": own["agent_0"], "bob": {}}).reset(seed=0)
+    with pytest.raises(ILRConfigError, match=re.escape("difficulty['agent_1']")):
+        make_toy(questions=qs, difficulty={"agent_0": own["agent_0"], "agent_1": {}}).reset(seed=0)
