@@ -217,8 +217,8 @@ def held_out_questions(config: CompareConfig) -> tuple[dict[str, list[Any]], dic
 
 
 def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
+    from experiments.methods import train
     from experiments.report import write_report
-    from ilr_agents.training import train
 
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)

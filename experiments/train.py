@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ilr train: config error: {exc}", file=sys.stderr)
         return 2
-    from ilr_agents.training import train
+    from experiments.methods import train  # after validation: it imports torch
 
     try:
         result = train(config)

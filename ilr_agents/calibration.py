@@ -31,17 +31,11 @@ graded reward, and/or ``scale_rewards="none"``. With binary correctness and the 
 
 from __future__ import annotations
 
-import functools
-import math
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 DEFAULT_EPS = 1e-8
-PEER_KEYS = ("peer_reward_mean", "peer_reward_max", "peer_reward_min")
-
-RewardFunc = Callable[..., list[float | None]]
 
 
 class CalibrationError(ValueError):
@@ -49,7 +43,12 @@ class CalibrationError(ValueError):
 
 
 def _as_rewards(rewards: Any) -> np.ndarray:
-    arr = np.asarray(rewards, dtype=np.float64)
+    try:
+        arr = np.asarray(rewards, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise CalibrationError(
+            f"rewards are not a numeric array ({exc}): give every agent the same number of float rewards"
+        ) from exc
     if arr.ndim not in (2, 3):
         raise CalibrationError(
             f"rewards has shape {arr.shape}: expected (m, n) for one question or (questions, m, n) for a batch"
@@ -135,67 +134,3 @@ def calibration_shift_stats(rewards: Any, *, eps: float = DEFAULT_EPS) -> dict[s
         moved = np.abs(group_advantages(cal, eps=1e-12) - group_advantages(arr, eps=1e-12)).max(-1)
         stats["groups_changed"] = float((moved > 1e-6).mean())
     return stats
-
-
-def calibrate_one(
-    reward: float,
-    peer_mean: Sequence[float],
-    peer_max: Sequence[float],
-    peer_min: Sequence[float],
-    *,
-    eps: float = DEFAULT_EPS,
-) -> float:
-    """Eq. 5 for one sample, given its peers' statistics (one entry per peer)."""
-    if not (len(peer_mean) == len(peer_max) == len(peer_min)):
-        raise CalibrationError(
-            f"peer statistics differ in length ({len(peer_mean)}, {len(peer_max)}, {len(peer_min)}): "
-            "give one mean, max and min per peer"
-        )
-    if not peer_mean:
-        return float(reward)
-    bound = 1.0 / len(peer_mean)  # m - 1 peers
-    total = float(reward)
-    for mu, hi, lo in zip(peer_mean, peer_max, peer_min, strict=True):
-        term = (reward - mu) / max(hi - lo, eps)
-        total += min(max(term, -bound), bound)
-    return total
-
-
-def calibrated_reward(base_reward_fn: RewardFunc, *, eps: float = DEFAULT_EPS) -> RewardFunc:
-    """Wrap a TRL reward function so it returns Eq. 5-calibrated rewards.
-
-    The wrapped function reads its peers' statistics from the keyword arguments ``peer_reward_mean``,
-    ``peer_reward_max`` and ``peer_reward_min``: one entry per sample, each a list over peers (TRL
-    forwards extra ``rollout_func`` keys or dataset columns as keyword arguments). ``None`` rewards
-    (TRL's "not applicable") stay ``None``. The statistics must cover each peer's whole n-group on the
-    question, which is why ILR computes them inside the joint rollout, not per process.
-    """
-
-    @functools.wraps(base_reward_fn)
-    def wrapped(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        missing = [k for k in PEER_KEYS if k not in kwargs]
-        if missing:
-            raise CalibrationError(
-                f"calibrated reward needs keyword arguments {missing}: return them from rollout_func "
-                "(one list over peers per sample) or add them as dataset columns"
-            )
-        base_kwargs = {k: v for k, v in kwargs.items() if k not in PEER_KEYS}
-        raw = base_reward_fn(prompts=prompts, completions=completions, **base_kwargs)
-        out: list[float | None] = []
-        for idx, r in enumerate(raw):
-            if r is None or (isinstance(r, float) and math.isnan(r)):
-                out.append(r)
-                continue
-            out.append(
-                calibrate_one(
-                    r,
-                    kwargs["peer_reward_mean"][idx],
-                    kwargs["peer_reward_max"][idx],
-                    kwargs["peer_reward_min"][idx],
-                    eps=eps,
-                )
-            )
-        return out
-
-    wrapped.__name__ = f"calibrated_{getattr(base_reward_fn, '__name__', 'reward')}"
-    return wrapped

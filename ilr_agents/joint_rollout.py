@@ -29,6 +29,7 @@ import numpy as np
 
 from ilr_agents.calibration import calibrate, calibration_shift_stats, peer_statistics
 from ilr_agents.config import ILRConfig
+from ilr_agents.rewards import RawReward
 
 
 class JointRolloutError(RuntimeError):
@@ -57,10 +58,6 @@ class AgentSlice:
     discussion_tokens: int = 0  # tokens this agent generated in earlier (untrained) stages
 
 
-# (questions, texts, truncated, env correctness rewards) -> raw rewards; None = the env's reward as is
-RawReward = Callable[[list[Any], list[str], list[bool], list[float]], list[float]]
-
-
 class JointRollout:
     """The shared rollout object; ``rollout_func_for(agent)`` is what each agent's trainer receives."""
 
@@ -69,7 +66,7 @@ class JointRollout:
         config: ILRConfig,
         agents: list[str],
         envs: list[Any],
-        raw_reward: RawReward | None = None,
+        raw_reward: RawReward,
         on_step: Callable[[int, dict[str, Any]], None] | None = None,
         timeout: float | None = 3600.0,
     ) -> None:
@@ -211,42 +208,11 @@ class JointRollout:
                 final_params=final.replace(seed=stable_seed(seed, "final")),
                 final_n=1 if full else n,
             )
-            for gi in range(len(group)):
+            for gi, qi in enumerate(group):
                 mine = records[gi * per_episode : (gi + 1) * per_episode]
                 for agent in self.agents:
-                    slices[agent].append(self._agent_slice(agent, mine))
-        if self.raw_reward is not None:
-            for agent in self.agents:
-                for q, piece in zip(questions, slices[agent], strict=True):
-                    piece.raw = [
-                        float(x)
-                        for x in self.raw_reward(
-                            [q] * len(piece.texts), piece.texts, piece.truncated, piece.raw
-                        )
-                    ]
+                    slices[agent].append(agent_slice(agent, mine, questions[qi], self.raw_reward))
         return slices
-
-    @staticmethod
-    def _agent_slice(agent: str, records: list[Any]) -> AgentSlice:
-        """One agent's n final samples on one question (from one episode, or n full episodes)."""
-        samples = [s for r in records for s in r.final_samples[agent]]
-        piece = AgentSlice(
-            prompt_ids=[list(s["prompt_ids"]) for s in samples],
-            completion_ids=[list(s["completion_ids"]) for s in samples],
-            logprobs=[list(s["logprobs"]) for s in samples],
-            texts=[s["text"] for s in samples],
-            truncated=[s.get("finish_reason") == "length" for s in samples],
-            correct=[bool(s["grade"].get("correct")) for s in samples],
-            mode=records[0].modes.get(agent),
-            discussion_tokens=sum(
-                len(st["agents"][agent].get("completion_ids") or [])
-                for r in records
-                for st in r.stages[:-1]
-                if agent in st["agents"]
-            ),
-        )
-        piece.raw = [float(s["reward"]) for s in samples]
-        return piece
 
     def _slice_for(self, name: str) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {
@@ -258,18 +224,11 @@ class JointRollout:
                 "ilr_reward",
                 "ilr_raw_reward",
                 "truncated",
-                "peer_reward_mean",
-                "peer_reward_max",
-                "peer_reward_min",
                 "ilr_mode",
             )
         }
-        me = self.agents.index(name)
         for qi, _ in enumerate(self._order):
             piece = self._result[name][qi]
-            raw = np.array([self._result[a][qi].raw for a in self.agents])
-            stats = peer_statistics(raw)
-            peers = [i for i in range(len(self.agents)) if i != me]
             for k in range(len(piece.completion_ids)):
                 out["prompt_ids"].append(piece.prompt_ids[k])
                 out["completion_ids"].append(piece.completion_ids[k])
@@ -277,8 +236,6 @@ class JointRollout:
                 out["ilr_reward"].append(piece.calibrated[k])
                 out["ilr_raw_reward"].append(piece.raw[k])
                 out["truncated"].append(piece.truncated[k])
-                for key in ("mean", "max", "min"):
-                    out[f"peer_reward_{key}"].append([float(stats[key][p]) for p in peers])
                 out["ilr_mode"].append(piece.mode)
         return out
 
@@ -329,6 +286,30 @@ class JointRollout:
             "shift": shift,
             "records": records,
         }
+
+
+def agent_slice(agent: str, records: list[Any], question: Any, raw_reward: RawReward) -> AgentSlice:
+    """One agent's n final samples on one question (from one episode, or n full episodes), with their raw
+    rewards: ILR's adapter of the raw reward, which reuses the env's grading of every sample."""
+    samples = [s for r in records for s in r.final_samples[agent]]
+    texts = [s["text"] for s in samples]
+    truncated = [s.get("finish_reason") == "length" for s in samples]
+    return AgentSlice(
+        prompt_ids=[list(s["prompt_ids"]) for s in samples],
+        completion_ids=[list(s["completion_ids"]) for s in samples],
+        logprobs=[list(s["logprobs"]) for s in samples],
+        texts=texts,
+        truncated=truncated,
+        correct=[bool(s["grade"].get("correct")) for s in samples],
+        raw=raw_reward([question] * len(samples), texts, truncated, [float(s["reward"]) for s in samples]),
+        mode=records[0].modes.get(agent),
+        discussion_tokens=sum(
+            len(st["agents"][agent].get("completion_ids") or [])
+            for r in records
+            for st in r.stages[:-1]
+            if agent in st["agents"]
+        ),
+    )
 
 
 def prompt_key(prompt: Any) -> str:

@@ -1,25 +1,26 @@
-"""Reward functions in TRL's shape: ``fn(prompts, completions, **columns) -> list[float | None]``.
+"""The raw reward, one object for both methods: ILR's joint rollout and the baseline's TRL reward function
+call the same ``RawReward`` (through two thin adapters), so both optimise the same thing.
 
-They are plain functions (or callable objects) so the same code scores ILR's joint rollout and a plain
-``GRPOTrainer`` baseline. Question data arrives as keyword columns: ``question_json`` (a serialised
-``ilr_env.Question``, preferred: it carries the grader kind and code tests) or ``answer`` (+ ``kind``).
+``RawReward`` = correctness graded by ``ilr_env.grade`` (optionally lenient), or a reward model's score, or
+both (``graded``), plus a strict format bonus. Question data reaches the TRL adapter as dataset columns:
+``question_json`` (a serialised ``ilr_env.Question``, preferred: it carries the grader kind and code tests)
+or ``answer`` (+ ``kind``).
 
 Why the format term is strict: on CPU runs a bonus for any ``\\boxed{}`` taught SmolLM2 to emit empty
-boxes in truncated replies (reference/cpu-learning.md). Here only a non-empty box in a reply that ended
-on its own (not cut at the token limit) earns it.
+boxes in truncated replies. Here only a non-empty box in a reply that ended on its own (not cut at the
+token limit) earns it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ilr_env import Question, grade
-from ilr_env.tasks import last_boxed
-
-RewardFunc = Callable[..., list[float | None]]
+from ilr_env.grading import last_boxed
 
 
 class RewardInputError(ValueError):
@@ -70,17 +71,6 @@ def _questions(n: int, kwargs: dict[str, Any], prompts: Sequence[Any]) -> list[Q
     raise RewardInputError("correctness reward needs a 'question_json' or an 'answer' column in the dataset")
 
 
-def correctness_reward(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-    """The grader's reward in [0, 1] (1.0 = correct), via ``ilr_env.grade``."""
-    questions = _questions(len(completions), kwargs, prompts)
-    return [float(grade(q, completion_text(c)).reward) for q, c in zip(questions, completions, strict=True)]
-
-
-def last_box_content(text: str) -> str | None:
-    """Contents of the last closed ``\\boxed{...}`` (the graders' own parser), or None."""
-    return last_boxed(text)
-
-
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
 
 
@@ -89,7 +79,7 @@ def lenient_correctness(question: Question, text: str, truncated: bool) -> float
 
     Small models often write "4 * 7 = 28." without a box; counting that gives GRPO a learning signal on
     CPU-sized runs. Only untruncated replies qualify: a reply cut at the token limit ends on whatever
-    number it was writing, which a policy learns to exploit (shared/reference/cpu-learning.md).
+    number it was writing, which a policy learns to exploit.
     """
     verdict = grade(question, text)
     if verdict.correct or verdict.extracted is not None or truncated:
@@ -98,59 +88,6 @@ def lenient_correctness(question: Question, text: str, truncated: bool) -> float
     if not numbers:
         return 0.0
     return float(grade(question, f"\\boxed{{{numbers[-1]}}}").reward)
-
-
-class _TruncationAware:
-    """Reads whether each completion was cut at the token limit, from TRL's or ILR's columns."""
-
-    eos_token_ids: set[int]
-
-    def _truncated(self, idx: int, kwargs: dict[str, Any]) -> bool:
-        if "truncated" in kwargs:
-            return bool(kwargs["truncated"][idx])
-        ids = kwargs.get("completion_ids")
-        if ids is not None and self.eos_token_ids:
-            seq = ids[idx]
-            return not seq or int(seq[-1]) not in self.eos_token_ids
-        return False
-
-
-class LenientCorrectness(_TruncationAware):
-    """``lenient_correctness`` as a TRL reward function (the baseline's form of ``lenient_answer``)."""
-
-    def __init__(self, eos_token_ids: Sequence[int] | None = None) -> None:
-        self.eos_token_ids = set(eos_token_ids or ())
-        self.__name__ = "lenient_correctness_reward"
-
-    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        questions = _questions(len(completions), kwargs, prompts)
-        return [
-            lenient_correctness(q, completion_text(c), self._truncated(i, kwargs))
-            for i, (q, c) in enumerate(zip(questions, completions, strict=True))
-        ]
-
-
-class FormatReward(_TruncationAware):
-    """``bonus`` for a non-empty ``\\boxed{}`` in a reply that was not truncated; 0 otherwise.
-
-    Truncation is read from a ``truncated`` column when present (ILR's rollout forwards it), else from
-    ``completion_ids`` (no EOS at the end = cut at the token limit) when ``eos_token_ids`` are given.
-    """
-
-    def __init__(self, bonus: float = 0.1, eos_token_ids: Sequence[int] | None = None) -> None:
-        if bonus < 0:
-            raise ValueError(f"bonus={bonus}: must be >= 0")
-        self.bonus = float(bonus)
-        self.eos_token_ids = set(eos_token_ids or ())
-        self.__name__ = "format_reward"
-
-    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        out: list[float | None] = []
-        for idx, c in enumerate(completions):
-            box = last_box_content(completion_text(c))
-            ok = box is not None and box.strip() != "" and not self._truncated(idx, kwargs)
-            out.append(self.bonus if ok else 0.0)
-        return out
 
 
 class RewardModelReward:
@@ -187,7 +124,6 @@ class RewardModelReward:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.batch_size = batch_size
         self.max_length = max_length
-        self.__name__ = "reward_model"
 
     def _text(self, question: str, answer: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
@@ -214,64 +150,105 @@ class RewardModelReward:
                 scores.extend(logits[:, 0].float().cpu().tolist())
         return scores
 
-    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        if "question_json" in kwargs:
-            questions = [
-                json.loads(q)["prompt"] if isinstance(q, str) else q["prompt"]
-                for q in kwargs["question_json"]
-            ]
+
+REWARD_KINDS = ("correctness", "reward_model", "graded")
+
+
+@dataclass
+class RawReward:
+    """The reward before calibration, for a batch of (question, reply, truncated) triples.
+
+    ``correctness`` (grader reward, 1.0 = correct), ``reward_model`` (the model's score alone) or ``graded``
+    (correctness + ``reward_model_weight`` · score), plus ``format_bonus`` for a non-empty ``\\boxed{}`` in
+    an untruncated reply. ``lenient_answer`` also credits an untruncated reply that states no answer by its
+    last number (``lenient_correctness``).
+    """
+
+    kind: str = "correctness"
+    format_bonus: float = 0.0
+    lenient_answer: bool = False
+    reward_model: RewardModelReward | None = None
+    reward_model_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in REWARD_KINDS:
+            raise RewardInputError(f"unknown reward {self.kind!r}: use correctness, reward_model or graded")
+        if self.kind != "correctness" and self.reward_model is None:
+            raise RewardInputError(
+                f"reward={self.kind!r} needs reward_model: a sequence-classification model id or folder"
+            )
+        if not self.format_bonus >= 0:
+            raise RewardInputError(f"format_bonus={self.format_bonus}: must be >= 0")
+
+    @classmethod
+    def from_config(cls, config: Any) -> RawReward:
+        """The raw reward an ``ILRConfig`` names (loads its reward model, if any, once)."""
+        uses_model = config.reward != "correctness" and config.reward_model is not None
+        return cls(
+            kind=config.reward,
+            format_bonus=config.format_reward,
+            lenient_answer=config.lenient_answer,
+            reward_model=RewardModelReward(config.reward_model) if uses_model else None,
+            reward_model_weight=config.reward_model_weight,
+        )
+
+    def __call__(
+        self,
+        questions: Sequence[Question],
+        texts: Sequence[str],
+        truncated: Sequence[bool],
+        correctness: Sequence[float] | None = None,
+    ) -> list[float]:
+        """One reward per reply. ``correctness``: the grader's rewards when the caller already graded the
+        replies (ILR's env scores every sample); otherwise they are graded here."""
+        if self.kind == "reward_model":
+            out = [0.0] * len(texts)
         else:
-            questions = [prompt_text(p) for p in prompts]
-        return list(self.score(questions, [completion_text(c) for c in completions]))
-
-
-def weighted_sum(parts: Sequence[tuple[RewardFunc, float]], name: str = "graded_reward") -> RewardFunc:
-    """One reward from several, ``Σ w·r``; ``None`` from any part (not applicable) makes the sum None."""
-    if not parts:
-        raise ValueError("weighted_sum needs at least one (reward_fn, weight) pair")
-
-    def combined(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        columns = [fn(prompts=prompts, completions=completions, **kwargs) for fn, _ in parts]
-        out: list[float | None] = []
-        for values in zip(*columns, strict=True):
-            if any(v is None for v in values):
-                out.append(None)
-            else:
-                out.append(float(sum(w * v for (_, w), v in zip(parts, values, strict=True))))
+            if correctness is None:
+                correctness = [float(grade(q, t).reward) for q, t in zip(questions, texts, strict=True)]
+            out = [float(c) for c in correctness]
+            if self.lenient_answer:
+                out = [
+                    lenient_correctness(q, t, cut) if c == 0 else c
+                    for q, t, cut, c in zip(questions, texts, truncated, out, strict=True)
+                ]
+        if self.reward_model is not None:
+            weight = 1.0 if self.kind == "reward_model" else self.reward_model_weight
+            scores = self.reward_model.score([q.prompt for q in questions], texts)
+            out = [o + weight * s for o, s in zip(out, scores, strict=True)]
+        if self.format_bonus > 0:
+            out = [
+                o + (self.format_bonus if not cut and (last_boxed(t) or "").strip() else 0.0)
+                for o, t, cut in zip(out, texts, truncated, strict=True)
+            ]
         return out
 
-    combined.__name__ = name
-    return combined
 
+class TRLRawReward:
+    """A ``RawReward`` as a TRL reward function (the baseline's adapter).
 
-def build_reward(
-    kind: str,
-    *,
-    format_bonus: float = 0.0,
-    reward_model: str | None = None,
-    reward_model_weight: float = 0.5,
-    eos_token_ids: Sequence[int] | None = None,
-    lenient_answer: bool = False,
-) -> RewardFunc:
-    """The raw reward a config names: ``correctness``, ``reward_model`` or ``graded`` (+ format term)."""
-    parts: list[tuple[RewardFunc, float]] = []
-    if kind in ("correctness", "graded"):
-        parts.append((LenientCorrectness(eos_token_ids) if lenient_answer else correctness_reward, 1.0))
-    if kind in ("reward_model", "graded"):
-        if reward_model is None:
-            raise RewardInputError(
-                f"reward={kind!r} needs reward_model: a sequence-classification model id or folder"
-            )
-        parts.append(
-            (RewardModelReward(reward_model), 1.0 if kind == "reward_model" else reward_model_weight)
-        )
-    if not parts:
-        raise RewardInputError(f"unknown reward {kind!r}: use correctness, reward_model or graded")
-    if format_bonus > 0:
-        parts.append((FormatReward(format_bonus, eos_token_ids), 1.0))
-    if len(parts) == 1 and parts[0][1] == 1.0:
-        return parts[0][0]
-    return weighted_sum(parts, name=f"{kind}_reward")
+    Questions come from the ``question_json`` or ``answer`` column; whether a reply was cut at the token
+    limit from a ``truncated`` column when present, else from ``completion_ids`` (no EOS at the end).
+    """
+
+    def __init__(self, raw: RawReward, eos_token_ids: Sequence[int] | None = None) -> None:
+        self.raw = raw
+        self.eos_token_ids = set(eos_token_ids or ())
+        self.__name__ = f"{raw.kind}_reward"
+
+    def _truncated(self, idx: int, kwargs: dict[str, Any]) -> bool:
+        if "truncated" in kwargs:
+            return bool(kwargs["truncated"][idx])
+        ids = kwargs.get("completion_ids")
+        if ids is not None and self.eos_token_ids:
+            seq = ids[idx]
+            return not seq or int(seq[-1]) not in self.eos_token_ids
+        return False
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        questions = _questions(len(completions), kwargs, prompts)
+        truncated = [self._truncated(i, kwargs) for i in range(len(completions))]
+        return self.raw(questions, [completion_text(c) for c in completions], truncated)
 
 
 def build_tiny_reward_model(out_dir: str, *, base: str = "tiny", seed: int = 0) -> str:

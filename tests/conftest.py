@@ -10,4 +10,3 @@ _SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 os.environ.setdefault("ILR_DATA_DIR", str(_SHARED_DATA))
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(_var, "1")
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")

@@ -11,8 +11,6 @@ from hypothesis.extra.numpy import arrays
 from ilr_agents.calibration import (
     CalibrationError,
     calibrate,
-    calibrate_one,
-    calibrated_reward,
     calibration_shift_stats,
     group_advantages,
     peer_statistics,
@@ -110,26 +108,19 @@ def test_unclipped_is_affine_and_scale_none_rescales_for_m2() -> None:
     np.testing.assert_allclose(a_cal, a_raw * (1 + 1 / ranges[:, ::-1])[..., None], atol=1e-9)
 
 
-def test_wrapper_reads_peer_stats_from_kwargs_and_keeps_none() -> None:
+def test_an_agent_sees_its_peers_only_through_their_mean_max_and_min() -> None:
+    """What lets ILR calibrate inside the rollout: each peer's n rewards enter only as (mean, max, min)."""
     rewards = np.array([[1.0, 0.0, 0.3, 0.7], [0.2, 0.4, 0.4, 0.9], [0.0, 0.0, 1.0, 1.0]])
     stats = peer_statistics(rewards)
-    expected = calibrate(rewards)[0]
-
-    def base(prompts, completions, score, **kw):
-        return list(score)
-
-    fn = calibrated_reward(base)
-    assert fn.__name__ == "calibrated_base"
-    peers = [1, 2]
-    per_sample = {
-        f"peer_reward_{k}": [[float(stats[k][p]) for p in peers]] * 4 for k in ("mean", "max", "min")
-    }
-    out = fn(prompts=["q"] * 4, completions=["a"] * 4, score=list(rewards[0]), **per_sample)
-    np.testing.assert_allclose(out, expected, atol=1e-12)
-    out = fn(prompts=["q"], completions=["a"], score=[None], **{k: v[:1] for k, v in per_sample.items()})
-    assert out == [None]
-    with pytest.raises(CalibrationError, match="peer_reward_mean"):
-        fn(prompts=["q"], completions=["a"], score=[1.0])
+    from_stats = rewards[0].copy()
+    for peer in (1, 2):
+        term = (rewards[0] - stats["mean"][peer]) / (stats["max"][peer] - stats["min"][peer])
+        from_stats += np.clip(term, -0.5, 0.5)
+    np.testing.assert_allclose(calibrate(rewards)[0], from_stats, atol=1e-12)
+    same_stats = rewards.copy()
+    same_stats[1] = [0.2, 0.9, 0.375, 0.425]  # other samples, same mean, max and min
+    same_stats[2] = [1.0, 0.0, 1.0, 0.0]
+    np.testing.assert_allclose(calibrate(same_stats)[0], calibrate(rewards)[0], atol=1e-12)
 
 
 def test_bad_inputs_raise_typed_errors() -> None:
@@ -137,6 +128,8 @@ def test_bad_inputs_raise_typed_errors() -> None:
         calibrate(np.zeros(3))
     with pytest.raises(CalibrationError, match="NaN"):
         calibrate([[1.0, float("nan")], [0.0, 1.0]])
-    with pytest.raises(CalibrationError, match="one mean, max and min per peer"):
-        calibrate_one(1.0, [0.5], [1.0, 1.0], [0.0])
-    assert calibrate_one(0.7, [], [], []) == 0.7
+    with pytest.raises(CalibrationError, match="NaN"):  # a missing score is not silently skipped
+        calibrate([[1.0, None], [0.0, 1.0]])
+    with pytest.raises(CalibrationError, match="same number"):
+        calibrate([[1.0, 0.5], [0.0]])
+    assert calibrate([[0.7]]).tolist() == [[0.7]]  # one agent: no peers, the identity

@@ -12,7 +12,6 @@ import pytest
 
 pytest.importorskip("trl")
 
-from ilr_agents import training
 from ilr_agents.checkpoint import (
     ManifestWriter,
     atomic_write_json,
@@ -21,6 +20,8 @@ from ilr_agents.checkpoint import (
 )
 from ilr_agents.config import ILRConfig
 from ilr_agents.rewards import build_tiny_reward_model
+from ilr_agents.trainer_parts import RunLog
+from ilr_agents.training import train_ilr
 
 # Same seeds, same data, same rollouts: resumed weights match to float32 round-off. Stated tolerance:
 TOL = 1e-6
@@ -71,27 +72,27 @@ def assert_same_weights(a: Path, b: Path, step: int) -> None:
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory: pytest.TempPathFactory, reward_model: str) -> Path:
     out = tmp_path_factory.mktemp("straight") / "run"
-    training.train(config(out, reward_model))
+    train_ilr(config(out, reward_model))
     return out
 
 
 def test_stop_then_resume_matches_uninterrupted(
     tmp_path: Path, reward_model: str, straight: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = training.RunLog.ilr_step
+    original = RunLog.ilr_step
 
     def stop_at_three(self: Any, step: int, summary: dict) -> None:
         if step == 3:
             raise KeyboardInterrupt("user stopped the run")
         original(self, step, summary)
 
-    monkeypatch.setattr(training.RunLog, "ilr_step", stop_at_three)
+    monkeypatch.setattr(RunLog, "ilr_step", stop_at_three)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        training.train(config(out, reward_model))
+        train_ilr(config(out, reward_model))
     assert latest_manifest(out).step == 2
-    monkeypatch.setattr(training.RunLog, "ilr_step", original)
-    result = training.train(config(out, reward_model, resume=True))
+    monkeypatch.setattr(RunLog, "ilr_step", original)
+    result = train_ilr(config(out, reward_model, resume=True))
     assert result.resumed_from == 2 and result.step == 4
     assert_same_weights(straight, out, 4)
     steps = [
@@ -117,7 +118,7 @@ def test_full_disk_mid_save_keeps_previous_checkpoint(
     monkeypatch.setattr(torch, "save", full_disk)
     out = tmp_path / "run"
     with pytest.raises(OSError) as info:
-        training.train(config(out, reward_model))
+        train_ilr(config(out, reward_model))
     assert info.value.errno == errno.ENOSPC
     manifest = latest_manifest(out)
     assert manifest.step == 2  # step 4 never committed
@@ -125,7 +126,7 @@ def test_full_disk_mid_save_keeps_previous_checkpoint(
         assert (out / agent / "checkpoint-2" / "optimizer.pt").is_file()
         final_weights(out, agent, 2)  # loads: not truncated
     monkeypatch.setattr(torch, "save", real_save)
-    training.train(config(out, reward_model, resume=True))
+    train_ilr(config(out, reward_model, resume=True))
     assert_same_weights(straight, out, 4)
 
 

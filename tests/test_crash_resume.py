@@ -22,10 +22,10 @@ import yaml
 
 pytest.importorskip("trl")
 
-from ilr_agents import training
 from ilr_agents.checkpoint import MANIFEST_DIR, list_manifests
 from ilr_agents.config import ILRConfig
 from ilr_agents.rewards import build_tiny_reward_model
+from ilr_agents.training import train_ilr
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-6  # same seeds and data: float32 round-off only
@@ -59,7 +59,7 @@ def fields(out: Path, rm: str) -> dict:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     rm = build_tiny_reward_model(str(tmp_path_factory.mktemp("rm")))
     straight = tmp_path_factory.mktemp("straight") / "run"
-    training.train(ILRConfig(**fields(straight, rm)))
+    train_ilr(ILRConfig(**fields(straight, rm)))
     return rm, straight
 
 
@@ -87,7 +87,6 @@ def launch(config_path: Path) -> subprocess.Popen:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
-        "TRL_EXPERIMENTAL_SILENCE": "1",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", "train", "--config", str(config_path), "--resume"],

@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("trl")
 
+from experiments.methods import train
 from ilr_agents import training
 from ilr_agents.calibration import calibrate
 from ilr_agents.config import ConfigError, ILRConfig
@@ -67,12 +68,11 @@ def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(
     def capture(prompts: list, completions: list, ilr_reward: list, trainer_state: Any = None, **kw: Any):
         key = f"{len(seen)}"
         seen[key] = list(ilr_reward)
-        seen[key + "_peer"] = kw["peer_reward_mean"]
         return list(ilr_reward)
 
     monkeypatch.setattr(training, "ilr_reward", capture)
     cfg = tiny_config(tmp_path / "run", reward_model)
-    result = training.train(cfg)
+    result = train(cfg)
     assert result.step == 2
 
     for agent, name in zip(result.agents, cfg.models, strict=True):
@@ -99,7 +99,7 @@ def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(
                 calibrate(raw)[:, result.agents.index(agent)].ravel(),
                 atol=1e-9,
             )
-    got = [v for k, v in seen.items() if not k.endswith("_peer")]
+    got = list(seen.values())
     assert len(got) == 4
     np.testing.assert_allclose(np.concatenate(got), np.concatenate(expected), atol=1e-9)
 
@@ -112,7 +112,7 @@ def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(
 
 
 def test_calibration_off_passes_raw_rewards(tmp_path: Path, reward_model: str) -> None:
-    result = training.train(tiny_config(tmp_path / "run", reward_model, calibration=False, max_steps=1))
+    result = train(tiny_config(tmp_path / "run", reward_model, calibration=False, max_steps=1))
     row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
     assert all(r["raw"] == r["calibrated"] for r in row["records"])
     assert result.step == 1
@@ -120,7 +120,7 @@ def test_calibration_off_passes_raw_rewards(tmp_path: Path, reward_model: str) -
 
 def test_single_agent_baseline_trains(tmp_path: Path, reward_model: str) -> None:
     cfg = tiny_config(tmp_path / "base", reward_model, method="grpo", models=["tiny"])
-    result = training.train(cfg)
+    result = train(cfg)
     assert result.step == 2
     assert result.agents == ["agent_0"]
     ckpt = tmp_path / "base" / "agent_0" / "checkpoint-2"
@@ -132,11 +132,11 @@ def test_single_agent_baseline_trains(tmp_path: Path, reward_model: str) -> None
 
 def test_existing_run_needs_resume_flag(tmp_path: Path, reward_model: str) -> None:
     cfg = tiny_config(tmp_path / "run", reward_model, max_steps=1)
-    training.train(cfg)
+    train(cfg)
     with pytest.raises(ConfigError, match="--resume"):
-        training.train(cfg)
+        train(cfg)
     with pytest.raises(ConfigError, match="num_generations"):
-        training.train(cfg.replace(resume=True, num_generations=4, per_device_train_batch_size=8))
+        train(cfg.replace(resume=True, num_generations=4, per_device_train_batch_size=8))
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_existing_run_needs_resume_flag(tmp_path: Path, reward_model: str) -> No
 def test_full_episode_sampling_debate_and_mode_ablations(
     tmp_path: Path, reward_model: str, overrides: dict, mode: str
 ) -> None:
-    result = training.train(tiny_config(tmp_path / "run", reward_model, max_steps=1, **overrides))
+    result = train(tiny_config(tmp_path / "run", reward_model, max_steps=1, **overrides))
     assert result.step == 1
     row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
     assert {r["mode"] for r in row["records"]} == {mode}

@@ -17,9 +17,9 @@ import pytest
 
 pytest.importorskip("trl")
 
+from experiments.methods import train
 from ilr_agents.config import ILRConfig
 from ilr_agents.rewards import build_tiny_reward_model
-from ilr_agents.training import train
 
 MARGIN = 0.015  # observed rises: 0.03-0.06 (reward-model units)
 

@@ -25,7 +25,7 @@ pytest.importorskip("trl")
 
 from ilr_agents.config import ILRConfig
 from ilr_agents.rewards import build_tiny_reward_model
-from ilr_agents.training import train
+from ilr_agents.training import train_ilr
 
 ROOT = Path(__file__).resolve().parents[1]
 # float32 reductions differ with the thread count per process: equal to round-off, not bit for bit
@@ -74,7 +74,6 @@ def test_two_process_ilr_matches_single_process_peer_statistics(tmp_path: Path) 
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
-        "TRL_EXPERIMENTAL_SILENCE": "1",
     }
     proc = subprocess.run(
         [
@@ -124,7 +123,7 @@ def test_two_process_ilr_matches_single_process_peer_statistics(tmp_path: Path) 
                 )
 
     one = tmp_path / "one"
-    train(ILRConfig(**{**base, "output_dir": str(one), "per_device_train_batch_size": 8}))
+    train_ilr(ILRConfig(**{**base, "output_dir": str(one), "per_device_train_batch_size": 8}))
     single = records([one / "rollouts.rank0.jsonl"])
     step1 = sorted(k for k in multi if k[0] == 1)
     assert step1 == sorted(k for k in single if k[0] == 1) and len(step1) == 8

@@ -1,6 +1,6 @@
 """Case 5 — training overhead: an ILR step (2 agents) vs single-agent GRPO steps, and their peak memory.
 
-Each run is a separate ``ilr_agents.training.train`` process (so ``ru_maxrss`` is that run's own peak):
+Each run is a separate ``experiments.methods.train`` process (so ``ru_maxrss`` is that run's own peak):
 ILR with models [M, M] and single-agent GRPO with [M], both built from the same ``grpo_args``, the same
 questions and n. Step times come from step-begin timestamps taken inside the child (successive
 ``on_step_begin`` events of agent_0's trainer) — the same clock for both methods, covering generation,
@@ -75,9 +75,9 @@ def force_tokens(tokens: int) -> None:
     equal generated tokens. ILR's sampler reads the model's generation_config, TRL's reads generation_kwargs;
     both get ``min_new_tokens`` >= every call's max_new_tokens (generation then stops at the max).
     """
-    from ilr_agents import training
+    from ilr_agents import trainer_parts
 
-    load, args = training.load_model, training.grpo_args
+    load, args = trainer_parts.load_model, trainer_parts.grpo_args
 
     def load_model(*a: Any, **k: Any) -> Any:
         model, tokenizer = load(*a, **k)
@@ -89,7 +89,7 @@ def force_tokens(tokens: int) -> None:
         built.generation_kwargs = {**(built.generation_kwargs or {}), "min_new_tokens": tokens}
         return built
 
-    training.load_model, training.grpo_args = load_model, grpo_args  # this bench child process only
+    trainer_parts.load_model, trainer_parts.grpo_args = load_model, grpo_args  # this bench child only
 
 
 def child_main(config_path: str) -> int:
@@ -98,7 +98,7 @@ def child_main(config_path: str) -> int:
 
     from transformers.trainer_callback import CallbackHandler
 
-    from ilr_agents import training
+    from experiments.methods import train
     from ilr_agents.config import ILRConfig
 
     data = json.loads(Path(config_path).read_text())
@@ -111,7 +111,7 @@ def child_main(config_path: str) -> int:
         return begin(self, args, state, control)
 
     CallbackHandler.on_step_begin = on_step_begin  # patched in this bench child process only
-    training.train(ILRConfig.from_dict(data))
+    train(ILRConfig.from_dict(data))
     Path(data["output_dir"], STAMPS_FILE).write_text(json.dumps(stamps))
     return 0
 
