@@ -14,6 +14,7 @@ token limit) earns it.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,11 +91,27 @@ def lenient_correctness(question: Question, text: str, truncated: bool) -> float
     return float(grade(question, f"\\boxed{{{numbers[-1]}}}").reward)
 
 
+def reward_model_device(cuda_devices: int, local_rank: int = 0, world_size: int = 1) -> str:
+    """Where the reward model runs: its own GPU when one is free of training, else beside this process's.
+
+    One training process on a machine with several GPUs trains on ``cuda:0``, so the reward model takes the
+    last GPU; under ``accelerate launch`` every GPU holds a rank, and the (small) reward model sits on this
+    rank's GPU, scoring the rank's own samples.
+    """
+    if cuda_devices <= 0:
+        return "cpu"
+    if world_size <= 1:
+        return f"cuda:{cuda_devices - 1}"
+    return f"cuda:{local_rank % cuda_devices}"
+
+
 class RewardModelReward:
     """Scores question + answer with a sequence-classification reward model (what the ILR paper uses).
 
     Graded scores are where Perception Calibration can change GRPO advantages (see calibration.py).
-    The model is loaded once and run batched under ``torch.no_grad``; the score is logit 0.
+    The model is loaded once, on ``reward_model_device`` (bf16 on a GPU, float32 on CPU), and run under
+    ``torch.no_grad`` in batches of ``batch_size`` texts sorted by length (less padding); the score is
+    logit 0.
     """
 
     def __init__(
@@ -111,10 +128,18 @@ class RewardModelReward:
 
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be >= 1")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if device is None:
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            env = os.environ
+            device = reward_model_device(
+                count, int(env.get("LOCAL_RANK", "0")), int(env.get("WORLD_SIZE", "1"))
+            )
+        self.device = torch.device(device)
+        if dtype is None:
+            dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
         self.model = (
-            AutoModelForSequenceClassification.from_pretrained(model_id_or_path, dtype=dtype or torch.float32)
+            AutoModelForSequenceClassification.from_pretrained(model_id_or_path, dtype=dtype)
             .to(self.device)
             .eval()
         )
@@ -135,11 +160,13 @@ class RewardModelReward:
         import torch
 
         texts = [self._text(q, a) for q, a in zip(questions, answers, strict=True)]
-        scores: list[float] = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        scores: list[float] = [0.0] * len(texts)
         with torch.no_grad():
             for start in range(0, len(texts), self.batch_size):
+                chunk = order[start : start + self.batch_size]
                 enc = self.tokenizer(
-                    texts[start : start + self.batch_size],
+                    [texts[i] for i in chunk],
                     return_tensors="pt",
                     padding=True,
                     truncation=True,
@@ -147,7 +174,8 @@ class RewardModelReward:
                     add_special_tokens=False,
                 )
                 logits = self.model(**enc.to(self.device)).logits
-                scores.extend(logits[:, 0].float().cpu().tolist())
+                for i, value in zip(chunk, logits[:, 0].float().cpu().tolist(), strict=True):
+                    scores[i] = value
         return scores
 
 

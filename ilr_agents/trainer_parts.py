@@ -152,6 +152,7 @@ class RunFolder:
                 "step": step,
                 "seconds": time.perf_counter() - self.started,
                 "resumed_from": self.resumed_from,
+                "world_size": int(os.environ.get("WORLD_SIZE", "1")),  # processes (the report's token counts)
             }
             atomic_write_text(self.path / "train_summary.json", json.dumps(summary))
         return TrainResult(
