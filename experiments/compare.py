@@ -166,19 +166,19 @@ def evaluate_policy(
             progress=True,
             env_kwargs={"prompts": config.train.get("prompts") or None},
         )
-        samples = [r.final_samples["agent_0"][0] for r in result.records]
+        samples = [r.answer("agent_0") for r in result.records]
         by_id = {q.id: q for q in questions[spec.label]}
+        boxed = [bool(s.grade and s.grade.has_box) for s in samples]
         out[spec.label] = {
             "question_ids": [r.question.get("id") for r in result.records],
-            "correct": [bool(s["grade"]["correct"]) for s in samples],
-            "boxed": [bool(s["grade"].get("has_box")) for s in samples],
-            "strict": [bool(s["grade"]["correct"] and s["grade"].get("has_box")) for s in samples],
+            "correct": [s.correct for s in samples],
+            "boxed": boxed,
+            "strict": [s.correct and box for s, box in zip(samples, boxed, strict=True)],
             "lenient": [
-                lenient_correctness(by_id[r.question["id"]], s["text"], s.get("finish_reason") == "length")
-                == 1.0
+                lenient_correctness(by_id[r.question["id"]], s.text, s.truncated) == 1.0
                 for r, s in zip(result.records, samples, strict=True)
             ],
-            "length": [len(s.get("completion_ids") or s["text"].split()) for s in samples],
+            "length": [len(s.completion_ids or s.text.split()) for s in samples],
             "transcripts": [r.to_dict() for r in result.records[: config.transcripts]],
         }
     return out

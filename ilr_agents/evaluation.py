@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ilr_agents.policies.base import Policy, SamplingParams
-from ilr_agents.rollout import EpisodeRecord, run_episodes
+from ilr_agents.rollout import EpisodeRecord, Sample, run_episodes
 from ilr_agents.stats import bootstrap_ci
 from ilr_env.grading import pass_at_k
 
@@ -45,28 +45,26 @@ def _interval(values: Sequence[float], seed: int) -> tuple[float, float]:
 
 
 def summarise(
-    samples: Sequence[Sequence[Mapping[str, Any]]], *, ks: Sequence[int] = (), seed: int = 0
+    samples: Sequence[Sequence[Sample]], *, ks: Sequence[int] = (), seed: int = 0
 ) -> dict[str, Any]:
     """Metrics from scored samples: ``samples[q]`` = the scored final samples of one agent on question q.
 
     accuracy = mean correctness of the first (submitted) sample; pass@1 averages over all n samples.
     """
-    first = [float(bool(s[0]["grade"].get("correct"))) for s in samples]
-    n_correct = [sum(bool(x["grade"].get("correct")) for x in s) for s in samples]
-    lengths = [len(s[0]["completion_ids"]) for s in samples if s[0].get("completion_ids") is not None]
+    first = [float(s[0].correct) for s in samples]
+    n_correct = [sum(x.correct for x in s) for s in samples]
+    lengths = [len(s[0].completion_ids or ()) for s in samples if s[0].completion_ids is not None]
     low, high = _interval(first, seed)
     out: dict[str, Any] = {
         "n_questions": len(samples),
         "accuracy": float(np.mean(first)) if first else float("nan"),
         "ci95": [low, high],
-        "boxed_rate": float(np.mean([bool(s[0]["grade"].get("has_box")) for s in samples]))
+        "boxed_rate": float(np.mean([bool(s[0].grade and s[0].grade.has_box) for s in samples]))
         if samples
         else float("nan"),
-        "mean_chars": float(np.mean([len(s[0]["text"]) for s in samples])) if samples else float("nan"),
+        "mean_chars": float(np.mean([len(s[0].text) for s in samples])) if samples else float("nan"),
         "mean_tokens": float(np.mean(lengths)) if lengths else None,
-        "truncated_rate": float(np.mean([s[0].get("finish_reason") == "length" for s in samples]))
-        if samples
-        else float("nan"),
+        "truncated_rate": float(np.mean([s[0].truncated for s in samples])) if samples else float("nan"),
     }
     n = min((len(s) for s in samples), default=0)
     if n > 1:
@@ -165,25 +163,29 @@ def evaluate_alone(
             "question_id": r.question.get("id"),
             "answer": r.question.get("answer"),
             "response": r.final_answer("agent_0"),
-            "extracted": r.final_samples["agent_0"][0]["grade"].get("extracted"),
-            "correct": bool(r.final_samples["agent_0"][0]["grade"].get("correct")),
-            "n_correct": sum(bool(s["grade"].get("correct")) for s in r.final_samples["agent_0"]),
+            "extracted": _extracted(r.answer("agent_0")),
+            "correct": r.answer("agent_0").correct,
+            "n_correct": sum(s.correct for s in r.final_samples["agent_0"]),
         }
         for r in records
     ]
     return EvalResult({policy.name: summarise(samples, ks=ks, seed=seed)}, per_question, records)
 
 
+def _extracted(sample: Sample) -> str | None:
+    return None if sample.grade is None else sample.grade.extracted
+
+
 def _majority(record: EpisodeRecord) -> tuple[str | None, bool]:
     """Most common extracted answer among the agents' submitted answers; ties go to the lowest agent index."""
-    votes = [(a, record.final_samples[a][0]["grade"]) for a in record.agents]
-    counted = Counter(g.get("extracted") for _, g in votes if g.get("extracted") is not None)
+    votes = [record.answer(a) for a in record.agents]
+    counted = Counter(_extracted(s) for s in votes if _extracted(s) is not None)
     if not counted:
         return None, False
     top = max(counted.values())
-    for _, grade in votes:
-        if counted.get(grade.get("extracted")) == top:
-            return grade.get("extracted"), bool(grade.get("correct"))
+    for sample in votes:
+        if counted.get(_extracted(sample)) == top:
+            return _extracted(sample), sample.correct
     return None, False  # unreachable: some vote holds the top count
 
 
@@ -232,11 +234,10 @@ def evaluate_together(
             "majority_correct": ok,
         }
         for agent in r.agents:
-            grade = r.final_samples[agent][0]["grade"]
             row[agent] = {
                 "mode": r.modes.get(agent),
-                "extracted": grade.get("extracted"),
-                "correct": bool(grade.get("correct")),
+                "extracted": _extracted(r.answer(agent)),
+                "correct": r.answer(agent).correct,
             }
         per_question.append(row)
     return EvalResult(metrics, per_question, records)

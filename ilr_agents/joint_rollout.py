@@ -292,22 +292,24 @@ def agent_slice(agent: str, records: list[Any], question: Any, raw_reward: RawRe
     """One agent's n final samples on one question (from one episode, or n full episodes), with their raw
     rewards: ILR's adapter of the raw reward, which reuses the env's grading of every sample."""
     samples = [s for r in records for s in r.final_samples[agent]]
-    texts = [s["text"] for s in samples]
-    truncated = [s.get("finish_reason") == "length" for s in samples]
+    texts = [s.text for s in samples]
+    truncated = [s.truncated for s in samples]
     return AgentSlice(
-        prompt_ids=[list(s["prompt_ids"]) for s in samples],
-        completion_ids=[list(s["completion_ids"]) for s in samples],
-        logprobs=[list(s["logprobs"]) for s in samples],
+        prompt_ids=[list(s.prompt_ids or ()) for s in samples],
+        completion_ids=[list(s.completion_ids or ()) for s in samples],
+        logprobs=[list(s.logprobs or ()) for s in samples],
         texts=texts,
         truncated=truncated,
-        correct=[bool(s["grade"].get("correct")) for s in samples],
-        raw=raw_reward([question] * len(samples), texts, truncated, [float(s["reward"]) for s in samples]),
+        correct=[s.correct for s in samples],
+        raw=raw_reward(
+            [question] * len(samples), texts, truncated, [float(s.reward or 0.0) for s in samples]
+        ),
         mode=records[0].modes.get(agent),
         discussion_tokens=sum(
-            len(st["agents"][agent].get("completion_ids") or [])
+            len(st.said[agent].completion_ids or ())
             for r in records
             for st in r.stages[:-1]
-            if agent in st["agents"]
+            if agent in st.said
         ),
     )
 

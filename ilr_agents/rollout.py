@@ -6,8 +6,8 @@ go to each agent's policy in a single call (agents that share one policy object 
 At the final stage each agent's answer is sampled ``final_n`` times (the GRPO group); every sample is
 scored with ``env.score`` and the first one is the action passed to ``env.step``.
 
-The output records are plain data (``to_dict`` is JSON-safe) so they can be written as JSONL transcripts,
-fed to calibration/training, or inspected in tests.
+The output records are typed (``EpisodeRecord`` of ``StageRecord``s and ``Sample``s holding the env's
+``Grade``); ``to_dict`` turns one into plain JSON only when a transcript is written.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ilr_agents.policies.base import Completion, Policy, SamplingParams
+from ilr_env.grading import Grade
 
-__all__ = ["EpisodeRecord", "RolloutError", "run_episodes", "write_jsonl"]
+__all__ = ["EpisodeRecord", "RolloutError", "Sample", "StageRecord", "run_episodes", "write_jsonl"]
 
 
 class RolloutError(ValueError):
@@ -48,12 +49,76 @@ def jsonable(value: Any) -> Any:
 
 
 @dataclass
-class EpisodeRecord:
-    """One episode: the question, what every agent saw and said at every stage, and the scored final samples.
+class Sample:
+    """One reply: its text, how generation ended, token fields when the policy gives them, and, for a
+    final-stage sample, the env's grade and reward."""
 
-    ``stages[k]`` = {"stage": name, "index": k, "agents": {agent: {"messages": prompt chat, "message": text,
-    ...token fields when the policy gives them}}}. ``final_samples[agent]`` = the n scored answers, the first
-    of which was the action. ``rewards``/``infos`` are what the env returned at its last step.
+    text: str
+    finish_reason: str = "stop"
+    prompt_ids: list[int] | None = None
+    completion_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+    reward: float | None = None
+    grade: Grade | None = None
+
+    @classmethod
+    def of(cls, completion: Completion, reward: float | None = None, grade: Grade | None = None) -> Sample:
+        reward = None if reward is None else float(reward)
+        return cls(
+            completion.text,
+            completion.finish_reason,
+            completion.prompt_ids,
+            completion.completion_ids,
+            completion.logprobs,
+            reward,
+            grade,
+        )
+
+    @property
+    def truncated(self) -> bool:
+        """Cut at the token limit rather than ended by the model."""
+        return self.finish_reason == "length"
+
+    @property
+    def correct(self) -> bool:
+        return self.grade is not None and bool(self.grade.correct)
+
+    def token_fields(self) -> dict[str, Any]:
+        """finish_reason and the token fields the policy gave (absent ones are left out of transcripts)."""
+        fields: dict[str, Any] = {"finish_reason": self.finish_reason}
+        for name in ("prompt_ids", "completion_ids", "logprobs"):
+            if getattr(self, name) is not None:
+                fields[name] = getattr(self, name)
+        return fields
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text}
+        if self.grade is not None:
+            out.update(reward=self.reward, grade=jsonable(self.grade))
+        return {**out, **jsonable(self.token_fields())}
+
+
+@dataclass
+class StageRecord:
+    """One stage of one episode: what each agent saw (its prompt chat) and said (its first sample)."""
+
+    stage: str | None
+    index: int | None
+    seen: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    said: dict[str, Sample] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        agents = {
+            agent: {"messages": jsonable(self.seen[agent]), "message": s.text, **jsonable(s.token_fields())}
+            for agent, s in self.said.items()
+        }
+        return {"stage": self.stage, "index": self.index, "agents": agents}
+
+
+@dataclass
+class EpisodeRecord:
+    """One episode: the question, every stage, and each agent's n scored final samples (the first was its
+    answer). ``rewards``/``infos`` are what the env returned at its last step.
     """
 
     episode: int
@@ -61,23 +126,37 @@ class EpisodeRecord:
     question: dict[str, Any]
     agents: list[str]
     modes: dict[str, Any]
-    stages: list[dict[str, Any]] = field(default_factory=list)
-    final_samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    stages: list[StageRecord] = field(default_factory=list)
+    final_samples: dict[str, list[Sample]] = field(default_factory=dict)
     rewards: dict[str, float] = field(default_factory=dict)
     infos: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(self)
+        """The transcript line: plain JSON (stage entries keep ``messages``/``message``, samples ``text``)."""
+        return {
+            "episode": self.episode,
+            "seed": self.seed,
+            "question": self.question,
+            "agents": self.agents,
+            "modes": jsonable(self.modes),
+            "stages": [s.to_dict() for s in self.stages],
+            "final_samples": {a: [s.to_dict() for s in ss] for a, ss in self.final_samples.items()},
+            "rewards": self.rewards,
+            "infos": self.infos,
+        }
+
+    def answer(self, agent: str) -> Sample:
+        """The sample this agent submitted (its first final sample)."""
+        return self.final_samples[agent][0]
 
     def final_answer(self, agent: str) -> str:
-        """The answer this agent submitted (its first final sample)."""
-        return self.final_samples[agent][0]["text"]
+        return self.answer(agent).text
 
     def correct(self, agent: str) -> bool:
         info = self.infos.get(agent, {})
         if "correct" in info:
             return bool(info["correct"])
-        return bool(self.final_samples[agent][0]["grade"].get("correct"))
+        return self.answer(agent).correct
 
 
 def write_jsonl(records: Sequence[EpisodeRecord], path: str | Path) -> Path:
@@ -88,15 +167,6 @@ def write_jsonl(records: Sequence[EpisodeRecord], path: str | Path) -> Path:
         for record in records:
             handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
     return out
-
-
-def _completion_fields(completion: Completion) -> dict[str, Any]:
-    fields: dict[str, Any] = {"finish_reason": completion.finish_reason}
-    for name in ("prompt_ids", "completion_ids", "logprobs"):
-        value = getattr(completion, name)
-        if value is not None:
-            fields[name] = value
-    return fields
 
 
 def _policy_map(policies: Mapping[str, Policy] | Sequence[Policy], agents: list[str]) -> dict[str, Policy]:
@@ -235,7 +305,8 @@ def _play_stages(
     while any(env.agents for env in env_list):
         live = [e for e, env in enumerate(env_list) if env.agents]
         actions: dict[int, dict[str, str]] = {e: {} for e in live}
-        stage_entries: dict[int, dict[str, Any]] = {e: {} for e in live}
+        seen: dict[int, dict[str, list[dict[str, str]]]] = {e: {} for e in live}
+        said: dict[int, dict[str, Sample]] = {e: {} for e in live}
         # group (agent, episode, final?) requests by policy object and final flag: one call per group
         groups: dict[tuple[int, bool], list[tuple[str, int]]] = {}
         for agent in agents:
@@ -257,21 +328,17 @@ def _play_stages(
                     f"chats with n={chosen.n}: a Policy must return n completions per chat"
                 )
             for (agent, e), samples, chat in zip(members, outputs, chats):
-                first = samples[0]
-                actions[e][agent] = first.text
-                stage_entries[e][agent] = {
-                    "messages": chat,
-                    "message": first.text,
-                    **_completion_fields(first),
-                }
+                actions[e][agent] = samples[0].text
+                seen[e][agent] = chat
+                said[e][agent] = Sample.of(samples[0])
                 if final:
                     records[e].final_samples[agent] = [
-                        _scored(env_list[e], agent, sample) for sample in samples
+                        Sample.of(sample, *env_list[e].score(agent, sample.text)) for sample in samples
                     ]
         for e in live:
             info0 = infos[e][next(iter(actions[e]))]
             records[e].stages.append(
-                {"stage": info0.get("stage"), "index": info0.get("stage_index"), "agents": stage_entries[e]}
+                StageRecord(info0.get("stage"), info0.get("stage_index"), seen[e], said[e])
             )
             _, rewards, _, _, new_infos = env_list[e].step(actions[e])
             infos[e] = new_infos
@@ -280,13 +347,3 @@ def _play_stages(
                 records[e].infos = jsonable(new_infos)
         if bar is not None:
             bar.update(len(live))
-
-
-def _scored(env: Any, agent: str, sample: Completion) -> dict[str, Any]:
-    reward, grade = env.score(agent, sample.text)
-    return {
-        "text": sample.text,
-        "reward": float(reward),
-        "grade": jsonable(grade),
-        **_completion_fields(sample),
-    }

@@ -12,17 +12,13 @@ import pytest
 from experiments.cli import main
 from experiments.evaluate import markdown_table
 from ilr_agents.evaluation import summarise
+from ilr_agents.rollout import Sample
+from ilr_env import Grade
 
 
-def sample(correct: bool, boxed: bool = True, text: str = "x", tokens: int | None = 3) -> dict:
-    s = {
-        "text": text,
-        "grade": {"correct": correct, "has_box": boxed, "extracted": "1"},
-        "finish_reason": "stop",
-    }
-    if tokens is not None:
-        s["completion_ids"] = list(range(tokens))
-    return s
+def sample(correct: bool, boxed: bool = True, text: str = "x", tokens: int | None = 3) -> Sample:
+    grade = Grade(correct=correct, reward=float(correct), extracted="1", reason="test", has_box=boxed)
+    return Sample(text, completion_ids=None if tokens is None else list(range(tokens)), grade=grade)
 
 
 def test_summarise_accuracy_pass_at_k_and_ci() -> None:
@@ -40,10 +36,7 @@ def test_summarise_accuracy_pass_at_k_and_ci() -> None:
 
 
 def test_summary_interval_is_seeded_and_empty_input_is_nan() -> None:
-    samples = [
-        [{"grade": {"correct": c, "has_box": True}, "text": "x", "completion_ids": [1]}]
-        for c in (True, False, True, True, False, False, True)
-    ]
+    samples = [[sample(c, tokens=1)] for c in (True, False, True, True, False, False, True)]
     assert summarise(samples, seed=1)["ci95"] == summarise(samples, seed=1)["ci95"]
     low, high = summarise(samples, seed=1)["ci95"]
     assert 0.0 <= low <= 4 / 7 <= high <= 1.0

@@ -336,9 +336,6 @@ def test_rollouts_are_the_same_with_and_without_prefix_reuse(protocol: str) -> N
             for _ in range(3)
         ]
         records = run_episodes(envs, [policy, policy], seeds=[0, 1, 2], params=params)
-        return [
-            [st["agents"][a].get("completion_ids") for st in r.stages for a in sorted(st["agents"])]
-            for r in records
-        ]
+        return [[st.said[a].completion_ids for st in r.stages for a in sorted(st.said)] for r in records]
 
     assert play(shared) == play(plain)

@@ -113,9 +113,9 @@ def test_final_stage_sampled_n_times_scored_and_first_is_the_action() -> None:
     envs = [FakeEnv(1), FakeEnv(1)]
     records = run_episodes(envs, {"agent_0": answers}, question_ids=["a", "b"], final_n=3)
     first, second = records
-    assert [s["text"] for s in first.final_samples["agent_0"]] == ["wrong", "\\boxed{5}", "\\boxed{5}"]
-    assert [s["reward"] for s in first.final_samples["agent_0"]] == [0.0, 1.0, 1.0]
-    assert first.final_samples["agent_0"][1]["grade"]["correct"] is True
+    assert [s.text for s in first.final_samples["agent_0"]] == ["wrong", "\\boxed{5}", "\\boxed{5}"]
+    assert [s.reward for s in first.final_samples["agent_0"]] == [0.0, 1.0, 1.0]
+    assert first.final_samples["agent_0"][1].grade.correct is True
     assert first.rewards == {"agent_0": 0.0}  # the env graded the first sample
     assert second.final_answer("agent_0") == "nope" and not second.correct("agent_0")
     assert first.question["id"] == "a" and second.question["id"] == "b"
@@ -131,14 +131,18 @@ def test_peer_messages_reach_later_prompts_and_records_are_json(tmp_path: Path) 
         seeds=[5, 6],
     )
     stage = records[0].stages[1]
-    assert stage["stage"] == "analyse" and "B idea" in stage["agents"]["agent_0"]["messages"][0]["content"]
-    assert stage["agents"]["agent_1"]["message"] == "B idea"
+    assert stage.stage == "analyse" and "B idea" in stage.seen["agent_0"][0]["content"]
+    assert stage.said["agent_1"].text == "B idea"
     path = write_jsonl(records, tmp_path / "sub" / "t.jsonl")
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert (
         len(lines) == 2 and lines[1]["seed"] == 6 and lines[0]["rewards"] == {"agent_0": 1.0, "agent_1": 1.0}
     )
     assert lines[0]["final_samples"]["agent_0"][0]["grade"]["extracted"] == "5"
+    # the transcript layout: stage entries hold what each agent saw and said, samples their grade
+    assert lines[0]["stages"][1]["agents"]["agent_1"]["message"] == "B idea"
+    assert lines[0]["stages"][1]["agents"]["agent_0"]["messages"] == stage.seen["agent_0"]
+    assert lines[0]["final_samples"]["agent_0"][0]["text"] == records[0].final_answer("agent_0")
 
 
 def test_modes_override_and_seeded_params_reach_env_and_policy() -> None:
@@ -183,7 +187,7 @@ def test_token_fields_are_recorded_when_the_policy_gives_them() -> None:
         params=SamplingParams(max_new_tokens=4, seed=0),
     )
     sample = records[0].final_samples["agent_0"][1]
-    assert len(sample["completion_ids"]) == len(sample["logprobs"]) > 0 and sample["prompt_ids"]
+    assert len(sample.completion_ids) == len(sample.logprobs) > 0 and sample.prompt_ids
     json.dumps(records[1].to_dict())
 
 
@@ -229,8 +233,8 @@ def test_real_env_idea3_makes_three_calls_per_agent(agents: int) -> None:
     ]
     records = run_episodes(factory, policies, question_ids=[q.id for q in questions], final_n=2)
     assert [p.calls for p in policies] == [3] * agents
-    assert [r["stage"] for r in records[0].stages] == ["share", "analyse", "fuse"]
+    assert [r.stage for r in records[0].stages] == ["share", "analyse", "fuse"]
     assert all(isinstance(r, EpisodeRecord) and len(r.final_samples["agent_0"]) == 2 for r in records)
-    analyse_prompt = json.dumps(records[0].stages[1]["agents"]["agent_0"]["messages"])
+    analyse_prompt = json.dumps(records[0].stages[1].seen["agent_0"])
     assert "agent 1: x = 2" in analyse_prompt  # the peer's shared idea reaches the next stage
     assert set(records[0].rewards) == {f"agent_{i}" for i in range(agents)}

@@ -65,10 +65,7 @@ class ForwardClock:
 def generated_tokens(records: list[Any]) -> int:
     """Tokens the policy actually produced, over every stage and agent of every episode."""
     return sum(
-        len(entry.get("completion_ids") or [])
-        for r in records
-        for stage in r.stages
-        for entry in stage["agents"].values()
+        len(said.completion_ids or ()) for r in records for stage in r.stages for said in stage.said.values()
     )
 
 

@@ -64,7 +64,7 @@ def run(ctx: BenchContext) -> CaseResult:
 
     records = play()
     stage_chats = [
-        [r.stages[s]["agents"][a]["messages"] for r in records[:gen_episodes] for a in r.agents]
+        [r.stages[s].seen[a] for r in records[:gen_episodes] for a in r.agents]
         for s in range(len(records[0].stages))
     ]
     policy = TransformersPolicy(model_name, return_logprobs=False, seed=ctx.seed)

@@ -75,15 +75,12 @@ def _measure(ctx: BenchContext, result: CaseResult) -> CaseResult:
     raw_params = VSamplingParams(max_tokens=tokens, temperature=1.0, top_k=-1, seed=ctx.seed)
     records = run_episodes(envs, [policy, policy], seeds=seeds, params=params)
     stage_chats = [
-        [r.stages[s]["agents"][a]["messages"] for r in records for a in r.agents]
-        for s in range(len(records[0].stages))
+        [r.stages[s].seen[a] for r in records for a in r.agents] for s in range(len(records[0].stages))
     ]
 
     def ours() -> int:
         out = run_episodes(envs, [policy, policy], seeds=seeds, params=params)
-        return sum(
-            len(e.get("completion_ids") or []) for r in out for st in r.stages for e in st["agents"].values()
-        )
+        return sum(len(e.completion_ids or ()) for r in out for st in r.stages for e in st.said.values())
 
     def raw() -> int:
         total = 0
