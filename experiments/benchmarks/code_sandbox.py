@@ -118,14 +118,14 @@ def restated_check(questions: list[Any], workers: int) -> int:
 
 def _startup_floor(isolated: bool) -> dict[str, float]:
     """Median wall seconds of what every sandboxed sample pays before any test runs."""
-    from ilr_env.grading.sandbox import _bwrap_namespace_args, _python
+    from ilr_env.grading.sandbox import bwrap_namespace_args, sandbox_python
 
-    python = _python()
+    python = sandbox_python()
     commands = {"python_start_s": [python, "-I", "-S", "-B", "-c", "pass"]}
     if isolated:
         commands["bwrap_python_start_s"] = [
             "bwrap",
-            *_bwrap_namespace_args(),
+            *bwrap_namespace_args(),
             "--ro-bind",
             "/",
             "/",
@@ -149,26 +149,17 @@ def _startup_floor(isolated: bool) -> dict[str, float]:
 
 def _judge_profile(question: Any, isolation: str) -> list[str]:
     """cProfile of one judge run (the parent only waits on a pipe, so its own profile says nothing)."""
-    from ilr_env.grading import sandbox
+    from ilr_env.grading.sandbox import build_program, judge_once
 
-    with tempfile.TemporaryDirectory() as host_dir:
-        m = question.metadata
-        job = sandbox._build_job(
-            sandbox.build_program(question, question.answer),
-            mode="check",
-            timeout_s=sandbox.DEFAULT_TIMEOUT_S,
-            memory_mb=sandbox.DEFAULT_MEMORY_MB,
-            isolation=isolation,
-            output_limit=sandbox.DEFAULT_OUTPUT_LIMIT,
-            host_dir=host_dir,
-            test={"code": m["tests"], "setup": m["prompt"], "entry_point": m["entry_point"]},
-        )
-        proc = subprocess.run(
-            [sandbox._python(), "-I", "-S", "-B", "-m", "cProfile", "-s", "cumtime", str(sandbox._JUDGE)],
-            input=json.dumps(job).encode(),
-            capture_output=True,
-            check=False,
-        )
+    m = question.metadata
+    proc = judge_once(
+        build_program(question, question.answer),
+        m["tests"],
+        setup=m["prompt"],
+        entry_point=m["entry_point"],
+        isolation=isolation,
+        interpreter_args=("-m", "cProfile", "-s", "cumtime"),
+    )
     return profile_text(proc.stdout.decode("utf-8", "replace"), limit=15)
 
 

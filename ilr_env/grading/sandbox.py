@@ -1,7 +1,7 @@
 """Run untrusted model-written programs: bubblewrap isolation when available, rlimits always.
 
-Every run goes through the trusted judge (``_judge.py``, a separate stdlib-only process) which starts the
-program inside the sandbox command built here, enforces the wall-clock deadline, kills every process the
+Every run goes through the trusted judge (``standalone/judge.py``, a separate stdlib-only process) which
+starts the program (``standalone/runner.py`` first) inside the sandbox command built here, enforces the wall-clock deadline, kills every process the
 program left behind and reports one nonce-tagged verdict. Test verdicts are computed in the judge from the
 plain values the program's functions return; see SECURITY.md for the threat model and the limits.
 Judges are long-lived (a pool, one per concurrent caller) and, with bwrap as root, fork every program from a
@@ -10,9 +10,9 @@ warm sandboxed zygote into fresh namespaces instead of starting bwrap and an int
 
 from __future__ import annotations
 
-import atexit
 import functools
 import json
+import logging
 import math
 import os
 import re
@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +31,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ilr_env.grading.base import Grade
+from ilr_env.grading.pool import PerProcess, WorkerPool
 
 Isolation = Literal["auto", "bwrap", "rlimits"]
+SandboxPolicy = Literal["auto", "require_bwrap"]
+SANDBOX_POLICIES: tuple[str, ...] = ("auto", "require_bwrap")
+POLICY_ENV = "ILR_SANDBOX"
+logger = logging.getLogger(__name__)
+_FALLBACK_WARNED = False
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MEMORY_MB = 1024
@@ -45,7 +50,11 @@ SANDBOX_PROCESSES = 64
 # Only as root (the zygote needs real CAP_SYS_ADMIN for per-program namespaces); set ILR_SANDBOX_ZYGOTE=0 to
 # start every program with its own bwrap.
 ZYGOTE_ENABLED = os.environ.get("ILR_SANDBOX_ZYGOTE", "1") != "0"
-_JUDGE = Path(__file__).with_name("_judge.py")
+# The stdlib-only programs of the sandbox (judge, zygote, runner and what they share), run by path; inside
+# bwrap their folder is bound read-only at SANDBOX_CODE_DIR.
+STANDALONE_DIR = Path(__file__).with_name("standalone")
+SANDBOX_CODE_DIR = "/ilr"
+_JUDGE = STANDALONE_DIR / "judge.py"
 _CODE_BLOCK_RE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
@@ -75,30 +84,90 @@ class SandboxResult:
         return self.status == "timeout"
 
 
-def _python() -> str:
+def sandbox_python() -> str:
     """The real interpreter behind a virtualenv: the sandbox sees the base installation, never the venv."""
     return os.path.realpath(sys.executable)
 
 
 @functools.lru_cache(maxsize=1)
-def bwrap_available() -> bool:
-    """True when ``bwrap`` is on PATH and can create the namespaces we need on this kernel."""
+def bwrap_problem() -> str | None:
+    """Why bubblewrap cannot isolate programs here (None when it can): missing from PATH, or unable to
+    create the namespaces we need on this kernel."""
     exe = shutil.which("bwrap")
     if exe is None:
-        return False
+        return "bwrap is not installed (not on PATH)"
     try:
         probe = subprocess.run(
-            [exe, *_bwrap_namespace_args(), "--ro-bind", "/", "/", "true"],
+            [exe, *bwrap_namespace_args(), "--ro-bind", "/", "/", "true"],
             check=False,
             capture_output=True,
             timeout=20,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap at {exe} did not run: {exc}"
+    if probe.returncode != 0:
+        err = probe.stderr.decode("utf-8", "replace").strip()[:200]
+        return f"bwrap at {exe} cannot create namespaces here (exit {probe.returncode}: {err})"
+    return None
 
 
-def _bwrap_namespace_args() -> list[str]:
+def bwrap_available() -> bool:
+    """True when ``bwrap`` is on PATH and can create the namespaces we need on this kernel."""
+    return bwrap_problem() is None
+
+
+def sandbox_policy() -> SandboxPolicy:
+    """This process's policy, from ``ILR_SANDBOX`` (children inherit it): ``auto`` (default) falls back to
+    rlimits with a warning where bwrap is unusable, ``require_bwrap`` makes that an error."""
+    policy = os.environ.get(POLICY_ENV, "auto") or "auto"
+    if policy not in SANDBOX_POLICIES:
+        raise ValueError(f"{POLICY_ENV}={policy!r} is not a sandbox policy; use one of {SANDBOX_POLICIES}")
+    return policy  # type: ignore[return-value]
+
+
+def set_sandbox_policy(policy: str) -> None:
+    """Set this process's policy (and its children's, through ``ILR_SANDBOX``): see ``sandbox_policy``."""
+    if policy not in SANDBOX_POLICIES:
+        raise ValueError(f"sandbox policy {policy!r} is unknown; use one of {SANDBOX_POLICIES}")
+    os.environ[POLICY_ENV] = policy
+
+
+def isolation_mode() -> tuple[str, str]:
+    """(mode, why) for an ``isolation="auto"`` run now: "bwrap+zygote", "bwrap" or "rlimits"."""
+    problem = bwrap_problem()
+    if problem is not None:
+        return "rlimits", f"{problem}; programs get rlimits and an audit hook only"
+    if os.geteuid() != 0:
+        return "bwrap", "bubblewrap works; one bwrap per program (the zygote needs root)"
+    if not ZYGOTE_ENABLED:
+        return "bwrap", "bubblewrap works; one bwrap per program (ILR_SANDBOX_ZYGOTE=0)"
+    return "bwrap+zygote", "bubblewrap works as root: programs are forked from a sandboxed zygote"
+
+
+def _fallback_allowed(isolation: Isolation) -> None:
+    """Raise under ``require_bwrap``; otherwise warn, the first time in this process, that code is graded
+    without bubblewrap."""
+    global _FALLBACK_WARNED
+    reason = "isolation='rlimits' was requested" if isolation == "rlimits" else bwrap_problem()
+    if sandbox_policy() == "require_bwrap" or isolation == "bwrap":
+        raise SandboxError(
+            f"this run requires bubblewrap (sandbox: require_bwrap) but {reason}; install it "
+            "(`apt-get install bubblewrap`, or `make install` as root), or set sandbox: auto (ILR_SANDBOX=auto) "
+            "to accept the weak rlimits fallback described in SECURITY.md"
+        )
+    if not _FALLBACK_WARNED:
+        _FALLBACK_WARNED = True
+        logger.warning(
+            "grading code WITHOUT bubblewrap (%s): model-written programs run with rlimits and an audit hook "
+            "only, can read every file this user can (the datasets included) and are not isolated from the "
+            "network namespace; install bubblewrap or set sandbox: require_bwrap to make this an error "
+            "(see SECURITY.md)",
+            reason,
+        )
+
+
+def bwrap_namespace_args() -> list[str]:
+    """The bwrap flags for the sandbox's namespaces (as root: no user namespace, two capabilities kept)."""
     ns = [
         "--unshare-ipc",
         "--unshare-pid",
@@ -118,7 +187,7 @@ def _bwrap_namespace_args() -> list[str]:
 def _bwrap_argv(host_dir: str | None, python: str, env: dict[str, str]) -> list[str]:
     """bwrap around one program (``host_dir`` bound read-only at /sandbox), or, with ``host_dir=None``, around
     the zygote, which needs CAP_SYS_ADMIN to give each program it forks fresh namespaces and tmpfs mounts."""
-    ns = _bwrap_namespace_args()
+    ns = bwrap_namespace_args()
     if host_dir is None:
         ns += ["--cap-add", "CAP_SYS_ADMIN"]
     argv = [shutil.which("bwrap") or "bwrap", *ns]
@@ -146,6 +215,7 @@ def _bwrap_argv(host_dir: str | None, python: str, env: dict[str, str]) -> list[
         "--proc",
         "/proc",
     ]
+    argv += ["--ro-bind", str(STANDALONE_DIR), SANDBOX_CODE_DIR]
     argv += ["--ro-bind", host_dir, "/sandbox"] if host_dir is not None else ["--dir", "/sandbox"]
     argv += ["--chdir", "/tmp", "--clearenv"]
     for key, value in env.items():
@@ -179,17 +249,14 @@ def _build_job(
 ) -> dict[str, Any]:
     if timeout_s <= 0 or memory_mb <= 0:
         raise ValueError(f"timeout_s and memory_mb must be positive, got {timeout_s!r} and {memory_mb!r}")
-    use_bwrap = isolation == "bwrap" or (isolation == "auto" and bwrap_available())
-    if isolation == "bwrap" and not bwrap_available():
-        raise SandboxError(
-            "isolation='bwrap' was requested but bwrap is missing or cannot create namespaces; "
-            "install bubblewrap or pass isolation='auto'"
-        )
+    use_bwrap = isolation != "rlimits" and bwrap_available()
+    if not use_bwrap:
+        _fallback_allowed(isolation)
     os.chmod(host_dir, 0o755)
     prog_path = Path(host_dir) / "solution.py"
     prog_path.write_text(program, encoding="utf-8", errors="surrogatepass")
     prog_path.chmod(0o644)
-    python = _python()
+    python = sandbox_python()
     rlimits = {
         "cpu": math.ceil(timeout_s) + 1,
         "as": memory_mb * 1024 * 1024,
@@ -205,17 +272,19 @@ def _build_job(
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     if use_bwrap:
         env["HOME"] = "/tmp"
-        argv, cwd, path = _bwrap_argv(host_dir, python, env), host_dir, "/sandbox/solution.py"
+        runner = f"{SANDBOX_CODE_DIR}/runner.py"
+        argv, path = [*_bwrap_argv(host_dir, python, env), runner], "/sandbox/solution.py"
         drop_uid = 1_000_000 + secrets.randbelow(1_000_000) if root else -1
     else:
-        argv, cwd, path, drop_uid = [python, "-I", "-S", "-B"], host_dir, str(prog_path), -1
-        env["HOME"] = host_dir
+        runner = str(STANDALONE_DIR / "runner.py")
+        argv, path, drop_uid = [python, "-I", "-S", "-B", runner], str(prog_path), -1
+        env["HOME"] = env["TMPDIR"] = host_dir  # temporary files stay where the fallback allows writes
     extra: dict[str, Any] = {}
     if use_bwrap and root and ZYGOTE_ENABLED:
         # The judge forks this program from its warm zygote into fresh namespaces (see SECURITY.md); ``argv``
         # stays the fallback should the zygote be unusable.
         extra = {
-            "zygote_argv": _bwrap_argv(None, python, env),
+            "zygote_argv": [*_bwrap_argv(None, python, env), f"{SANDBOX_CODE_DIR}/zygote.py"],
             "program": program,
             "tmpfs_bytes": TMPFS_BYTES,
         }
@@ -223,9 +292,9 @@ def _build_job(
         **extra,
         "nonce": secrets.token_hex(16),
         "mode": mode,
-        "argv": argv,
+        "runner_argv": argv,
         "env": env,
-        "cwd": cwd,
+        "cwd": host_dir,
         "program_path": path,
         "drop_uid": drop_uid,
         "guard": not use_bwrap,
@@ -244,7 +313,7 @@ class _Judge:
     def __init__(self) -> None:
         self.errlog = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [_python(), "-I", "-S", "-B", str(_JUDGE)],
+            [sandbox_python(), "-I", "-S", "-B", str(_JUDGE)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errlog,
@@ -295,47 +364,20 @@ class _Judge:
         self.errlog.close()
 
 
-class _JudgePool:
-    """Idle judges, reused across calls (and threads) of this process; a fresh pool after fork()."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.idle: list[_Judge] = []
-        self.pid = os.getpid()
-
-    def acquire(self) -> _Judge:
-        with self.lock:
-            if self.pid != os.getpid():  # forked: the judges belong to the parent
-                self.idle, self.pid = [], os.getpid()
-            while self.idle:
-                judge = self.idle.pop()
-                if judge.proc.poll() is None:
-                    return judge
-                judge.close()
-        return _Judge()
-
-    def release(self, judge: _Judge) -> None:
-        with self.lock:
-            if self.pid == os.getpid() and len(self.idle) < MAX_IDLE_JUDGES:
-                self.idle.append(judge)
-                return
-        judge.close()
-
-    def close_all(self) -> None:
-        with self.lock:
-            idle, self.idle = self.idle, []
-        for judge in idle:
-            judge.close()
+def _make_judges() -> WorkerPool[_Judge]:
+    """One judge per concurrent caller, however many; up to MAX_IDLE_JUDGES kept warm between calls."""
+    return WorkerPool(
+        _Judge, _Judge.close, alive=lambda judge: judge.proc.poll() is None, max_idle=MAX_IDLE_JUDGES
+    )
 
 
 MAX_IDLE_JUDGES = 32
-_POOL = _JudgePool()
-atexit.register(_POOL.close_all)
-os.register_at_fork(after_in_child=lambda: setattr(_POOL, "idle", []))
+_JUDGES = PerProcess(_make_judges, WorkerPool.close)
 
 
 def _run_judge(job: dict[str, Any]) -> SandboxResult:
-    judge = _POOL.acquire()
+    judges = _JUDGES.get()
+    judge = judges.acquire()
     deadline = time.monotonic() + job["timeout_s"] + 15
     marker = f"ILR-VERDICT {job['nonce']} ".encode()
     try:
@@ -350,7 +392,7 @@ def _run_judge(job: dict[str, Any]) -> SandboxResult:
             if line.startswith(marker):
                 break
     except TimeoutError:
-        judge.close()
+        judges.discard(judge)
         return SandboxResult(
             "timeout",
             "the judge itself overran its deadline",
@@ -363,12 +405,12 @@ def _run_judge(job: dict[str, Any]) -> SandboxResult:
         )
     except (BrokenPipeError, OSError) as exc:
         tail = judge.stderr_tail()
-        judge.close()
+        judges.discard(judge)
         raise SandboxError(f"the judge went away ({exc}): {tail}") from None
     except BaseException:
-        judge.close()
+        judges.discard(judge)
         raise
-    _POOL.release(judge)
+    judges.release(judge)
     r = json.loads(line[len(marker) :])
     return SandboxResult(
         r["status"],
@@ -449,6 +491,37 @@ def run_tests(
         test=test,
     )
     return _run_judge(job)
+
+
+def judge_once(
+    program: str,
+    tests: str,
+    *,
+    setup: str = "",
+    entry_point: str | None = None,
+    isolation: Isolation = "auto",
+    interpreter_args: Sequence[str] = (),
+) -> subprocess.CompletedProcess[bytes]:
+    """Grade one program in a fresh judge run as ``python -I -S -B *interpreter_args judge.py`` and return
+    its raw output: for profiling the judge itself (``interpreter_args=("-m", "cProfile")``); grading
+    goes through ``run_tests``, which reuses warm judges."""
+    with tempfile.TemporaryDirectory(prefix="ilr-sandbox-") as host_dir:
+        job = _build_job(
+            program,
+            mode="check",
+            timeout_s=DEFAULT_TIMEOUT_S,
+            memory_mb=DEFAULT_MEMORY_MB,
+            isolation=isolation,
+            output_limit=DEFAULT_OUTPUT_LIMIT,
+            host_dir=host_dir,
+            test={"code": tests, "setup": setup, "entry_point": entry_point},
+        )
+        return subprocess.run(
+            [sandbox_python(), "-I", "-S", "-B", *interpreter_args, str(_JUDGE)],
+            input=json.dumps(job).encode(),
+            capture_output=True,
+            check=False,
+        )
 
 
 def extract_code(completion: str) -> str:

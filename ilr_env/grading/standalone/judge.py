@@ -1,4 +1,4 @@
-"""Trusted judge for untrusted programs. Run as a standalone script (stdlib only): ``python -I _judge.py``.
+"""Trusted judge for untrusted programs. Run by path as its own process (stdlib only): ``python -I judge.py``.
 
 The grader writes one JSON job to our stdin and reads one verdict line ``ILR-VERDICT <nonce> <json>`` from
 our stdout. We start the untrusted program inside the sandbox command we were given and, for test jobs,
@@ -11,274 +11,26 @@ us) marks the verdict line, so output from anything else cannot pass for it.
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # run by path: ``-I`` puts no script directory on sys.path
+    sys.path.insert(0, HERE)
+
+import json
 import resource
 import select
 import signal
-import struct
+import socket
 import subprocess
-import sys
 import threading
 import time
 import traceback
 from typing import Any
 
-MAX_MESSAGE = 8 * 1024 * 1024
-MAX_DEPTH = 200
-_FLOAT_RE = re.compile(r"^-?(?:inf|nan|\d+(?:\.\d*)?(?:e[-+]?\d+)?|\.\d+(?:e[-+]?\d+)?)$")
-
-# The program side. Runs first inside the sandbox: drops to the sandbox uid when started as root,
-# installs the fallback guards, moves the protocol off stdin/stdout, then loads or runs the program.
-RUNNER = r"""
-import os, sys
-_uid = int(sys.argv[1]); _mode = sys.argv[2]; _guard = sys.argv[3] == "1"; _path = sys.argv[4]
-if _uid >= 0:
-    os.setgroups([]); os.setgid(_uid); os.setuid(_uid)
-if _guard:
-    _blocked = ("socket.", "ctypes.dlopen", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn",
-                "os.system", "subprocess.Popen", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill")
-    def _hook(event, args, _b=_blocked):
-        if event.startswith(_b) and event != "socket.gethostname":
-            raise PermissionError("blocked in the ilr sandbox: " + event)
-    sys.addaudithook(_hook)
-del _uid, _guard
-if _mode == "run":
-    import runpy
-    sys.argv = [_path]
-    runpy.run_path(_path, run_name="__main__")
-    raise SystemExit(0)
-import json, struct, traceback
-_rin = os.fdopen(os.dup(0), "rb", buffering=0); _rout = os.fdopen(os.dup(1), "wb", buffering=0)
-_null = os.open(os.devnull, os.O_RDONLY); os.dup2(_null, 0); os.close(_null); os.dup2(2, 1)
-_handles = {}
-def _enc(x, d=0):
-    if d > 150: raise ValueError("value nested too deeply")
-    if x is None: return ["n"]
-    if isinstance(x, bool): return ["b", bool(x)]
-    if isinstance(x, int): return ["i", str(int(x))]
-    if isinstance(x, float): return ["f", repr(float(x))]
-    if isinstance(x, complex): return ["c", repr(float(x.real)), repr(float(x.imag))]
-    if isinstance(x, str): return ["s", str(x)]
-    if isinstance(x, (bytes, bytearray)): return ["y", bytes(x).hex()]
-    if isinstance(x, tuple): return ["t", [_enc(v, d + 1) for v in x]]
-    if isinstance(x, list): return ["l", [_enc(v, d + 1) for v in x]]
-    if isinstance(x, dict): return ["d", [[_enc(k, d + 1), _enc(v, d + 1)] for k, v in x.items()]]
-    if isinstance(x, frozenset): return ["F", [_enc(v, d + 1) for v in x]]
-    if isinstance(x, set): return ["S", [_enc(v, d + 1) for v in x]]
-    _handles[id(x)] = x
-    return ["h", id(x), type(x).__name__]
-def _dec(x):
-    tag = x[0]
-    if tag == "n": return None
-    if tag in ("b", "s"): return x[1]
-    if tag == "i": return int(x[1])
-    if tag == "f": return float(x[1])
-    if tag == "c": return complex(float(x[1]), float(x[2]))
-    if tag == "y": return bytes.fromhex(x[1])
-    if tag == "t": return tuple(_dec(v) for v in x[1])
-    if tag == "l": return [_dec(v) for v in x[1]]
-    if tag == "d": return {_dec(k): _dec(v) for k, v in x[1]}
-    if tag == "F": return frozenset(_dec(v) for v in x[1])
-    if tag == "S": return {_dec(v) for v in x[1]}
-    if tag == "h": return _handles[x[1]]
-    raise ValueError(tag)
-def _read(n):
-    buf = b""
-    while len(buf) < n:
-        chunk = _rin.read(n - len(buf))
-        if not chunk: raise SystemExit(0)
-        buf += chunk
-    return buf
-def _send(obj):
-    data = json.dumps(obj).encode()
-    _rout.write(struct.pack(">I", len(data)) + data)
-_ns = {"__name__": "__ilr_solution__"}
-while True:
-    _msg = json.loads(_read(struct.unpack(">I", _read(4))[0]))
-    try:
-        if _msg["op"] == "load":
-            with open(_path) as _f: _src = _f.read()
-            exec(compile(_src, "solution.py", "exec"), _ns)
-            _send({"ok": True, "names": [k for k, v in list(_ns.items()) if callable(v) and not k.startswith("__")]})
-        else:
-            _fn = _ns[_msg["name"]] if _msg["name"] in _ns else None
-            if not callable(_fn): raise NameError(_msg["name"])
-            _val = _fn(*[_dec(a) for a in _msg["args"]], **{k: _dec(v) for k, v in _msg["kwargs"].items()})
-            _send({"ok": True, "value": _enc(_val)})
-    except BaseException as _e:
-        if isinstance(_e, KeyboardInterrupt): raise
-        _send({"ok": False, "error": (type(_e).__name__ + ": " + str(_e))[:500],
-               "trace": traceback.format_exc()[-2000:]})
-"""
-
-
-# The zygote: started once per judge inside bwrap (root in the initial user namespace, capabilities
-# CAP_SYS_ADMIN, CAP_SETUID and CAP_SETGID only, no_new_privs set by bwrap). It pre-imports the standard
-# library that programs commonly use, then serves ``spawn`` requests from the judge, one at a time:
-#   C1 = fork(): unshare fresh mount, PID, network, IPC, UTS and cgroup namespaces; mount a fresh /tmp tmpfs and
-#                a fresh /sandbox tmpfs; read the program source from its pipe into /sandbox/solution.py;
-#                make /sandbox read-only; fork C2; report C2's pid; wait for C2 and exit with its status.
-#   C2 = PID 1 of the new namespace: mount a fresh /proc, fork C3, reap until C3 exits, exit with its status;
-#                the kernel then SIGKILLs everything else left in the namespace.
-#   C3 = the program: new session, its stdio = the judge's pipes, every other fd closed, PDEATHSIG,
-#                setgroups/setgid/setuid to the fresh uid (clears every capability), rlimits, cwd /tmp,
-#                then the same RUNNER as a directly started sandbox.
-# ``kill`` SIGKILLs C2 (so the whole namespace). The source never passes through the zygote, so nothing of
-# one program is in the memory later programs are forked from.
-ZYGOTE = r"""
-import os, sys, json, struct, traceback, runpy, socket, select, signal, resource, ctypes
-import math, re, collections, itertools, functools, heapq, bisect, string, typing, fractions, copy, hashlib, random
-_sock = socket.socket(fileno=int(sys.argv[1])); del sys.argv[1:]
-_libc = ctypes.CDLL(None, use_errno=True)
-_NEWNS, _NEWCGROUP, _NEWUTS, _NEWIPC, _NEWPID, _NEWNET = 0x20000, 0x2000000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_REC, _MS_PRIVATE = 1, 2, 4, 8, 32, 0x4000, 0x40000
-_RUNNER = compile(__RUNNER__, "<runner>", "exec")
-def _ck(rc, what):
-    if rc != 0:
-        os.write(2, ("ilr zygote: %s failed: errno %d\n" % (what, ctypes.get_errno())).encode())
-        os._exit(121)
-def _mount(src, dst, fstype, flags, data):
-    _ck(_libc.mount(src, dst, fstype, flags, data), "mount " + dst.decode())
-def _code(st):
-    return os.waitstatus_to_exitcode(st) % 256 if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
-def _c3(spec, fds):
-    os.setsid()
-    for i, fd in enumerate(fds[:3]):
-        os.dup2(fd, i)
-    os.closerange(3, 1 << 16)
-    _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-    os.chdir("/tmp")
-    uid = spec["uid"]
-    if uid >= 0:
-        os.setgroups([]); os.setgid(uid); os.setuid(uid)
-    for name, value in spec["rlimits"].items():
-        resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (value, value))
-    random.seed()  # not the zygote's state, shared by every program it forks
-    sys.argv = ["-c", "-1", spec["mode"], "0", "/sandbox/solution.py"]
-    g = {"__name__": "__main__", "__builtins__": __builtins__}
-    exec(_RUNNER, g)
-def _finish(code):
-    try:
-        if "threading" in sys.modules:
-            sys.modules["threading"]._shutdown()
-        import atexit
-        atexit._run_exitfuncs()
-        sys.stdout.flush(); sys.stderr.flush()
-    finally:
-        os._exit(code)
-def _c2(spec, fds):
-    _mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _c3(spec, fds)
-        except SystemExit as e:
-            if e.code is not None and not isinstance(e.code, int):
-                try:
-                    print(e.code, file=sys.stderr)
-                finally:
-                    _finish(1)
-            _finish(e.code or 0)
-        except BaseException:
-            try:
-                traceback.print_exc()
-            finally:
-                _finish(1)
-        _finish(0)
-    _libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE=0: the program cannot read this root process's /proc entries
-    null = os.open("/dev/null", os.O_RDWR)
-    for i in range(3):
-        os.dup2(null, i)
-    os.closerange(3, 1 << 16)
-    while True:
-        try:
-            got, st = os.wait()
-        except ChildProcessError:
-            os._exit(1)
-        if got == pid:
-            os._exit(_code(st))
-def _c1(spec, fds, ready_w):
-    _sock.close()
-    _ck(_libc.unshare(_NEWNS | _NEWPID | _NEWNET | _NEWIPC | _NEWUTS | _NEWCGROUP), "unshare")
-    _mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None)
-    size = ("size=%d,mode=1777" % spec["tmpfs_bytes"]).encode()
-    _mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, size)
-    _mount(b"tmpfs", b"/sandbox", b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=16m,mode=0755")
-    src = fds[3]
-    with open("/sandbox/solution.py", "wb") as f:
-        while True:
-            chunk = os.read(src, 1 << 16)
-            if not chunk:
-                break
-            f.write(chunk)
-    os.chmod("/sandbox/solution.py", 0o644)
-    os.close(src)
-    _mount(None, b"/sandbox", None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, None)
-    pid = os.fork()
-    if pid == 0:
-        os.close(ready_w)
-        _c2(spec, fds[:3])
-    for fd in fds[:3]:
-        os.close(fd)
-    os.write(ready_w, str(pid).encode()); os.close(ready_w)
-    _, st = os.waitpid(pid, 0)
-    os._exit(_code(st))
-def _send(msg):
-    _sock.send(json.dumps(msg).encode())
-def _serve():
-    _send({"op": "ready"})
-    while True:
-        msg, fds, _flags, _addr = socket.recv_fds(_sock, 65536, 8)
-        if not msg:
-            return
-        spec = json.loads(msg)
-        if spec.get("op") != "spawn" or len(fds) != 4:
-            for fd in fds:
-                os.close(fd)
-            continue
-        ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(ready_r)
-                _c1(spec, fds, ready_w)
-            finally:
-                os._exit(122)
-        del spec
-        for fd in fds:
-            os.close(fd)
-        os.close(ready_w)
-        got = b""
-        while True:
-            chunk = os.read(ready_r, 32)
-            if not chunk:
-                break
-            got += chunk
-        os.close(ready_r)
-        c2 = int(got) if got.isdigit() else 0
-        pidfd = os.pidfd_open(pid)
-        while True:
-            ready, _, _ = select.select([_sock, pidfd], [], [])
-            if pidfd in ready:
-                _, st = os.waitpid(pid, 0)
-                os.close(pidfd)
-                _send({"op": "exit", "status": _code(st)})
-                break
-            req = _sock.recv(65536)
-            if not req or json.loads(req).get("op") == "kill":
-                for target in (c2, pid):
-                    if target > 0:
-                        try:
-                            os.kill(target, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-                if not req:
-                    return
-_serve()
-""".replace("__RUNNER__", repr(RUNNER))
+import codec
+import linux
 
 
 class ProtocolError(Exception):
@@ -303,69 +55,29 @@ class RemoteHandle:
         return f"<program object {self.type_name}>"
 
 
-def decode(x: Any, depth: int = 0) -> Any:
-    """Strictly rebuild plain data from the program's message; anything unexpected is a ProtocolError."""
-    if depth > MAX_DEPTH or not isinstance(x, list) or not x or not isinstance(x[0], str):
-        raise ProtocolError("malformed value")
-    tag, rest = x[0], x[1:]
-    try:
-        if tag == "n" and not rest:
-            return None
-        if tag == "b" and len(rest) == 1 and type(rest[0]) is bool:
-            return rest[0]
-        if tag == "s" and len(rest) == 1 and type(rest[0]) is str:
-            return rest[0]
-        if tag == "i" and len(rest) == 1 and type(rest[0]) is str and re.fullmatch(r"-?\d{1,4000}", rest[0]):
-            return int(rest[0])
-        if tag == "f" and len(rest) == 1 and type(rest[0]) is str and _FLOAT_RE.match(rest[0].lower()):
-            return float(rest[0])
-        if tag == "c" and len(rest) == 2 and all(type(v) is str and _FLOAT_RE.match(v.lower()) for v in rest):
-            return complex(float(rest[0]), float(rest[1]))
-        if tag == "y" and len(rest) == 1 and type(rest[0]) is str:
-            return bytes.fromhex(rest[0])
-        if tag in "tlFS" and len(rest) == 1 and type(rest[0]) is list:
-            items = [decode(v, depth + 1) for v in rest[0]]
-            return {"t": tuple, "l": list, "F": frozenset, "S": set}[tag](items)
-        if tag == "d" and len(rest) == 1 and type(rest[0]) is list:
-            out = {}
-            for pair in rest[0]:
-                if type(pair) is not list or len(pair) != 2:
-                    raise ProtocolError("malformed dict item")
-                out[decode(pair[0], depth + 1)] = decode(pair[1], depth + 1)
-            return out
-        if tag == "h" and len(rest) == 2 and type(rest[0]) is int and type(rest[1]) is str:
-            return RemoteHandle(rest[0], rest[1][:100])
-    except (TypeError, ValueError) as exc:
-        raise ProtocolError(f"bad value: {exc}") from None
-    raise ProtocolError(f"unknown value tag {tag!r}")
+def _remote_handle(rest: list[Any]) -> RemoteHandle:
+    if len(rest) != 2 or type(rest[0]) is not int or type(rest[1]) is not str:
+        raise ProtocolError("malformed handle")
+    return RemoteHandle(rest[0], rest[1][:100])
 
 
-def encode(x: Any, depth: int = 0) -> Any:
-    """Trusted test arguments as tagged plain data (the program side decodes them)."""
-    if depth > MAX_DEPTH:
-        raise ValueError("argument nested too deeply")
-    if x is None:
-        return ["n"]
-    if isinstance(x, bool):
-        return ["b", x]
-    if isinstance(x, int):
-        return ["i", str(x)]
-    if isinstance(x, float):
-        return ["f", repr(x)]
-    if isinstance(x, complex):
-        return ["c", repr(x.real), repr(x.imag)]
-    if isinstance(x, str):
-        return ["s", x]
-    if isinstance(x, (bytes, bytearray)):
-        return ["y", bytes(x).hex()]
+def _handle_of(x: Any) -> list[Any]:
     if isinstance(x, RemoteHandle):
         return ["h", x.ident]
-    for kind, tag in ((tuple, "t"), (list, "l"), (frozenset, "F"), (set, "S")):
-        if isinstance(x, kind):
-            return [tag, [encode(v, depth + 1) for v in x]]
-    if isinstance(x, dict):
-        return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in x.items()]]
     raise TypeError(f"cannot pass a {type(x).__name__} to the program under test")
+
+
+def decode(x: Any) -> Any:
+    """Strictly rebuild plain data from the program's message; anything unexpected is a ProtocolError."""
+    try:
+        return codec.decode(x, _remote_handle)
+    except codec.MalformedValue as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def encode(x: Any) -> Any:
+    """Trusted test arguments as tagged plain data (the program side decodes them)."""
+    return codec.encode(x, _handle_of)
 
 
 class Channel:
@@ -391,17 +103,16 @@ class Channel:
         return buf
 
     def request(self, msg: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(msg).encode()
         try:
-            os.write(self.wfd, struct.pack(">I", len(data)))
-            view = memoryview(data)
+            view = memoryview(codec.frame(msg))
             while view:
                 view = view[os.write(self.wfd, view) :]
         except (BrokenPipeError, OSError):
             raise ProtocolError("the program exited before answering") from None
-        (size,) = struct.unpack(">I", self._read(4))
-        if size > MAX_MESSAGE:
-            raise ProtocolError(f"message of {size} bytes is over the {MAX_MESSAGE}-byte limit")
+        try:
+            size = codec.message_size(self._read(codec.HEADER.size))
+        except codec.MalformedValue as exc:
+            raise ProtocolError(str(exc)) from None
         try:
             reply = json.loads(self._read(size))
         except ValueError:
@@ -461,8 +172,9 @@ class LogReader(threading.Thread):
 
 
 def _prctl(option: int, value: int) -> None:
+    """Best effort: without libc's prctl the judge still works, with weaker process clean-up."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+        linux.prctl(option, value)
     except (OSError, AttributeError):
         pass
 
@@ -507,7 +219,7 @@ def _limits_preexec(job: dict[str, Any]) -> Any:
     limits = job["rlimits"]
 
     def preexec() -> None:
-        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the judge
+        _prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the judge
         for name, value in limits.items():
             res = getattr(resource, f"RLIMIT_{name.upper()}")
             resource.setrlimit(res, (value, value))
@@ -520,9 +232,7 @@ class PopenProgram:
 
     def __init__(self, job: dict[str, Any], mode: str, limit: int) -> None:
         argv = [
-            *job["argv"],
-            "-c",
-            RUNNER,
+            *job["runner_argv"],
             str(job["drop_uid"]),
             mode,
             "1" if job["guard"] else "0",
@@ -593,21 +303,19 @@ class ZygoteError(Exception):
 
 
 class Zygote:
-    """One sandboxed, pre-warmed interpreter (bwrap namespaces, see ZYGOTE) that forks one child per program.
+    """One sandboxed, pre-warmed interpreter (bwrap namespaces, see zygote.py) that forks one child per program.
 
     We talk to it over a unix socket: ``spawn`` (spec + the program's stdio and source pipes as SCM_RIGHTS
     fds), ``kill``; it answers ``ready`` once and ``exit <status>`` per program.
     """
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        import socket
-
         self.key = (tuple(argv), tuple(sorted(env.items())))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
         with open(os.devnull, "rb") as devnull:
             self.proc = subprocess.Popen(
-                [*argv, "-c", ZYGOTE, str(theirs.fileno())],
+                [*argv, str(theirs.fileno()), ",".join(linux.PROGRAM_NAMESPACES)],
                 stdin=devnull,
                 stdout=subprocess.DEVNULL,
                 stderr=None,
@@ -630,7 +338,10 @@ class Zygote:
         ready, _, _ = select.select([self.sock], [], [], max(0.0, left))
         if not ready:
             raise Timeout()
-        data = self.sock.recv(65536)
+        try:
+            data = self.sock.recv(65536)
+        except OSError as exc:
+            raise ZygoteError(f"the zygote went away: {exc}") from None
         if not data:
             raise ZygoteError("the zygote went away")
         try:
@@ -642,8 +353,6 @@ class Zygote:
         return msg
 
     def send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
-        import socket
-
         try:
             if fds:
                 socket.send_fds(self.sock, [json.dumps(msg).encode()], fds)
@@ -679,7 +388,7 @@ def _drop_zygote() -> None:
 
 
 class ZygoteProgram:
-    """A program forked by the zygote into fresh namespaces (see ZYGOTE); killing it kills its namespace."""
+    """A program forked by the zygote into fresh namespaces (see zygote.py); killing it kills its namespace."""
 
     def __init__(self, job: dict[str, Any], mode: str, limit: int) -> None:
         self.zygote = _zygote(job)
@@ -696,16 +405,27 @@ class ZygoteProgram:
             "tmpfs_bytes": job.get("tmpfs_bytes", 64 * 1024 * 1024),
         }
         try:
-            self.zygote.send(spec, [in_r, out_w, err_w, src_r])
-        finally:
-            for fd in (in_r, out_w, err_w, src_r):
+            try:
+                self.zygote.send(spec, [in_r, out_w, err_w, src_r])
+            except BaseException:
+                os.close(src_w)
+                raise
+            finally:
+                for fd in (in_r, out_w, err_w, src_r):
+                    os.close(fd)
+            self._write_source(src_w, job["program"].encode("utf-8", "surrogatepass"))
+            msg = self.zygote.recv(time.monotonic() + 30)
+            if msg.get("op") != "spawned":
+                raise ZygoteError(f"unexpected zygote message {msg!r}")
+        except BaseException:  # a zygote that fails before the program starts: _handle starts it directly
+            for fd in (in_w, out_r, err_r):
                 os.close(fd)
+            raise
         self.stdin_fd, self.stdout_fd = in_w, out_r
         self.logs = [LogReader(err_r, limit)]
         if mode == "run":
             self.logs.append(LogReader(out_r, limit))
             self.stdout_fd = -1
-        self._write_source(src_w, job["program"].encode("utf-8", "surrogatepass"))
 
     @staticmethod
     def _write_source(fd: int, data: bytes) -> None:
@@ -834,8 +554,8 @@ def _handle(job: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     """Serve jobs, one JSON object a line on stdin, until EOF; one verdict line per job on stdout."""
-    _prctl(4, 0)  # PR_SET_DUMPABLE=0: a same-uid program cannot ptrace or read this process
-    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of the program become our children, so we can kill them
+    _prctl(linux.PR_SET_DUMPABLE, 0)  # a same-uid program cannot ptrace or read this process
+    _prctl(linux.PR_SET_CHILD_SUBREAPER, 1)  # orphans of the program become our children, so we can kill them
     stdin = sys.stdin.buffer
     try:
         while True:
