@@ -18,6 +18,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("experiments.compare", "single-agent GRPO vs ILR from the same models, with a report"),
     "demo": ("experiments.demo", "the main job: the cpu-demo comparison (what `make demo` runs)"),
     "bench": ("experiments.bench", "the performance benchmark suite"),
+    "doctor": (
+        "experiments.doctor",
+        "check this machine: sandbox isolation, GPU, vLLM, hub, data, models, caches",
+    ),
 }
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["ZOO", "UnknownModelError", "cache_root", "list_models", "resolve_model"]
+__all__ = ["ZOO", "UnknownModelError", "cache_root", "list_models", "model_folder", "resolve_model"]
 
 # Bump when a builder changes so stale caches are not reused.
 _BUILD_VERSION = "v1"
@@ -214,8 +214,13 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def model_folder(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder zoo model ``name`` is built into (it exists once built)."""
+    return cache_root(cache_dir) / f"{name}-{_BUILD_VERSION}"
+
+
 def _build_cached(name: str, root: Path) -> Path:
-    target = root / f"{name}-{_BUILD_VERSION}"
+    target = model_folder(name, root)
     if (target / "config.json").exists():
         return target
     with _file_lock(root / f".{name}.lock"):
