@@ -12,6 +12,8 @@ from baselines.single_agent import train_single_agent
 from ilr_agents.config import ILRConfig
 from ilr_agents.trainer_parts import TrainResult
 from ilr_agents.training import train_ilr
+from ilr_env.grading.sandbox import set_sandbox_policy
+from ilr_env.tasks import get_task
 
 METHODS: dict[str, Callable[[ILRConfig], TrainResult]] = {
     "ilr": train_ilr,
@@ -20,5 +22,14 @@ METHODS: dict[str, Callable[[ILRConfig], TrainResult]] = {
 
 
 def train(config: ILRConfig) -> TrainResult:
-    """Run the method ``config.method`` names."""
+    """Run the method ``config.method`` names, under the config's sandbox policy."""
+    require_bwrap_when_needed(config)
     return METHODS[config.method](config)
+
+
+def require_bwrap_when_needed(config: ILRConfig) -> None:
+    """Make grading code without bubblewrap an error in this process (and its children) when the config
+    says ``sandbox: require_bwrap`` or trains on a code task: an RL policy optimises against its grader,
+    and the rlimits fallback is only a speed bump."""
+    if config.sandbox == "require_bwrap" or get_task(config.task).kind == "code":
+        set_sandbox_policy("require_bwrap")

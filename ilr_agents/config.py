@@ -100,6 +100,11 @@ class ILRConfig:
         "used for training, the baseline and evaluation alike, e.g. {answer_format: "
         "{math: 'Put your final answer in \\boxed{}.'}}",
     )
+    sandbox: Literal["auto", "require_bwrap"] = _f(
+        "auto",
+        "code grading: auto = bubblewrap, else the weak rlimits fallback with a warning; require_bwrap = "
+        "that fallback is an error (training on a code task always requires bubblewrap; see SECURITY.md)",
+    )
     # --- rewards -----------------------------------------------------------------------------------
     reward: Literal["correctness", "reward_model", "graded"] = _f(
         "correctness",

@@ -10,7 +10,7 @@ import textwrap
 import threading
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ilr_env.grading.pool import WorkerPool
@@ -58,6 +58,7 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_plain_values_cross_the_pipe_unchanged(value: object) -> None:
     wire = json.loads(json.dumps(codec.encode(value, _refuse)))

@@ -143,3 +143,21 @@ def test_install_step_says_in_one_line_what_is_missing_when_it_cannot_install(tm
         ["/bin/sh", str(INSTALL_STEP)], check=False, capture_output=True, text=True, env=env, timeout=60
     )
     assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+
+
+def test_code_training_and_the_paper_presets_require_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.compare import CompareConfig
+    from experiments.methods import require_bwrap_when_needed
+    from ilr_agents.config import ILRConfig
+
+    monkeypatch.setenv("ILR_SANDBOX", "auto")  # restored after the test
+    require_bwrap_when_needed(ILRConfig(task="gsm8k"))
+    assert sandbox.sandbox_policy() == "auto"
+    require_bwrap_when_needed(ILRConfig(task="humaneval"))
+    assert sandbox.sandbox_policy() == "require_bwrap"
+    monkeypatch.setenv("ILR_SANDBOX", "auto")
+    require_bwrap_when_needed(ILRConfig(task="gsm8k", sandbox="require_bwrap"))
+    assert sandbox.sandbox_policy() == "require_bwrap"
+    for preset in ("paper-qwen7b-qwen14b", "paper-llama8b-qwen7b", "paper-llama8b-qwen14b"):
+        config = CompareConfig.from_yaml(preset)
+        assert config.training_config(next(iter(config.methods)), config.seeds[0]).sandbox == "require_bwrap"
