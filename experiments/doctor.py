@@ -61,21 +61,25 @@ def vllm_check() -> Check:
 
 
 def gpu_check() -> Check:
+    """What torch sees; without any GPU driver on the machine, said without importing torch (seconds)."""
     try:
-        import torch
-    except ImportError:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
         return Check("GPU", "problem", "torch is not installed", "`make install`")
-    if torch.cuda.is_available():
-        names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
-        return Check(
-            "GPU", "ok", f"{torch.cuda.device_count()} x {', '.join(names)} (torch {torch.__version__})"
-        )
-    return Check(
+    no_gpu = Check(
         "GPU",
         "note",
-        f"no CUDA device visible to torch {torch.__version__}: training and evaluation run on CPU",
+        f"no GPU visible to torch {version}: training and evaluation run on CPU",
         "the cpu-* presets are sized for this; the paper presets need GPUs",
     )
+    if not any(Path(p).exists() for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd")):
+        return no_gpu  # no NVIDIA or ROCm driver at all
+    import torch
+
+    if not torch.cuda.is_available():
+        return no_gpu
+    names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+    return Check("GPU", "ok", f"{torch.cuda.device_count()} x {', '.join(names)} (torch {version})")
 
 
 def hub_reachable(timeout: float = 1.5) -> tuple[bool, str]:
