@@ -159,9 +159,8 @@ def _fallback_allowed(isolation: Isolation) -> None:
         _FALLBACK_WARNED = True
         logger.warning(
             "grading code WITHOUT bubblewrap (%s): model-written programs run with rlimits and an audit hook "
-            "only, can read every file this user can (the datasets included) and are not isolated from the "
-            "network namespace; install bubblewrap or set sandbox: require_bwrap to make this an error "
-            "(see SECURITY.md)",
+            "only, a speed bump: they can read every file this user can, the datasets included; install "
+            "bubblewrap or set sandbox: require_bwrap to make this an error (see SECURITY.md)",
             reason,
         )
 

@@ -87,9 +87,9 @@ def decode(x: Any, handle: Callable[[list[Any]], Any], depth: int = 0) -> Any:
             return out
         if tag == "h":
             return handle(rest)
-    except (TypeError, ValueError, KeyError) as exc:
-        if isinstance(exc, MalformedValue):
-            raise
+    except MalformedValue:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError) as exc:  # e.g. an unhashable set item, bad hex
         raise MalformedValue(f"bad value: {exc}") from None
     raise MalformedValue(f"unknown value tag {tag!r}")
 
