@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
+import json
 import os
 import socket
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -55,9 +57,25 @@ def vllm_check() -> Check:
             "vLLM",
             "note",
             "not installed: generation uses transformers (slower; fine for the CPU presets)",
-            "install vLLM into the venv for fast generation (see the README's vLLM section)",
+            "`pip install -e '.[vllm]'` for fast generation (see the README)",
         )
     return Check("vLLM", "ok", f"vllm {importlib.metadata.version('vllm')} installed")
+
+
+def server_check(base_url: str, timeout: float = 3.0) -> Check:
+    """An OpenAI-compatible server (a vLLM server, say): does ``GET <base_url>/models`` answer?"""
+    url = base_url.rstrip("/") + "/models"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            models = [m.get("id") for m in json.load(reply).get("data", [])]
+        return Check("server", "ok", f"{url} serves {', '.join(map(str, models)) or 'no models'}")
+    except (OSError, ValueError, AttributeError) as exc:
+        return Check(
+            "server",
+            "problem",
+            f"{url} did not answer ({exc.__class__.__name__}: {exc})",
+            "start it (`vllm serve MODEL`) or fix the URL (it should end in /v1)",
+        )
 
 
 def gpu_check() -> Check:
@@ -216,11 +234,12 @@ def cache_checks(data_dir: Path | None) -> list[Check]:
     ]
 
 
-def run_checks(data_dir: Path | None, probe_hub: bool = True) -> list[Check]:
+def run_checks(data_dir: Path | None, probe_hub: bool = True, server: str | None = None) -> list[Check]:
     reachable, why = hub_reachable() if probe_hub else (False, "not probed")
     return [
         *sandbox_checks(),
         vllm_check(),
+        *([server_check(server)] if server else []),
         gpu_check(),
         hub_check(reachable, why),
         *data_checks(data_dir, reachable),
@@ -234,22 +253,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir", type=Path, default=None, help="benchmark folder (default: $ILR_DATA_DIR)"
     )
     parser.add_argument("--no-hub", action="store_true", help="do not probe the hub (no network at all)")
+    parser.add_argument(
+        "--server",
+        metavar="BASE_URL",
+        help="also check an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the table; exit 1 when a row is a problem."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ilr_env.tasks.sources import resolve_data_dir
 
-    checks = run_checks(resolve_data_dir(args.data_dir), probe_hub=not args.no_hub)
+    checks = run_checks(resolve_data_dir(args.data_dir), probe_hub=not args.no_hub, server=args.server)
     colour = {"ok": "green", "note": "yellow", "problem": "red"}
     table = Table(title="ilr doctor")
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")
     for c in checks:
-        table.add_row(c.area, f"[{colour[c.status]}]{c.status}[/]", c.detail, c.fix)
+        table.add_row(escape(c.area), f"[{colour[c.status]}]{c.status}[/]", escape(c.detail), escape(c.fix))
     console = Console()
     console.print(table)
     problems = sum(c.status == "problem" for c in checks)

@@ -66,3 +66,36 @@ def test_doctor_shows_the_missing_bwrap_and_each_data_source(tmp_path: Path, dat
     for check in ("vLLM", "GPU", "HF hub", "model: tiny", "cache: ilr models", "cache: HF hub", "data dir"):
         assert check in rows, (check, r.stdout)
     assert rows["HF hub"][1].startswith("HF_HUB_OFFLINE is set")
+
+
+def test_server_row_asks_a_real_openai_compatible_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from experiments.doctor import server_check
+
+    class Models(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"data": [{"id": "tiny"}]} if self.path == "/v1/models" else {}).encode()
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        ok = server_check(url + "/v1/")
+        assert ok.status == "ok" and "serves tiny" in ok.detail
+        wrong = server_check(url)  # no /v1: the server answers 404
+        assert wrong.status == "problem" and "should end in /v1" in wrong.fix
+    finally:
+        server.shutdown()
+        server.server_close()
