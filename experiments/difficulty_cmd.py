@@ -11,6 +11,7 @@ config as ``difficulty: <file>`` or to ``ilr eval --difficulty``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -68,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
     for split, limit in zip(splits, limits * len(splits) if len(limits) == 1 else limits, strict=True):
         for q in load_questions(args.task, split, data_dir=args.data_dir, limit=limit, **args.task_kwargs):
             questions.setdefault(q.id, q)
-    policies = {
-        name: TransformersPolicy(name, device=args.device, dtype=args.dtype, return_logprobs=False)
+    policies = {  # loaded one at a time, when that model's turn to rank comes
+        name: functools.partial(
+            TransformersPolicy, name, device=args.device, dtype=args.dtype, return_logprobs=False
+        )
         for name in dict.fromkeys(args.models)
     }
     est = self_rank(list(questions.values()), policies, settings)

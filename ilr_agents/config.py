@@ -91,6 +91,11 @@ class ILRConfig:
         "D_q source: 'level' (dataset level field), 'pass_rate' (base "
         "models' pass rates), 'self_rank' (LLM ranking), or a JSON file {question_id: D_q}",
     )
+    self_rank: dict[str, Any] = _f(  # noqa: RUF009
+        {},
+        "settings of difficulty: self_rank (ilr_agents.self_ranking.SelfRankSettings): batch_size K, "
+        "passes S, seed, max_retries, max_new_tokens, shared (false = each agent's own D_q^i)",
+    )
     abilities: str | list[float] = _f(  # noqa: RUF009
         "rasch", "'rasch' (fit on validation) or a JSON file / list, one per agent"
     )
@@ -340,6 +345,12 @@ def _check_values(c: ILRConfig) -> None:
         f"train_stages={c.train_stages!r}: only the final stage ({c.final_stage!r}) can receive gradient "
         "in this version (earlier turns are context); set train_stages: [final]",
     )
+    from ilr_agents.self_ranking import SelfRankError, SelfRankSettings
+
+    try:
+        SelfRankSettings.from_dict(c.self_rank)
+    except SelfRankError as exc:
+        raise ConfigError(str(exc)) from exc
     if isinstance(c.abilities, list):
         _need(
             len(c.abilities) == c.num_agents,

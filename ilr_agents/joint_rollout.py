@@ -308,8 +308,8 @@ def agent_slice(agent: str, records: list[Any], question: Any, raw_reward: RawRe
         discussion_tokens=sum(
             len(st.said[agent].completion_ids or ())
             for r in records
-            for st in r.stages[:-1]
-            if agent in st.said
+            for st in r.stages  # with alternating turns the final stage spans the last m steps
+            if agent in st.said and st.stage != r.stages[-1].stage
         ),
     )
 

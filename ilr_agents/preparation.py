@@ -7,8 +7,10 @@ validation set. On a laptop that is expensive, so the cheaper sources are first-
 * ``difficulty: pass_rate`` — the base models' greedy pass rates on the training and validation
   questions (``empirical_difficulty``; needs one generation per question and model: use
   ``train_limit`` or a precomputed file for big sets);
-* ``difficulty: self_rank`` — the paper's LLM ranking: run ``ilr_env.difficulty.rank_difficulty`` once
-  and pass its JSON file (too slow to run implicitly at the start of training);
+* ``difficulty: self_rank`` — the paper's LLM self-ranking by the agents' own base models
+  (``ilr_agents.self_ranking``; settings in ``self_rank:``), run once and cached in
+  ``<output_dir>/self_rank.json``; each agent gets its own D_q^i unless ``self_rank: {shared: true}``.
+  ``ilr difficulty`` makes the same file ahead of time, for ``difficulty: <file>``;
 * a JSON file: ``{question_id: D_q}`` or an ``ilr_env.difficulty.save_json`` estimates file.
 
 Abilities: ``rasch`` fits γ_i (``fit_abilities``, Rasch MLE, bounded at ±6 when an agent gets all or
@@ -30,7 +32,7 @@ from ilr_agents.config import ConfigError, ILRConfig
 
 @dataclass(frozen=True)
 class Preparation:
-    difficulty: dict[str, float]
+    difficulty: dict[str, Any]  # question id -> D_q, or agent -> (question id -> D_q)
     abilities: list[float]
     validation_accuracy: list[float]
 
@@ -96,6 +98,35 @@ def _abilities_from_file(config: ILRConfig) -> list[float]:
     return [by_agent[a] for a in agents]
 
 
+def _per_agent(difficulty: dict[str, Any], num_agents: int) -> dict[str, dict[str, float]]:
+    """{agent: {question id: D_q}}: a shared D_q (question id -> value) is given to every agent."""
+    agents = [f"agent_{i}" for i in range(num_agents)]
+    if difficulty and all(isinstance(v, dict) for v in difficulty.values()):
+        return {a: difficulty[a] for a in agents}
+    return dict.fromkeys(agents, difficulty)
+
+
+def _self_ranked(config: ILRConfig, questions: Sequence[Any], cache: Path) -> dict[str, Any]:
+    """Each agent's D_q from its base model's own ranking (or one pooled D_q), cached in ``cache``."""
+    from ilr_agents.policies import TransformersPolicy
+    from ilr_agents.self_ranking import SelfRankSettings, cached_or_ranked, difficulty_for_agents
+
+    settings = SelfRankSettings.from_dict(config.self_rank)
+    est = cached_or_ranked(
+        questions,
+        config.models,
+        settings,
+        cache,
+        prompts=config.prompts or None,
+        load_policy=lambda name: TransformersPolicy(
+            name, dtype=config.dtype, max_batch_size=16, device="cpu" if config.use_cpu else None
+        ),
+    )
+    agents = [f"agent_{i}" for i in range(config.num_agents)]
+    by_agent = difficulty_for_agents(est, agents, config.models, shared=settings.shared)
+    return by_agent if not settings.shared else by_agent[agents[0]]
+
+
 def prepare_difficulty_and_abilities(
     config: ILRConfig, train_questions: Sequence[Any], validation_questions: Sequence[Any]
 ) -> Preparation:
@@ -132,20 +163,28 @@ def prepare_difficulty_and_abilities(
             counts = {q.id: (sum(j[q.id] for j in judged), len(judged)) for q in every}
             difficulty = dict(diff.empirical_difficulty(counts).values)
     elif config.difficulty == "self_rank":
-        raise ConfigError(
-            "difficulty='self_rank' needs an LLM ranking pass that this version does not run "
-            "during training; compute it with ilr_env.difficulty and pass the JSON file"
-        )
+        fixed_modes = config.mode != "dynamic" or config.cooperation_probability is not None
+        if fixed_modes:  # difficulties are never read: do not pay for a ranking
+            difficulty = {q.id: 0.0 for q in every}
+        else:
+            difficulty = _self_ranked(config, every, run_dir / "self_rank.json")
     else:
         raw_d = _load_json(config.difficulty, "difficulty")
         if isinstance(raw_d, dict) and raw_d.get("format") == diff.ESTIMATES_FORMAT:
             raw_d = raw_d["values"]
         difficulty = {str(k): float(v) for k, v in raw_d.items()}
-    missing = [q.id for q in train_questions if q.id not in difficulty]
+    per_agent = _per_agent(difficulty, config.num_agents)
+    missing = [q.id for q in train_questions if any(q.id not in d for d in per_agent.values())]
     if missing:
         raise ConfigError(
             f"difficulty has no value for {len(missing)} training questions (e.g. {missing[:3]}): "
             "give every training question a D_q"
+            + (
+                " (the self-ranking could not parse a ranking that covers them: see the counts in "
+                f"{run_dir / 'self_rank.json'}; raise self_rank.passes or max_retries)"
+                if config.difficulty == "self_rank"
+                else ""
+            )
         )
 
     accuracy: list[float] = []
@@ -155,11 +194,15 @@ def prepare_difficulty_and_abilities(
         if judged is None:  # modes are fixed (ablation): abilities are never read
             abilities = [0.0] * config.num_agents
         else:
-            fitted = diff.fit_abilities(
-                {str(i): {q.id: j[q.id] for q in validation_questions} for i, j in enumerate(judged)},
-                difficulty,
-            ).values
-            abilities = [fitted[str(i)] for i in range(len(judged))]
+            try:
+                abilities = [  # each agent against its own D_q source (the same one its modes use)
+                    diff.fit_abilities(
+                        {"a": {q.id: j[q.id] for q in validation_questions}}, per_agent[f"agent_{i}"]
+                    ).values["a"]
+                    for i, j in enumerate(judged)
+                ]
+            except diff.DifficultyError as exc:
+                raise ConfigError(f"cannot fit abilities on the validation questions: {exc}") from exc
             accuracy = [
                 sum(j[q.id] for q in validation_questions) / len(validation_questions) for j in judged
             ]

@@ -1,8 +1,9 @@
 """Play many ILR episodes in lockstep: one batched generate call per (stage, policy) for all live episodes.
 
 Why lockstep: generation dominates the cost, and a policy is far faster on one batch of E prompts than on
-E single prompts. Every env advances one stage at a time; at each stage the prompts of all live episodes
-go to each agent's policy in a single call (agents that share one policy object share that call too).
+E single prompts. Every env advances one step at a time (a stage, or with alternating turns one agent's
+turn of a stage); at each step the prompts of all live episodes go to each writing agent's policy in a
+single call (agents that share one policy object share that call too).
 At the final stage each agent's answer is sampled ``final_n`` times (the GRPO group); every sample is
 scored with ``env.score`` and the first one is the action passed to ``env.step``.
 
@@ -311,7 +312,8 @@ def _play_stages(
         groups: dict[tuple[int, bool], list[tuple[str, int]]] = {}
         for agent in agents:
             for e in live:
-                if agent in env_list[e].agents:
+                # with alternating turns only the agent whose turn it is writes (one call per agent and turn)
+                if agent in env_list[e].agents and infos[e][agent].get("acting", True):
                     final = bool(infos[e][agent].get("final"))
                     groups.setdefault((id(policy_of[agent]), final), []).append((agent, e))
         for (_, final), members in groups.items():

@@ -18,10 +18,12 @@ Models that several agents share are ranked once. The file is an ``ilr_env.diffi
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,12 +132,13 @@ class PolicyRanker:
 
 def self_rank(
     questions: Sequence[Question],
-    policies: Mapping[str, Policy],
+    policies: Mapping[str, Policy | Callable[[], Policy]],
     settings: SelfRankSettings | None = None,
     *,
     prompts: Any = None,
 ) -> dif.Estimates:
-    """D_q from each model's own ranking of ``questions``; ``policies`` maps model name -> policy.
+    """D_q from each model's own ranking of ``questions``; ``policies`` maps model name -> policy, or to a
+    zero-argument loader, called when that model's turn comes (one model in memory at a time).
 
     Returns the shared D_q as ``values`` and every model's own D_q in ``metadata["per_model"]``
     (module docstring). A question no model could rank is absent from ``values`` and counted.
@@ -145,8 +148,8 @@ def self_rank(
         raise SelfRankError("self-ranking needs at least one model")
     per_model: dict[str, Any] = {}
     ranks: dict[str, list[float]] = {q.id: [] for q in questions}
-    for name, policy in policies.items():
-        ranker = PolicyRanker(policy, s)
+    for name, entry in policies.items():
+        ranker = PolicyRanker(entry if isinstance(entry, Policy) else entry(), s)
         started = time.perf_counter()
         est = dif.rank_difficulty(
             questions,
@@ -159,6 +162,7 @@ def self_rank(
             prompts=prompts,
         )
         counts = dict(est.metadata["counts"], generate_calls=ranker.calls)
+        del ranker  # the model is released before the next one loads
         per_model[name] = {
             "values": est.values,
             "counts": counts,
@@ -216,7 +220,48 @@ __all__ = [
     "PolicyRanker",
     "SelfRankError",
     "SelfRankSettings",
+    "cached_or_ranked",
     "difficulty_for_agents",
     "self_rank",
     "unranked",
 ]
+
+
+def cached_or_ranked(
+    questions: Sequence[Question],
+    models: Sequence[str],
+    settings: SelfRankSettings,
+    cache: Path,
+    *,
+    prompts: Any = None,
+    load_policy: Any = None,
+) -> dif.Estimates:
+    """The self-ranking of ``questions`` by ``models``, read from ``cache`` when it was made with the same
+    models, settings and prompts for a superset of these questions, else computed and written there.
+
+    ``load_policy(name) -> Policy`` builds each distinct model's policy (default: TransformersPolicy).
+    """
+    names = list(dict.fromkeys(models))
+    wanted = {k: v for k, v in settings.to_dict().items() if k != "shared"}  # sharing is applied later
+    if cache.is_file():
+        est = dif.load_json(cache, kind="difficulty")
+        params = {k: est.metadata.get("params", {}).get(k) for k in wanted}
+        same = (
+            est.metadata.get("method") == SELF_RANK_METHOD
+            and sorted(est.metadata.get("models", [])) == sorted(names)
+            and params == wanted
+            and est.metadata["params"].get("prompt_version") == load_prompts(prompts).version
+            and {q.id for q in questions} <= set(est.metadata.get("question_ids", []))
+        )
+        if same:
+            return est
+    if load_policy is None:
+        from ilr_agents.policies import TransformersPolicy
+
+        def load_policy(name: str) -> Policy:
+            return TransformersPolicy(name, return_logprobs=False)
+
+    loaders = {name: functools.partial(load_policy, name) for name in names}
+    est = self_rank(questions, loaders, settings, prompts=prompts)
+    dif.save_json(est, cache)
+    return est

@@ -72,6 +72,7 @@ OBS_MAX_LENGTH = 10_000_000
 """Upper bound of an observation's length: prompts are bounded by the question plus m × stages × limit."""
 
 _RENDER_MODES = (None, "ansi", "human")
+TURN_ORDERS = ("simultaneous", "alternating")
 
 
 class ILREnvError(ValueError):
@@ -159,6 +160,7 @@ class EnvConfig:
     format_reward: float = 0.0
     render_mode: str | None = None
     task_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    turn_order: str = "simultaneous"
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, str) or not self.task:
@@ -217,6 +219,13 @@ class EnvConfig:
             object.__setattr__(self, "mode", float(self.mode))
         if self.render_mode not in _RENDER_MODES:
             raise ILRConfigError(f"render_mode must be None, 'ansi' or 'human', got {self.render_mode!r}")
+        if self.turn_order not in TURN_ORDERS:
+            raise ILRConfigError(f"turn_order must be one of {list(TURN_ORDERS)}, got {self.turn_order!r}")
+        if self.turn_order == "alternating" and protocol != "idea3":
+            raise ILRConfigError(
+                f"turn_order='alternating' is defined for protocol='idea3' (agents take turns within each "
+                f"stage), got protocol={protocol!r}; use turn_order='simultaneous'"
+            )
         if not isinstance(self.task_kwargs, Mapping):
             raise ILRConfigError(
                 f"task_kwargs must be a dict of load_questions keyword arguments, got {self.task_kwargs!r}"
@@ -235,8 +244,10 @@ class _Episode:
     difficulty: dict[str, float | None]
     p_correct: dict[str, float | None]
     stage_index: int = 0
-    prompts: list[dict[str, Messages]] = field(default_factory=list)
-    shown: list[dict[str, str]] = field(default_factory=list)
+    turn_index: int = 0
+    prompts: list[dict[str, Messages]] = field(default_factory=list)  # per stage: agent -> prompt it acted on
+    shown: list[dict[str, str]] = field(default_factory=list)  # per stage: agent -> message, in turn order
+    answers: dict[str, str] = field(default_factory=dict)  # each agent's final-stage action
     rewards: dict[str, float] = field(default_factory=dict)
     grades: dict[str, Grade] = field(default_factory=dict)
     done: bool = False
@@ -276,6 +287,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         render_mode: str | None = None,
         grader: Grader | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
+        turn_order: str = "simultaneous",
     ) -> None:
         self.config = EnvConfig(
             task=task,
@@ -290,12 +302,14 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             format_reward=format_reward,
             render_mode=render_mode,
             task_kwargs=dict(task_kwargs or {}),
+            turn_order=turn_order,
         )
         self.protocol: str = self.config.protocol  # type: ignore[assignment]  # resolved in __post_init__
         self.render_mode = render_mode
         self.prompts = load_prompts(prompts)
         self.stages = stage_names(self.protocol, debate_rounds)
         self.possible_agents = [f"agent_{i}" for i in range(num_agents)]
+        self.turns = self._turn_plan()
         self.agents = []
         self.observation_spaces = {a: _own_text_space(OBS_MAX_LENGTH) for a in self.possible_agents}
         self.action_spaces = {a: _own_text_space(max_message_chars) for a in self.possible_agents}
@@ -311,6 +325,26 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         self._episode: _Episode | None = None
         if questions is not None:
             self._set_questions(self._check_questions(questions))
+
+    def _turn_plan(self) -> list[tuple[int, tuple[str, ...]]]:
+        """(stage index, agents that write in this step) for every step of an episode.
+
+        Simultaneous: one step per stage, everyone writes. Alternating (the paper's figure: A, B, A, B, A,
+        B): one step per agent and stage in agent order, and each prompt template must show what was
+        already written in the stage (``{earlier_in_stage}``), or the turn order would change nothing.
+        """
+        if self.config.turn_order == "simultaneous":
+            return [(k, tuple(self.possible_agents)) for k in range(len(self.stages))]
+        for k in range(len(self.stages)):
+            for mode in MODES:
+                path = self.prompts.stage_path(self.protocol, k, mode)
+                if "{earlier_in_stage}" not in self.prompts.template(*path):
+                    raise ILRConfigError(
+                        f"turn_order='alternating' shows each agent what was already written in its "
+                        f"stage through {{earlier_in_stage}}, which prompt {'.'.join(path)} lacks; add "
+                        "it to that template or use turn_order='simultaneous'"
+                    )
+        return [(k, (a,)) for k in range(len(self.stages)) for a in self.possible_agents]
 
     # ------------------------------------------------------------------------------ spaces & data
 
@@ -505,7 +539,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         modes.update(overrides)
         self._episode = _Episode(question=question, modes=modes, difficulty=d, p_correct=p)
         self.agents = list(self.possible_agents)
-        self._episode.prompts.append({a: self._stage_messages(a) for a in self.agents})
+        self._begin_turn(self._episode)
         if self.render_mode == "human":
             self.render()
         return self._observations(), self._infos()
@@ -582,20 +616,30 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         return modes, d, p
 
     def step(self, actions: dict[str, str]) -> tuple[dict, dict, dict, dict, dict]:
-        """Record every live agent's message for the current stage; grade them at the final stage."""
+        """Record the messages of the agents whose turn it is; grade every final answer at the last step.
+
+        With ``turn_order="simultaneous"`` every live agent writes in every step. With ``"alternating"``
+        only ``infos[agent]["acting"]`` agents write; actions given for the others are ignored (PettingZoo
+        hands every live agent an action).
+        """
         ep = self._check_actions(actions)
-        cut = {a: actions[a][: self.config.max_message_chars] for a in self.agents}
-        ep.shown.append({a: self._shown(actions[a]) for a in self.agents})
-        final = ep.stage_index == len(self.stages) - 1
+        k, acting = self.turns[ep.turn_index]
+        for a in acting:
+            ep.shown[k][a] = self._shown(actions[a])
+            if k == len(self.stages) - 1:
+                ep.answers[a] = actions[a]
+        final = ep.turn_index == len(self.turns) - 1
         rewards = dict.fromkeys(self.agents, 0.0)
         if final:
             for a in self.agents:
-                rewards[a], ep.grades[a] = self._score_text(ep.question, cut[a])
+                rewards[a], ep.grades[a] = self._score_text(
+                    ep.question, ep.answers[a][: self.config.max_message_chars]
+                )
             ep.rewards = dict(rewards)
             ep.done = True
         else:
-            ep.stage_index += 1
-            ep.prompts.append({a: self._stage_messages(a) for a in self.agents})
+            ep.turn_index += 1
+            self._begin_turn(ep)
         obs, infos = self._observations(), self._infos()
         terminations = dict.fromkeys(self.agents, final)
         truncations = dict.fromkeys(self.agents, False)
@@ -604,6 +648,16 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         if self.render_mode == "human":
             self.render()
         return obs, rewards, terminations, truncations, infos
+
+    def _begin_turn(self, ep: _Episode) -> None:
+        """Enter step ``ep.turn_index``: open its stage and build the prompts of the agents who write now."""
+        k, acting = self.turns[ep.turn_index]
+        ep.stage_index = k
+        if len(ep.prompts) <= k:
+            ep.prompts.append({})
+            ep.shown.append({})
+        for a in acting:
+            ep.prompts[k][a] = self._stage_messages(a)
 
     def _check_actions(self, actions: Any) -> _Episode:
         if self._episode is None:
@@ -619,20 +673,19 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
                 "terminated); "
                 "call env.reset() to start a new one"
             )
-        missing = [a for a in self.agents if a not in actions]
+        acting = self.turns[self._episode.turn_index][1]
+        missing = [a for a in acting if a not in actions]
         if missing:
             raise ILREnvError(
-                f"step() is missing actions for live agent(s) {missing}: every live agent speaks at "
-                "every stage "
-                f"(stage {self.stages[self._episode.stage_index]!r}); pass {{agent: text}} for all of "
-                f"{self.agents}"
+                f"step() is missing actions for agent(s) {missing}, whose turn it is (stage "
+                f"{self.stages[self._episode.stage_index]!r}); pass {{agent: text}} for all of {list(acting)}"
             )
         extra = [a for a in actions if a not in self.agents]
         if extra:
             raise ILREnvError(
                 f"step() got actions for unknown agent(s) {extra}; this env's agents are {self.agents}"
             )
-        for a in self.agents:
+        for a in acting:
             if not isinstance(actions[a], str):
                 raise ILRActionTypeError(
                     f"action for {a} must be a str (the generated text; decode token ids first), got "
@@ -674,11 +727,11 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         self._known(agent)
         ep = self._require_episode()
         last = len(self.stages) - 1
-        if len(ep.prompts) <= last:
+        if len(ep.prompts) <= last or agent not in ep.prompts[last]:
             raise ILREnvError(
-                f"the final prompt of {agent} depends on the earlier stages; step until "
-                f"infos[{agent!r}]['final'] "
-                f"is True (now at stage {self.stages[ep.stage_index]!r})"
+                f"the final prompt of {agent} depends on the earlier turns; step until "
+                f"infos[{agent!r}]['final'] and ['acting'] are True (now at stage "
+                f"{self.stages[ep.stage_index]!r})"
             )
         return [dict(m) for m in ep.prompts[last][agent]]
 
@@ -705,6 +758,13 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             "answer_format": self.prompts.answer_format(q.kind),
         }
         k = ep.stage_index
+        if self.protocol == "idea3":
+            earlier = [p for p in ep.shown[k] if p != agent]  # turn order: alternating fills a stage in turns
+            fields["earlier_in_stage"] = (
+                self.prompts.render(("earlier_in_stage",), messages=self._quote(earlier, ep.shown[k]))
+                if earlier
+                else ""
+            )
         if self.protocol == "idea3" and k >= 1:
             fields["own_idea"] = ep.shown[0][agent]
             fields["peer_ideas"] = self._quote(peers, ep.shown[0])
@@ -723,21 +783,35 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
     def _quote(self, peers: list[str], said: dict[str, str]) -> str:
         return "\n\n".join(self.prompts.render(("peer_message",), peer=p, message=said[p]) for p in peers)
 
-    def _observations(self) -> dict[str, str]:
+    def _current_messages(self, agent: str) -> Messages:
+        """The prompt of ``agent`` in the current stage: the one it answered or is answering now, else (its
+        turn in this stage is still to come) the prompt as it stands now."""
         ep = self._require_episode()
-        current = ep.prompts[-1]
-        return {a: TextObservation(_as_text(current[a])) for a in self.possible_agents if a in self.agents}
+        built = ep.prompts[ep.stage_index].get(agent)
+        return built if built is not None else self._stage_messages(agent)
+
+    def _observations(self) -> dict[str, str]:
+        return {
+            a: TextObservation(_as_text(self._current_messages(a)))
+            for a in self.possible_agents
+            if a in self.agents
+        }
 
     def _infos(self) -> dict[str, dict[str, Any]]:
         ep = self._require_episode()
         k = ep.stage_index
+        acting = self.turns[ep.turn_index][1]
         infos: dict[str, dict[str, Any]] = {}
         for a in self.agents:
             info: dict[str, Any] = {
-                "messages": [dict(m) for m in ep.prompts[-1][a]],
+                "messages": [dict(m) for m in self._current_messages(a)],
                 "stage": self.stages[k],
                 "stage_index": k,
                 "num_stages": len(self.stages),
+                "acting": not ep.done and a in acting,
+                "turn": ep.turn_index,
+                "num_turns": len(self.turns),
+                "turn_order": self.config.turn_order,
                 "final": k == len(self.stages) - 1,
                 "mode": ep.modes[a],
                 "difficulty": ep.difficulty[a],
@@ -778,8 +852,8 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             lines.append(f"{a}: mode={ep.modes[a]}{extra}")
         for k, said in enumerate(ep.shown):
             lines += ["", f"--- stage {k + 1}/{len(self.stages)}: {self.stages[k]} ---"]
-            for a in self.possible_agents:
-                lines += [f"[{a}]", said[a], ""]
+            for a, text in said.items():  # in the order they were written
+                lines += [f"[{a}]", text, ""]
         if ep.done:
             lines.append("--- result ---")
             for a in self.possible_agents:

@@ -192,7 +192,9 @@ def test_step_after_end_names_agents_and_fix():
 def test_missing_live_agent_is_named():
     env = make_toy(num_agents=3)
     env.reset(seed=0)
-    with pytest.raises(ILREnvError, match=re.escape("missing actions for live agent(s) ['agent_2']")):
+    with pytest.raises(
+        ILREnvError, match=re.escape("missing actions for agent(s) ['agent_2'], whose turn it is")
+    ):
         env.step({"agent_0": "x", "agent_1": "y"})
 
 
@@ -449,7 +451,9 @@ def test_score_matches_step_and_does_not_step():
 def test_final_prompt_available_only_at_final_stage():
     env = make_toy()
     _, infos = env.reset(seed=0)
-    with pytest.raises(ILREnvError, match=r"step until infos\['agent_0'\]\['final'\] is True"):
+    with pytest.raises(
+        ILREnvError, match=r"step until infos\['agent_0'\]\['final'\] and \['acting'\] are True"
+    ):
         env.final_prompt("agent_0")
     env.step({"agent_0": "i", "agent_1": "i"})
     _, _, _, _, infos = env.step({"agent_0": "a", "agent_1": "a"})
@@ -687,3 +691,59 @@ def test_per_agent_difficulty_gives_each_agent_its_own_mode():
         make_toy(questions=qs, difficulty={"agent_0": own["agent_0"], "bob": {}}).reset(seed=0)
     with pytest.raises(ILRConfigError, match=re.escape("difficulty['agent_1']")):
         make_toy(questions=qs, difficulty={"agent_0": own["agent_0"], "agent_1": {}}).reset(seed=0)
+
+
+@pytest.mark.parametrize("num_agents", [2, 3])
+def test_alternating_turns_pass_the_parallel_api_and_seed_tests(num_agents):
+    env = make_toy(num_agents=num_agents, turn_order="alternating")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parallel_api_test(env, num_cycles=20)
+        parallel_seed_test(
+            lambda: ilr_env.make(
+                "math500", limit=20, num_agents=num_agents, mode=0.5, turn_order="alternating"
+            )
+        )
+
+
+def test_alternating_turns_show_what_was_already_written_in_the_stage():
+    env = make_toy(turn_order="alternating", mode="cooperate")
+    _, infos = env.reset(seed=0)
+    written = []
+    for turn, (stage, agent) in enumerate(
+        [(s, a) for s in ("share", "analyse", "fuse") for a in ("agent_0", "agent_1")]
+    ):
+        assert [a for a in env.agents if infos[a]["acting"]] == [agent]
+        assert (
+            infos[agent]["stage"] == stage and infos[agent]["turn"] == turn and infos[agent]["num_turns"] == 6
+        )
+        prompt = infos[agent]["messages"][-1]["content"]
+        if agent == "agent_1":
+            assert written[-1] in prompt and "Already written at this stage" in prompt
+        else:
+            assert "Already written at this stage" not in prompt
+        text = f"{agent} at turn {turn}: \\boxed{{{turn}}}"
+        written.append(text)
+        # the waiting agent's action is ignored, as PettingZoo hands every live agent one
+        _, _, term, _, infos = env.step(
+            {"agent_0": text, "agent_1": "ignored"} if agent == "agent_0" else {agent: text}
+        )
+        assert all(term.values()) is (turn == 5)
+    assert "ignored" not in env.transcript()
+    assert [infos[a]["extracted"] for a in ("agent_0", "agent_1")] == ["4", "5"]
+    assert env.final_prompt("agent_1")[-1]["content"].count("agent_0 at turn 4") == 1
+
+
+def test_alternating_turn_errors():
+    with pytest.raises(ILRConfigError, match="defined for protocol='idea3'"):
+        make_toy(protocol="debate", turn_order="alternating")
+    with pytest.raises(ILRConfigError, match=re.escape("turn_order must be one of")):
+        make_toy(turn_order="round_robin")
+    with pytest.raises(ILRConfigError, match=re.escape("prompt idea3.fuse.cooperate lacks")):
+        make_toy(
+            turn_order="alternating", prompts={"idea3": {"fuse": {"cooperate": "{question} {peer_analyses}"}}}
+        )
+    env = make_toy(turn_order="alternating")
+    env.reset(seed=0)
+    with pytest.raises(ILREnvError, match=re.escape("missing actions for agent(s) ['agent_0'], whose turn")):
+        env.step({"agent_1": "hi"})

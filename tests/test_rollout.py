@@ -238,3 +238,36 @@ def test_real_env_idea3_makes_three_calls_per_agent(agents: int) -> None:
     analyse_prompt = json.dumps(records[0].stages[1].seen["agent_0"])
     assert "agent 1: x = 2" in analyse_prompt  # the peer's shared idea reaches the next stage
     assert set(records[0].rewards) == {f"agent_{i}" for i in range(agents)}
+
+
+@pytest.mark.parametrize("agents", [2, 3])
+def test_alternating_turns_keep_one_call_per_agent_and_turn(agents: int) -> None:
+    """A, B, A, B, A, B: each agent writes once per stage, batched over every episode, and sees what the
+    agents before it wrote in the same stage."""
+    import ilr_env
+
+    questions = ilr_env.load_questions("math500", limit=3)
+
+    def factory():
+        return ilr_env.make(
+            "math500", num_agents=agents, questions=questions, mode="compete", turn_order="alternating"
+        )
+
+    policies = [
+        ScriptedPolicy(lambda chat, i=i: f"agent {i} wrote \\boxed{{{i}}}", name=f"p{i}")
+        for i in range(agents)
+    ]
+    records = run_episodes(factory, policies, question_ids=[q.id for q in questions], final_n=2)
+    assert [p.calls for p in policies] == [3] * agents
+    assert all(len(chats) == len(questions) for p in policies for chats in p.chats_seen)
+    r = records[0]
+    assert [(st["stage"], list(st["agents"])) for st in r.stages] == [
+        (stage, [f"agent_{i}"]) for stage in STAGES for i in range(agents)
+    ]
+    last = f"agent_{agents - 1}"
+    fuse_prompt = r.stages[-1]["agents"][last]["messages"][-1]["content"]
+    first_fuse = r.stages[-agents]["agents"]["agent_0"]["messages"][-1]["content"]
+    assert "Already written at this stage" in fuse_prompt and "Already written" not in first_fuse
+    assert all(len(r.final_samples[f"agent_{i}"]) == 2 for i in range(agents))
+    assert r.final_samples["agent_0"][0]["text"] in fuse_prompt  # the first fusion is what later agents see
+    assert r.infos[last]["correct"] is (questions[0].answer == str(agents - 1))

@@ -37,7 +37,8 @@ PROMPTS_FILE = Path(__file__).with_name("prompts.yaml")
 
 _FRAMING = frozenset({"agent", "peers", "num_agents", "num_peers"})
 _STAGE = _FRAMING | {"question", "answer_format"}
-_IDEA3_ANALYSE = _STAGE | {"own_idea", "peer_ideas"}
+_IDEA3_SHARE = _STAGE | {"earlier_in_stage"}
+_IDEA3_ANALYSE = _IDEA3_SHARE | {"own_idea", "peer_ideas"}
 _IDEA3_FUSE = _IDEA3_ANALYSE | {"own_analysis", "peer_analyses"}
 _DEBATE_UPDATE = _STAGE | {"own_previous", "peer_previous", "round", "num_rounds"}
 
@@ -49,7 +50,7 @@ _SCHEMA: dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]] = {
     ("answer_format", "math"): (frozenset(), frozenset()),
     ("answer_format", "choice"): (frozenset(), frozenset()),
     ("answer_format", "code"): (frozenset(), frozenset()),
-    **{("idea3", "share", mode): (_STAGE, frozenset({"question"})) for mode in MODES},
+    **{("idea3", "share", mode): (_IDEA3_SHARE, frozenset({"question"})) for mode in MODES},
     **{("idea3", "analyse", mode): (_IDEA3_ANALYSE, frozenset({"question", "peer_ideas"})) for mode in MODES},
     **{("idea3", "fuse", mode): (_IDEA3_FUSE, frozenset({"question", "peer_analyses"})) for mode in MODES},
     ("debate", "first"): (_STAGE, frozenset({"question"})),
@@ -57,6 +58,7 @@ _SCHEMA: dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]] = {
     ("single", "answer"): (frozenset({"question", "answer_format"}), frozenset({"question"})),
     ("peer_message",): (frozenset({"peer", "message"}), frozenset({"message"})),
     ("empty_message",): (frozenset(), frozenset()),
+    ("earlier_in_stage",): (frozenset({"messages"}), frozenset({"messages"})),
     ("truncation_marker",): (frozenset({"omitted"}), frozenset()),
     ("rank", "system"): (frozenset(), frozenset()),
     ("rank", "problem"): (frozenset({"index", "question"}), frozenset({"index", "question"})),
