@@ -49,6 +49,11 @@ class ILRConfig:
         "idea3", "discussion protocol (ILR: idea3; debate for comparison)"
     )
     debate_rounds: int = _f(2, "rounds for protocol=debate")
+    turn_order: Literal["simultaneous", "alternating"] = _f(
+        "simultaneous",
+        "idea3 turns: simultaneous (every agent writes each stage at once) or alternating (paper figure: "
+        "A, B, A, B, A, B; an agent also sees what was already written in its stage)",
+    )
     mode: Literal["dynamic", "cooperate", "compete"] = _f(
         "dynamic", "dynamic = cooperate when P(q,i) < 0.5 (paper); or force one mode for all questions"
     )
@@ -351,6 +356,10 @@ def _check_values(c: ILRConfig) -> None:
         SelfRankSettings.from_dict(c.self_rank)
     except SelfRankError as exc:
         raise ConfigError(str(exc)) from exc
+    _need(
+        c.turn_order == "simultaneous" or c.protocol == "idea3",
+        f"turn_order={c.turn_order!r} is defined for protocol idea3, not {c.protocol!r}; use simultaneous",
+    )
     if isinstance(c.abilities, list):
         _need(
             len(c.abilities) == c.num_agents,

@@ -105,6 +105,7 @@ def train_ilr(config: ILRConfig) -> TrainResult:
             num_agents=config.num_agents,
             protocol=config.protocol,
             debate_rounds=config.debate_rounds,
+            turn_order=config.turn_order,
             mode=mode,
             questions=train_q,
             prompts=config.prompts or None,
