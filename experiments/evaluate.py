@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rounds", type=int, default=2, help="debate rounds")
     parser.add_argument(
+        "--turn-order",
+        choices=["simultaneous", "alternating"],
+        default="simultaneous",
+        help="idea3: every agent writes each stage at once, or A, B, A, B, A, B (paper figure)",
+    )
+    parser.add_argument(
         "--mode", default="dynamic", help="idea3 interaction: dynamic, cooperate, compete or p in [0,1]"
     )
     parser.add_argument(
@@ -188,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--protocol {args.protocol} needs at least 2 agents: pass --models A B (got {specs})"
             )
         env_kwargs.update(mode=_mode(args.mode), debate_rounds=args.rounds)
+        if args.protocol == "idea3":
+            env_kwargs["turn_order"] = args.turn_order
         if args.difficulty is not None:
             env_kwargs["difficulty"] = args.difficulty
         if args.abilities is not None:

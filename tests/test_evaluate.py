@@ -181,3 +181,15 @@ def test_code_pass_at_k_with_scripted_solutions() -> None:
     assert metrics["accuracy"] == 1.0  # the first sample of each question is the right one
     assert metrics["pass@1"] == 0.5 and metrics["pass@2"] == 1.0
     assert [row["n_correct"] for row in result.per_question] == [1, 1]
+
+
+def test_idea3_alternating_turns_from_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "alt"
+    args = ["--protocol", "idea3", "--turn-order", "alternating", "--models", "tiny", "tiny-llama"]
+    assert run_cli(*args, "--task", "math500", "--limit", "2", "--out", str(out)) == 0
+    for line in (out / "transcripts.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        assert [(s["stage"], list(s["agents"])) for s in rec["stages"]] == [
+            (stage, [agent]) for stage in ("share", "analyse", "fuse") for agent in ("agent_0", "agent_1")
+        ]
+        assert set(rec["final_samples"]) == {"agent_0", "agent_1"}
