@@ -6,6 +6,7 @@ agent sees — its observation is the stage prompt, ``infos[agent]["messages"]``
 Idea3 (``protocol="idea3"``, m ≥ 2 agents, 3 steps)
   * ``share``   — the question and its own mode framing, nothing from peers: ideas are formed
     independently, so the discussion starts from m different views instead of m copies of the first one.
+    (Except with ``turn_order="alternating"``, below.)
   * ``analyse`` — the question, its own idea and **every** peer's idea (each labelled with the peer's
     name): analysis is about the others' ideas, and with m > 2 nobody is left out.
   * ``fuse``    — the question, its own and every peer's idea, its own analysis and every peer's analysis
@@ -18,6 +19,13 @@ Debate (``protocol="debate"``, R = ``debate_rounds`` steps, Du et al. 2023)
     The last round's reply is graded.
 Single (``protocol="single"``, the only protocol for m = 1; 1 step)
   * ``answer``  — exactly ``ilr_env.protocols.single_prompt(question)``, the plain test-time prompt.
+
+Idea3 turn order. ``turn_order="simultaneous"`` (default) is the above. ``"alternating"`` is the paper's
+figure (A, B, A, B, A, B): 3·m steps, one agent writing per step in agent order, and each prompt also
+shows what the agents before it already wrote in the same stage (``{earlier_in_stage}`` in the
+templates). Every agent stays live until the end (PettingZoo's parallel API); ``infos[agent]["acting"]``
+marks whose turn it is, only that agent's action is read, and a waiting agent observes its prompt of the
+stage (the one it answered, or the one it would get now).
 
 Modes are per agent and per question, drawn at ``reset`` (``options["modes"]`` overrides them):
 ``"dynamic"`` cooperates iff P(q, i) = 1/(1+exp(-1.7(γ_i − D_q))) < 0.5 (``difficulty`` is one D_q for
