@@ -111,12 +111,27 @@ def _mode(value: str) -> str | float:
         return value
 
 
-def _abilities(value: str) -> str | list[float]:
-    """Comma-separated floats are one gamma per agent; anything else is a JSON file for the env to read."""
+def _abilities(value: str, models: list[str]) -> list[float] | dict[str, float]:
+    """Comma-separated floats are one gamma per agent; anything else is a JSON file keyed by agent name
+    (agent_0, ...) or by model name, matched by key (an unknown key is an error)."""
+    from ilr_env import difficulty as dif
+
     try:
         return [float(x) for x in value.split(",")]
     except ValueError:
-        return value
+        pass
+    try:
+        values = dif.load_json(value, kind="ability").values
+    except dif.DifficultyError:
+        raw = json.loads(Path(value).read_text()) if Path(value).is_file() else None
+        if not isinstance(raw, dict):
+            raise SystemExit(f"--abilities {value!r}: not a JSON object of gamma values nor a,b,... floats")
+        values = raw
+    agents = [f"agent_{i}" for i in range(len(models))]
+    try:
+        return dif.abilities_by_agent(values, agents, models)
+    except dif.DifficultyError as exc:
+        raise SystemExit(f"--abilities {value!r}: {exc}") from exc
 
 
 def _fmt(x: Any) -> str:
@@ -199,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         if args.difficulty is not None:
             env_kwargs["difficulty"] = args.difficulty
         if args.abilities is not None:
-            env_kwargs["abilities"] = _abilities(args.abilities)
+            env_kwargs["abilities"] = _abilities(args.abilities, specs)
         policies = {f"agent_{i}": _policy(s, args, cache) for i, s in enumerate(specs)}
         results.append(
             evaluate_together(

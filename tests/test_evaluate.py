@@ -193,3 +193,15 @@ def test_idea3_alternating_turns_from_the_command_line(tmp_path: Path) -> None:
             (stage, [agent]) for stage in ("share", "analyse", "fuse") for agent in ("agent_0", "agent_1")
         ]
         assert set(rec["final_samples"]) == {"agent_0", "agent_1"}
+
+
+def test_abilities_file_for_eval_is_matched_by_model_name(tmp_path: Path) -> None:
+    from experiments.evaluate import _abilities
+
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"tiny-llama": 1.0, "tiny": -1.0}))
+    assert _abilities(str(path), ["tiny", "tiny-llama"]) == {"agent_0": -1.0, "agent_1": 1.0}
+    assert _abilities("0.5,0.25", ["tiny", "tiny"]) == [0.5, 0.25]
+    path.write_text(json.dumps({"tiny": 0.0, "other": 1.0}))
+    with pytest.raises(SystemExit, match=r"unknown key\(s\) \['other'\]"):
+        _abilities(str(path), ["tiny", "tiny-llama"])
