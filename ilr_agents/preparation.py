@@ -106,22 +106,33 @@ def _per_agent(difficulty: dict[str, Any], num_agents: int) -> dict[str, dict[st
     return dict.fromkeys(agents, difficulty)
 
 
-def _self_ranked(config: ILRConfig, questions: Sequence[Any], cache: Path) -> dict[str, Any]:
-    """Each agent's D_q from its base model's own ranking (or one pooled D_q), cached in ``cache``."""
+def _is_self_ranking(raw: Any) -> bool:
+    from ilr_agents.self_ranking import SELF_RANK_METHOD
+
+    return isinstance(raw, dict) and raw.get("metadata", {}).get("method") == SELF_RANK_METHOD
+
+
+def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
+    """Each agent's D_q from its base model's own ranking (or one pooled D_q): the run's cached ranking
+    (made now if missing or made with other models or settings), or a file from `ilr difficulty`."""
     from ilr_agents.policies import TransformersPolicy
     from ilr_agents.self_ranking import SelfRankSettings, cached_or_ranked, difficulty_for_agents
+    from ilr_env import difficulty as diff
 
     settings = SelfRankSettings.from_dict(config.self_rank)
-    est = cached_or_ranked(
-        questions,
-        config.models,
-        settings,
-        cache,
-        prompts=config.prompts or None,
-        load_policy=lambda name: TransformersPolicy(
-            name, dtype=config.dtype, max_batch_size=16, device="cpu" if config.use_cpu else None
-        ),
-    )
+    if config.difficulty == "self_rank":
+        est = cached_or_ranked(
+            questions,
+            config.models,
+            settings,
+            Path(config.output_dir) / "self_rank.json",
+            prompts=config.prompts or None,
+            load_policy=lambda name: TransformersPolicy(
+                name, dtype=config.dtype, max_batch_size=16, device="cpu" if config.use_cpu else None
+            ),
+        )
+    else:
+        est = diff.load_json(config.difficulty, kind="difficulty")
     agents = [f"agent_{i}" for i in range(config.num_agents)]
     by_agent = difficulty_for_agents(est, agents, config.models, shared=settings.shared)
     return by_agent if not settings.shared else by_agent[agents[0]]
@@ -154,6 +165,7 @@ def prepare_difficulty_and_abilities(
         else None
     )
 
+    self_ranked = False
     if config.difficulty == "level":
         difficulty = dict(diff.level_difficulty(every).values)
     elif config.difficulty == "pass_rate":
@@ -163,16 +175,21 @@ def prepare_difficulty_and_abilities(
             counts = {q.id: (sum(j[q.id] for j in judged), len(judged)) for q in every}
             difficulty = dict(diff.empirical_difficulty(counts).values)
     elif config.difficulty == "self_rank":
+        self_ranked = True
         fixed_modes = config.mode != "dynamic" or config.cooperation_probability is not None
         if fixed_modes:  # difficulties are never read: do not pay for a ranking
             difficulty = {q.id: 0.0 for q in every}
         else:
-            difficulty = _self_ranked(config, every, run_dir / "self_rank.json")
+            difficulty = _self_ranked(config, every)
     else:
         raw_d = _load_json(config.difficulty, "difficulty")
-        if isinstance(raw_d, dict) and raw_d.get("format") == diff.ESTIMATES_FORMAT:
-            raw_d = raw_d["values"]
-        difficulty = {str(k): float(v) for k, v in raw_d.items()}
+        self_ranked = _is_self_ranking(raw_d)
+        if self_ranked:  # from `ilr difficulty`: each agent's own ranking by default
+            difficulty = _self_ranked(config, every)
+        else:
+            if isinstance(raw_d, dict) and raw_d.get("format") == diff.ESTIMATES_FORMAT:
+                raw_d = raw_d["values"]
+            difficulty = {str(k): float(v) for k, v in raw_d.items()}
     per_agent = _per_agent(difficulty, config.num_agents)
     missing = [q.id for q in train_questions if any(q.id not in d for d in per_agent.values())]
     if missing:
@@ -180,9 +197,10 @@ def prepare_difficulty_and_abilities(
             f"difficulty has no value for {len(missing)} training questions (e.g. {missing[:3]}): "
             "give every training question a D_q"
             + (
-                " (the self-ranking could not parse a ranking that covers them: see the counts in "
-                f"{run_dir / 'self_rank.json'}; raise self_rank.passes or max_retries)"
-                if config.difficulty == "self_rank"
+                " (the self-ranking found no parseable ranking that covers them: see the counts in "
+                f"{run_dir / 'self_rank.json' if config.difficulty == 'self_rank' else config.difficulty}"
+                "; raise self_rank passes or max_retries)"
+                if self_ranked
                 else ""
             )
         )

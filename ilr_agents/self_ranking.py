@@ -108,26 +108,25 @@ class PolicyRanker:
         self.retry = SamplingParams(
             max_new_tokens=settings.max_new_tokens, temperature=settings.retry_temperature, seed=settings.seed
         )
-        self._asked: dict[str, int] = {}
+        self._asked: set[str] = set()
         self.calls = 0
 
     def __call__(self, chats: list[list[dict[str, str]]]) -> list[str]:
         keys = [json.dumps(c, sort_keys=True) for c in chats]
-        replies: list[str | None] = [None] * len(chats)
+        replies = [""] * len(chats)
         fresh = [i for i, k in enumerate(keys) if k not in self._asked]
         again = [i for i, k in enumerate(keys) if k in self._asked]
         for group, params in ((fresh, self.greedy), (again, self.retry)):
             if not group:
                 continue
-            if params is self.retry:
+            if params is self.retry:  # a new seed per call, so a second retry does not repeat the first
                 params = params.replace(seed=(params.seed or 0) + self.calls)
             outputs = self.policy.generate([chats[i] for i in group], params)
             self.calls += 1
             for i, out in zip(group, outputs, strict=True):
                 replies[i] = out[0].text
-        for k in keys:
-            self._asked[k] = self._asked.get(k, 0) + 1
-        return [r if r is not None else "" for r in replies]
+        self._asked.update(keys)
+        return replies
 
 
 def self_rank(
@@ -210,11 +209,6 @@ def difficulty_for_agents(
     return {a: {q: float(d) for q, d in per_model[m]["values"].items()} for a, m in zip(agents, models)}
 
 
-def unranked(difficulty: Mapping[str, Mapping[str, float]], question_ids: Sequence[str]) -> dict[str, int]:
-    """For each agent, how many of ``question_ids`` have no D_q (0 everywhere means the ranking is complete)."""
-    return {a: sum(q not in d for q in question_ids) for a, d in difficulty.items()}
-
-
 __all__ = [
     "SELF_RANK_METHOD",
     "PolicyRanker",
@@ -223,7 +217,6 @@ __all__ = [
     "cached_or_ranked",
     "difficulty_for_agents",
     "self_rank",
-    "unranked",
 ]
 
 

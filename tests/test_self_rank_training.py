@@ -97,7 +97,7 @@ def test_models_that_cannot_rank_stop_training_with_the_counts(tmp_path: Path) -
     settings = {"batch_size": 4, "passes": 1, "max_retries": 0, "max_new_tokens": 4}
     cfg = config(tmp_path / "run", self_rank=settings, models=["tiny", "tiny"])
     train_q, val_q = load_training_questions(cfg)
-    with pytest.raises(ConfigError, match="self-ranking could not parse a ranking"):
+    with pytest.raises(ConfigError, match="self-ranking found no parseable ranking"):
         prepare_difficulty_and_abilities(cfg, train_q, val_q)
     stored = dif.load_json(tmp_path / "run" / "self_rank.json", kind="difficulty")
     counts = stored.metadata["per_model"]["tiny"]["counts"]
@@ -124,3 +124,21 @@ def test_self_rank_settings_are_validated_with_the_config(tmp_path: Path) -> Non
         config(tmp_path, self_rank={"K": 8})
     with pytest.raises(ConfigError, match="turn_order='alternating' is defined for protocol idea3"):
         config(tmp_path, protocol="debate")
+
+
+def test_a_file_from_ilr_difficulty_gives_each_agent_its_own_ranking(tmp_path: Path) -> None:
+    ranked = tmp_path / "d.json"
+    cfg = config(tmp_path / "run", difficulty=str(ranked), abilities=[0.0, 0.0])
+    train_q, val_q = load_training_questions(cfg)
+    ranking = self_rank(
+        [*train_q, *val_q],
+        {
+            "tiny": ScriptedPolicy(by_length),
+            "tiny-llama": ScriptedPolicy(lambda c: by_length(c, reverse=True)),
+        },
+        SelfRankSettings(**SETTINGS),
+    )
+    dif.save_json(ranking, ranked)
+    prep = prepare_difficulty_and_abilities(cfg, train_q, val_q)
+    assert prep.difficulty["agent_1"] == ranking.metadata["per_model"]["tiny-llama"]["values"]
+    assert prep.difficulty["agent_0"] != prep.difficulty["agent_1"]
