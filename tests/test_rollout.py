@@ -261,13 +261,13 @@ def test_alternating_turns_keep_one_call_per_agent_and_turn(agents: int) -> None
     assert [p.calls for p in policies] == [3] * agents
     assert all(len(chats) == len(questions) for p in policies for chats in p.chats_seen)
     r = records[0]
-    assert [(st["stage"], list(st["agents"])) for st in r.stages] == [
+    assert [(st.stage, list(st.said)) for st in r.stages] == [
         (stage, [f"agent_{i}"]) for stage in STAGES for i in range(agents)
     ]
     last = f"agent_{agents - 1}"
-    fuse_prompt = r.stages[-1]["agents"][last]["messages"][-1]["content"]
-    first_fuse = r.stages[-agents]["agents"]["agent_0"]["messages"][-1]["content"]
+    fuse_prompt = r.stages[-1].seen[last][-1]["content"]
+    first_fuse = r.stages[-agents].seen["agent_0"][-1]["content"]
     assert "Already written at this stage" in fuse_prompt and "Already written" not in first_fuse
     assert all(len(r.final_samples[f"agent_{i}"]) == 2 for i in range(agents))
-    assert r.final_samples["agent_0"][0]["text"] in fuse_prompt  # the first fusion is what later agents see
-    assert r.infos[last]["correct"] is (questions[0].answer == str(agents - 1))
+    assert r.final_answer("agent_0") in fuse_prompt  # the first fusion is what later agents see
+    assert r.correct(last) is (questions[0].answer == str(agents - 1))
