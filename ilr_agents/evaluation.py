@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
+import ilr_env
 from ilr_agents.policies.base import Policy, SamplingParams
 from ilr_agents.rollout import EpisodeRecord, Sample, run_episodes
 from ilr_agents.stats import bootstrap_ci
@@ -89,14 +91,10 @@ def _episodes(
     progress: bool,
     env_kwargs: Mapping[str, Any],
 ) -> list[EpisodeRecord]:
-    import ilr_env
-
     questions = list(questions)
     records: list[EpisodeRecord] = []
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(questions), desc=f"eval {task} ({protocol})", unit="q")
     for start in range(0, len(questions), batch_size):
         chunk = questions[start : start + batch_size]

@@ -29,7 +29,10 @@ import numpy as np
 
 from ilr_agents.calibration import calibrate, calibration_shift_stats, peer_statistics
 from ilr_agents.config import ILRConfig
+from ilr_agents.policies import SamplingParams
+from ilr_agents.policies.transformers_policy import TransformersPolicy
 from ilr_agents.rewards import RawReward
+from ilr_agents.rollout import run_episodes
 
 
 class JointRolloutError(RuntimeError):
@@ -90,8 +93,6 @@ class JointRollout:
     # --- wiring ------------------------------------------------------------------------------------
     def bind(self, trainers: dict[str, Any]) -> None:
         """Wrap each trainer's live model in a policy (after GRPOTrainer.__init__, which wraps PEFT/forward)."""
-        from ilr_agents.policies import TransformersPolicy
-
         self.trainers = trainers
         for name, trainer in trainers.items():
             model = trainer.accelerator.unwrap_model(trainer.model)
@@ -174,9 +175,6 @@ class JointRollout:
             self.on_step(step, self._summary(step, questions, raw, cal, step_time))
 
     def _play(self, step: int, questions: list[Any]) -> dict[str, list[AgentSlice]]:
-        from ilr_agents.policies import SamplingParams
-        from ilr_agents.rollout import run_episodes
-
         c = self.config
         n = c.num_generations
         full = c.sampling == "full_episode"

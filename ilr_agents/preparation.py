@@ -28,6 +28,11 @@ from typing import Any
 
 from ilr_agents.checkpoint import atomic_write_json
 from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.policies import SamplingParams
+from ilr_agents.policies.transformers_policy import TransformersPolicy
+from ilr_agents.training_data import plain_prompts
+from ilr_env import difficulty as diff
+from ilr_env import grade
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,6 @@ class Preparation:
 
 def _base_correctness(config: ILRConfig, questions: Sequence[Any]) -> list[dict[str, bool]]:
     """Each base model answers every question once, greedily, with the plain prompt; graded by ilr_env."""
-    from ilr_agents.policies import SamplingParams, TransformersPolicy
-    from ilr_agents.training_data import plain_prompts
-    from ilr_env import grade
-
     params = SamplingParams(max_new_tokens=config.max_completion_length, temperature=0.0)
     by_model: dict[str, dict[str, bool]] = {}
     chats = plain_prompts(questions, config.prompts)
@@ -79,8 +80,6 @@ def _abilities_from_file(config: ILRConfig) -> list[float]:
     """One γ per agent from a JSON list (agent order), {"abilities": [...]}, or a mapping keyed by agent
     name (agent_0, ...) or model name (an estimates file's ``values`` too): matched by key, never by sort
     order, and an unknown key is an error."""
-    from ilr_env import difficulty as diff
-
     raw = _load_json(config.abilities, "abilities")
     if isinstance(raw, dict) and raw.get("format") == diff.ESTIMATES_FORMAT:
         raw = raw["values"]
@@ -142,8 +141,6 @@ def prepare_difficulty_and_abilities(
     config: ILRConfig, train_questions: Sequence[Any], validation_questions: Sequence[Any]
 ) -> Preparation:
     """D_q for every training question and γ_i for every agent; cached in the run folder."""
-    from ilr_env import difficulty as diff
-
     run_dir = Path(config.output_dir)
     cached_d, cached_a = run_dir / "difficulty.json", run_dir / "abilities.json"
     if cached_d.is_file() and cached_a.is_file():

@@ -20,6 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from ilr_agents.models import resolve_model
 from ilr_env import Question, grade
 from ilr_env.grading import last_boxed
 
@@ -123,9 +127,6 @@ class RewardModelReward:
         device: str | None = None,
         dtype: Any = None,
     ) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be >= 1")
         if device is None:
@@ -157,8 +158,6 @@ class RewardModelReward:
         return f"{question}\n\n{answer}"
 
     def score(self, questions: Sequence[str], answers: Sequence[str]) -> list[float]:
-        import torch
-
         texts = [self._text(q, a) for q, a in zip(questions, answers, strict=True)]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         scores: list[float] = [0.0] * len(texts)
@@ -285,11 +284,6 @@ def build_tiny_reward_model(out_dir: str, *, base: str = "tiny", seed: int = 0) 
     Its scores are meaningless but graded and deterministic, which is what plumbing tests of reward-model
     rewards and of calibration on graded rewards need, offline and in seconds.
     """
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-    from ilr_agents.models import resolve_model
-
     source = resolve_model(base)
     tokenizer = AutoTokenizer.from_pretrained(source)
     config = AutoConfig.from_pretrained(source, num_labels=1, pad_token_id=tokenizer.pad_token_id)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from ilr_agents.policies.base import Completion, Policy, SamplingParams
 from ilr_env.grading import Grade
 
@@ -277,8 +279,6 @@ def run_episodes(
 
     bar = None
     if progress and env_list:
-        from tqdm.auto import tqdm
-
         bar = tqdm(
             total=count * int(infos[0][agents[0]].get("num_stages", 1)), desc="rollout", unit="ep-stage"
         )

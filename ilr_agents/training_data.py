@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datasets import Dataset
+
+import ilr_env
 from ilr_agents.rewards import question_column
 
 
@@ -17,8 +20,6 @@ def plain_prompts(
     questions: Sequence[Any], prompts: dict[str, Any] | None = None
 ) -> list[list[dict[str, str]]]:
     """The test-time chat for each question (one env, reset per question); ``prompts`` overrides templates."""
-    import ilr_env
-
     if not questions:
         return []
     env = ilr_env.make(
@@ -46,9 +47,7 @@ def dedupe_by_prompt(questions: Sequence[Any]) -> list[Any]:
     return out
 
 
-def build_dataset(questions: Sequence[Any], prompts: dict[str, Any] | None = None) -> Any:
-    from datasets import Dataset
-
+def build_dataset(questions: Sequence[Any], prompts: dict[str, Any] | None = None) -> Dataset:
     chats = plain_prompts(questions, prompts)
     return Dataset.from_list(
         [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from ilr_agents.checkpoint import (
     list_manifests,
 )
 from ilr_agents.config import ILRConfig
-from ilr_agents.rewards import build_tiny_reward_model
 from ilr_agents.trainer_parts import RunLog
 from ilr_agents.training import train_ilr
 
@@ -27,32 +27,8 @@ from ilr_agents.training import train_ilr
 TOL = 1e-6
 
 
-@pytest.fixture(scope="module")
-def reward_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return build_tiny_reward_model(str(tmp_path_factory.mktemp("rm")))
-
-
-def config(out: Path, rm: str, **kw: Any) -> ILRConfig:
-    base = {
-        "models": ["tiny", "tiny-llama"],
-        "task": "gsm8k",
-        "train_limit": 8,
-        "validation_limit": 4,
-        "num_generations": 2,
-        "per_device_train_batch_size": 4,
-        "max_steps": 4,
-        "save_steps": 2,
-        "max_completion_length": 8,
-        "max_stage_tokens": 6,
-        "mask_truncated_completions": False,
-        "learning_rate": 1e-3,
-        "report_to": ["none"],
-        "progress": False,
-        "output_dir": str(out),
-        "reward": "reward_model",
-        "reward_model": rm,
-    }
-    return ILRConfig(**{**base, **kw})
+def config(tiny_run: Callable[..., dict], out: Path, **kw: Any) -> ILRConfig:
+    return ILRConfig(**tiny_run(out, max_steps=4, save_steps=2, **kw))
 
 
 def final_weights(run: Path, agent: str, step: int) -> dict[str, np.ndarray]:
@@ -70,14 +46,14 @@ def assert_same_weights(a: Path, b: Path, step: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory: pytest.TempPathFactory, reward_model: str) -> Path:
+def straight(tmp_path_factory: pytest.TempPathFactory, tiny_run: Callable[..., dict]) -> Path:
     out = tmp_path_factory.mktemp("straight") / "run"
-    train_ilr(config(out, reward_model))
+    train_ilr(config(tiny_run, out))
     return out
 
 
 def test_stop_then_resume_matches_uninterrupted(
-    tmp_path: Path, reward_model: str, straight: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_run: Callable[..., dict], straight: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = RunLog.ilr_step
 
@@ -89,10 +65,10 @@ def test_stop_then_resume_matches_uninterrupted(
     monkeypatch.setattr(RunLog, "ilr_step", stop_at_three)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train_ilr(config(out, reward_model))
+        train_ilr(config(tiny_run, out))
     assert latest_manifest(out).step == 2
     monkeypatch.setattr(RunLog, "ilr_step", original)
-    result = train_ilr(config(out, reward_model, resume=True))
+    result = train_ilr(config(tiny_run, out, resume=True))
     assert result.resumed_from == 2 and result.step == 4
     assert_same_weights(straight, out, 4)
     steps = [
@@ -104,7 +80,7 @@ def test_stop_then_resume_matches_uninterrupted(
 
 
 def test_full_disk_mid_save_keeps_previous_checkpoint(
-    tmp_path: Path, reward_model: str, straight: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_run: Callable[..., dict], straight: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import torch
 
@@ -118,7 +94,7 @@ def test_full_disk_mid_save_keeps_previous_checkpoint(
     monkeypatch.setattr(torch, "save", full_disk)
     out = tmp_path / "run"
     with pytest.raises(OSError) as info:
-        train_ilr(config(out, reward_model))
+        train_ilr(config(tiny_run, out))
     assert info.value.errno == errno.ENOSPC
     manifest = latest_manifest(out)
     assert manifest.step == 2  # step 4 never committed
@@ -126,7 +102,7 @@ def test_full_disk_mid_save_keeps_previous_checkpoint(
         assert (out / agent / "checkpoint-2" / "optimizer.pt").is_file()
         final_weights(out, agent, 2)  # loads: not truncated
     monkeypatch.setattr(torch, "save", real_save)
-    train_ilr(config(out, reward_model, resume=True))
+    train_ilr(config(tiny_run, out, resume=True))
     assert_same_weights(straight, out, 4)
 
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,43 +25,22 @@ pytest.importorskip("trl")
 
 from ilr_agents.checkpoint import MANIFEST_DIR, list_manifests
 from ilr_agents.config import ILRConfig
-from ilr_agents.rewards import build_tiny_reward_model
 from ilr_agents.training import train_ilr
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-6  # same seeds and data: float32 round-off only
 AGENTS = ("agent_0", "agent_1")
-
-
-def fields(out: Path, rm: str) -> dict:
-    return {
-        "models": ["tiny", "tiny-llama"],
-        "task": "gsm8k",
-        "train_limit": 8,
-        "validation_limit": 4,
-        "num_generations": 2,
-        "per_device_train_batch_size": 4,
-        "max_steps": 4,
-        "save_steps": 1,
-        "save_total_limit": 2,
-        "max_completion_length": 8,
-        "max_stage_tokens": 6,
-        "mask_truncated_completions": False,
-        "learning_rate": 1e-3,
-        "report_to": ["none"],
-        "progress": False,
-        "output_dir": str(out),
-        "reward": "reward_model",
-        "reward_model": rm,
-    }
+Setup = tuple[Callable[[Path], dict], Path]  # (run fields for an output folder, the uninterrupted run)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    rm = build_tiny_reward_model(str(tmp_path_factory.mktemp("rm")))
+def setup(tmp_path_factory: pytest.TempPathFactory, tiny_run: Callable[..., dict]) -> Setup:
+    def fields(out: Path) -> dict:
+        return tiny_run(out, max_steps=4, save_steps=1, save_total_limit=2)
+
     straight = tmp_path_factory.mktemp("straight") / "run"
-    train_ilr(ILRConfig(**fields(straight, rm)))
-    return rm, straight
+    train_ilr(ILRConfig(**fields(straight)))
+    return fields, straight
 
 
 def weights(run: Path, agent: str, step: int) -> dict[str, np.ndarray]:
@@ -121,11 +101,11 @@ def kill_after_progress(proc: subprocess.Popen, run: Path, rng: random.Random) -
     return True
 
 
-def run_with_kills(tmp_path: Path, setup: tuple[str, Path], kills: int, seed: int) -> int:
-    rm, straight = setup
+def run_with_kills(tmp_path: Path, setup: Setup, kills: int, seed: int) -> int:
+    fields, straight = setup
     run = tmp_path / "run"
     config_path = tmp_path / "train.yaml"
-    config_path.write_text(yaml.safe_dump(fields(run, rm)))
+    config_path.write_text(yaml.safe_dump(fields(run)))
     rng = random.Random(seed)
     killed = 0
     for _ in range(kills):
@@ -154,13 +134,13 @@ def run_with_kills(tmp_path: Path, setup: tuple[str, Path], kills: int, seed: in
     return killed
 
 
-def test_sigkill_once_then_resume_matches_uninterrupted(tmp_path: Path, setup: tuple[str, Path]) -> None:
+def test_sigkill_once_then_resume_matches_uninterrupted(tmp_path: Path, setup: Setup) -> None:
     assert run_with_kills(tmp_path, setup, kills=1, seed=0) == 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_sigkill_repeatedly_then_resume_matches_uninterrupted(
-    tmp_path: Path, setup: tuple[str, Path], seed: int
+    tmp_path: Path, setup: Setup, seed: int
 ) -> None:
     assert run_with_kills(tmp_path, setup, kills=3, seed=seed) >= 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +18,11 @@ from ilr_agents import training
 from ilr_agents.calibration import calibrate
 from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.models import resolve_model
-from ilr_agents.rewards import build_tiny_reward_model
 
 
-@pytest.fixture(scope="module")
-def reward_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    # Random models never answer correctly, so correctness gives all-zero groups and no gradient;
-    # a random reward model gives graded, deterministic scores (and a case where calibration matters).
-    return build_tiny_reward_model(str(tmp_path_factory.mktemp("rm")))
-
-
-def tiny_config(out: Path, reward_model: str, **overrides: Any) -> ILRConfig:
-    base = {
-        "models": ["tiny", "tiny-llama"],
-        "task": "gsm8k",
-        "train_limit": 4,
-        "validation_limit": 4,
-        "num_generations": 2,
-        "per_device_train_batch_size": 4,
-        "max_steps": 2,
-        "max_completion_length": 8,
-        "max_stage_tokens": 6,
-        "mask_truncated_completions": False,
-        "learning_rate": 1e-3,
-        "report_to": ["none"],
-        "progress": False,
-        "output_dir": str(out),
-        "reward": "reward_model",
-        "reward_model": reward_model,
-    }
-    return ILRConfig(**{**base, **overrides})
+@pytest.fixture
+def tiny_config(tiny_run: Callable[..., dict[str, Any]]) -> Callable[..., ILRConfig]:
+    return lambda out, **overrides: ILRConfig(**tiny_run(out, **{"train_limit": 4, **overrides}))
 
 
 def weights(path: Path) -> dict[str, np.ndarray]:
@@ -60,7 +36,7 @@ def max_change(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> f
 
 
 def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(
-    tmp_path: Path, reward_model: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_config: Callable[..., ILRConfig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, list[float]] = {}
 
@@ -71,7 +47,7 @@ def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(
         return list(ilr_reward)
 
     monkeypatch.setattr(training, "ilr_reward", capture)
-    cfg = tiny_config(tmp_path / "run", reward_model)
+    cfg = tiny_config(tmp_path / "run")
     result = train(cfg)
     assert result.step == 2
 
@@ -111,15 +87,15 @@ def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(
     assert (tmp_path / "run" / "checkpoints" / "manifest-00000002.json").is_file()
 
 
-def test_calibration_off_passes_raw_rewards(tmp_path: Path, reward_model: str) -> None:
-    result = train(tiny_config(tmp_path / "run", reward_model, calibration=False, max_steps=1))
+def test_calibration_off_passes_raw_rewards(tmp_path: Path, tiny_config: Callable[..., ILRConfig]) -> None:
+    result = train(tiny_config(tmp_path / "run", calibration=False, max_steps=1))
     row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
     assert all(r["raw"] == r["calibrated"] for r in row["records"])
     assert result.step == 1
 
 
-def test_single_agent_baseline_trains(tmp_path: Path, reward_model: str) -> None:
-    cfg = tiny_config(tmp_path / "base", reward_model, method="grpo", models=["tiny"])
+def test_single_agent_baseline_trains(tmp_path: Path, tiny_config: Callable[..., ILRConfig]) -> None:
+    cfg = tiny_config(tmp_path / "base", method="grpo", models=["tiny"])
     result = train(cfg)
     assert result.step == 2
     assert result.agents == ["agent_0"]
@@ -130,8 +106,8 @@ def test_single_agent_baseline_trains(tmp_path: Path, reward_model: str) -> None
     assert (tmp_path / "base" / "checkpoints" / "manifest-00000002.json").is_file()
 
 
-def test_existing_run_needs_resume_flag(tmp_path: Path, reward_model: str) -> None:
-    cfg = tiny_config(tmp_path / "run", reward_model, max_steps=1)
+def test_existing_run_needs_resume_flag(tmp_path: Path, tiny_config: Callable[..., ILRConfig]) -> None:
+    cfg = tiny_config(tmp_path / "run", max_steps=1)
     train(cfg)
     with pytest.raises(ConfigError, match="--resume"):
         train(cfg)
@@ -147,9 +123,9 @@ def test_existing_run_needs_resume_flag(tmp_path: Path, reward_model: str) -> No
     ],
 )
 def test_full_episode_sampling_debate_and_mode_ablations(
-    tmp_path: Path, reward_model: str, overrides: dict, mode: str
+    tmp_path: Path, tiny_config: Callable[..., ILRConfig], overrides: dict, mode: str
 ) -> None:
-    result = train(tiny_config(tmp_path / "run", reward_model, max_steps=1, **overrides))
+    result = train(tiny_config(tmp_path / "run", max_steps=1, **overrides))
     assert result.step == 1
     row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
     assert {r["mode"] for r in row["records"]} == {mode}

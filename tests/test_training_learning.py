@@ -10,6 +10,7 @@ exceeds the mean of the first 5 by a clear margin, for the baseline and for each
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,6 @@ pytest.importorskip("trl")
 
 from experiments.methods import train
 from ilr_agents.config import ILRConfig
-from ilr_agents.rewards import build_tiny_reward_model
 
 MARGIN = 0.015  # observed rises: 0.03-0.06 (reward-model units)
 
@@ -35,26 +35,18 @@ def curves(run: Path, kind: str) -> dict[str, list[float]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["grpo", "ilr"])
-def test_reward_rises(tmp_path: Path, method: str) -> None:
-    rm = build_tiny_reward_model(str(tmp_path / "rm"))
+def test_reward_rises(tmp_path: Path, method: str, tiny_run: Callable) -> None:
     cfg = ILRConfig(
-        models=["tiny", "tiny-llama"] if method == "ilr" else ["tiny"],
-        method=method,
-        task="gsm8k",
-        train_limit=2,
-        validation_limit=4,
-        num_generations=4,
-        per_device_train_batch_size=8,
-        max_steps=30,
-        max_completion_length=8,
-        max_stage_tokens=6,
-        mask_truncated_completions=False,
-        learning_rate=1e-2,
-        report_to=["none"],
-        progress=False,
-        output_dir=str(tmp_path / "run"),
-        reward="reward_model",
-        reward_model=rm,
+        **tiny_run(
+            tmp_path / "run",
+            models=["tiny", "tiny-llama"] if method == "ilr" else ["tiny"],
+            method=method,
+            train_limit=2,
+            num_generations=4,
+            per_device_train_batch_size=8,
+            max_steps=30,
+            learning_rate=1e-2,
+        )
     )
     train(cfg)
     found = curves(tmp_path / "run", "ilr" if method == "ilr" else "trl")

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,6 @@ import yaml
 pytest.importorskip("trl")
 
 from ilr_agents.config import ILRConfig
-from ilr_agents.rewards import build_tiny_reward_model
 from ilr_agents.training import train_ilr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,31 +43,13 @@ def records(paths: list[Path]) -> dict[tuple[int, str, str], dict]:
 
 
 @pytest.mark.slow
-def test_two_process_ilr_matches_single_process_peer_statistics(tmp_path: Path) -> None:
+def test_two_process_ilr_matches_single_process_peer_statistics(tmp_path: Path, tiny_run: Callable) -> None:
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     if accelerate is None:
         pytest.skip("accelerate CLI not installed")
-    rm = build_tiny_reward_model(str(tmp_path / "rm"))
-    base = {
-        "models": ["tiny", "tiny-llama"],
-        "task": "gsm8k",
-        "train_limit": 8,
-        "validation_limit": 4,
-        "num_generations": 2,
-        "per_device_train_batch_size": 4,
-        "max_steps": 2,
-        "max_completion_length": 8,
-        "max_stage_tokens": 6,
-        "mask_truncated_completions": False,
-        "learning_rate": 1e-3,
-        "report_to": ["none"],
-        "progress": False,
-        "reward": "reward_model",
-        "reward_model": rm,
-        "rollout_batching": "question",
-    }
+    base = tiny_run(tmp_path / "two", rollout_batching="question")
     two = tmp_path / "two"
-    (tmp_path / "two.yaml").write_text(yaml.safe_dump({**base, "output_dir": str(two)}))
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(base))
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
