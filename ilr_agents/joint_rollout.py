@@ -213,28 +213,18 @@ class JointRollout:
         return slices
 
     def _slice_for(self, name: str) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "prompt_ids",
-                "completion_ids",
-                "logprobs",
-                "ilr_reward",
-                "ilr_raw_reward",
-                "truncated",
-                "ilr_mode",
-            )
+        """What TRL gets back for this agent: one entry per sample, questions in TRL's batch order."""
+        pieces = [self._result[name][qi] for qi in range(len(self._order))]
+        columns = {
+            "prompt_ids": "prompt_ids",
+            "completion_ids": "completion_ids",
+            "logprobs": "logprobs",
+            "ilr_reward": "calibrated",
+            "ilr_raw_reward": "raw",
+            "truncated": "truncated",
         }
-        for qi, _ in enumerate(self._order):
-            piece = self._result[name][qi]
-            for k in range(len(piece.completion_ids)):
-                out["prompt_ids"].append(piece.prompt_ids[k])
-                out["completion_ids"].append(piece.completion_ids[k])
-                out["logprobs"].append(piece.logprobs[k])
-                out["ilr_reward"].append(piece.calibrated[k])
-                out["ilr_raw_reward"].append(piece.raw[k])
-                out["truncated"].append(piece.truncated[k])
-                out["ilr_mode"].append(piece.mode)
+        out = {key: [x for p in pieces for x in getattr(p, field)] for key, field in columns.items()}
+        out["ilr_mode"] = [p.mode for p in pieces for _ in p.completion_ids]
         return out
 
     def _summary(
@@ -262,8 +252,9 @@ class JointRollout:
                 "truncated_fraction": float(np.mean([t for p in pieces for t in p.truncated])),
             }
         records = []
+        stats = peer_statistics(raw)
         for qi, q in enumerate(questions):
-            for ai, agent in enumerate(self.agents):
+            for agent in self.agents:
                 piece = self._result[agent][qi]
                 records.append(
                     {
@@ -273,7 +264,7 @@ class JointRollout:
                         "raw": piece.raw,
                         "calibrated": piece.calibrated,
                         "correct": piece.correct,
-                        "peer_stats": {k: v[qi].tolist() for k, v in peer_statistics(raw).items()},
+                        "peer_stats": {k: v[qi].tolist() for k, v in stats.items()},
                     }
                 )
         return {

@@ -36,6 +36,8 @@ class RolloutError(ValueError):
 
 def jsonable(value: Any) -> Any:
     """Convert infos/grades/questions to JSON-safe data without losing fields (unknown objects -> str)."""
+    if hasattr(value, "to_dict") and not isinstance(value, type):  # records and grades say how
+        return jsonable(value.to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
@@ -95,10 +97,8 @@ class Sample:
         return fields
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"text": self.text}
-        if self.grade is not None:
-            out.update(reward=self.reward, grade=jsonable(self.grade))
-        return {**out, **jsonable(self.token_fields())}
+        graded = {} if self.grade is None else {"reward": self.reward, "grade": self.grade}
+        return jsonable({"text": self.text, **graded, **self.token_fields()})
 
 
 @dataclass
@@ -112,10 +112,9 @@ class StageRecord:
 
     def to_dict(self) -> dict[str, Any]:
         agents = {
-            agent: {"messages": jsonable(self.seen[agent]), "message": s.text, **jsonable(s.token_fields())}
-            for agent, s in self.said.items()
+            a: {"messages": self.seen[a], "message": s.text, **s.token_fields()} for a, s in self.said.items()
         }
-        return {"stage": self.stage, "index": self.index, "agents": agents}
+        return jsonable({"stage": self.stage, "index": self.index, "agents": agents})
 
 
 @dataclass
@@ -136,17 +135,7 @@ class EpisodeRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The transcript line: plain JSON (stage entries keep ``messages``/``message``, samples ``text``)."""
-        return {
-            "episode": self.episode,
-            "seed": self.seed,
-            "question": self.question,
-            "agents": self.agents,
-            "modes": jsonable(self.modes),
-            "stages": [s.to_dict() for s in self.stages],
-            "final_samples": {a: [s.to_dict() for s in ss] for a, ss in self.final_samples.items()},
-            "rewards": self.rewards,
-            "infos": self.infos,
-        }
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def answer(self, agent: str) -> Sample:
         """The sample this agent submitted (its first final sample)."""

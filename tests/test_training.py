@@ -6,14 +6,14 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import numpy as np
 import pytest
 
 pytest.importorskip("trl")
 
-from experiments.methods import train
+from experiments.methods import METHODS, train
 from ilr_agents import training
 from ilr_agents.calibration import calibrate
 from ilr_agents.config import ConfigError, ILRConfig
@@ -130,3 +130,7 @@ def test_full_episode_sampling_debate_and_mode_ablations(
     row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
     assert {r["mode"] for r in row["records"]} == {mode}
     assert all(len(r["raw"]) == 2 for r in row["records"])  # n samples per agent and question
+
+
+def test_every_method_a_config_accepts_has_a_trainer() -> None:
+    assert set(METHODS) == set(get_args(get_type_hints(ILRConfig)["method"]))

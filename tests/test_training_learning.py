@@ -25,11 +25,13 @@ MARGIN = 0.015  # observed rises: 0.03-0.06 (reward-model units)
 
 
 def curves(run: Path, kind: str) -> dict[str, list[float]]:
+    """Raw reward per step: ILR's own rows, or TRL's logged reward for the baseline (it has no calibration)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    key = "reward_raw_mean" if kind == "ilr" else "reward"
     out: dict[str, list[float]] = {}
     for row in rows:
         if row["kind"] == kind:
-            out.setdefault(row["agent"], []).append(float(row["reward_raw_mean"]))
+            out.setdefault(row["agent"], []).append(float(row[key]))
     return out
 
 
