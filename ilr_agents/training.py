@@ -1,6 +1,6 @@
 """ILR co-training: m agents, each its own model and TRL ``GRPOTrainer``, fed by one joint rollout per step.
 
-``train(config)`` is the whole run: validate (already done by ILRConfig), load questions, compute or
+``train_ilr(config)`` is the whole run: validate (already done by ILRConfig), load questions, compute or
 load difficulties and abilities, build one trainer per agent, run every trainer's ``train()`` once in its
 own thread (they meet inside ``rollout_func``, see joint_rollout.py), checkpoint crash-safely
 (checkpoint.py) and log. The parts every run shares (models, GRPOConfig, run folder, resume, log) live in
