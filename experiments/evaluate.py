@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="transformers backend: cpu, cuda, cuda:1 ...")
     parser.add_argument("--dtype", default=None, help="transformers backend: float32, bfloat16, auto")
-    parser.add_argument("--adapter", default=None, help="transformers backend: LoRA adapter folder")
+    parser.add_argument("--adapter", default=None, help="transformers and vllm backends: LoRA adapter folder")
     parser.add_argument("--batch-size", type=int, default=16, help="questions per lockstep batch")
     parser.add_argument("--data-dir", default=None, help="local data folder (default: $ILR_DATA_DIR)")
     parser.add_argument(
@@ -95,7 +95,7 @@ def _policy(spec: str, args: argparse.Namespace, cache: dict[str, Any]) -> Any:
     elif args.backend == "vllm":
         from ilr_agents.policies import VLLMPolicy
 
-        policy = VLLMPolicy(spec, return_logprobs=False, seed=args.seed)
+        policy = VLLMPolicy(spec, return_logprobs=False, seed=args.seed, lora_adapter=args.adapter)
     else:
         from ilr_agents.policies import OpenAIPolicy
 
@@ -169,16 +169,20 @@ def run(args: argparse.Namespace) -> int:
         )
     if any(k < 1 or k > args.n for k in args.pass_k):
         raise SystemExit(f"--pass-k {args.pass_k} needs 1 <= k <= --n ({args.n}): raise --n")
+    try:  # checked before any model loads or request is sent (e.g. --n 2 with greedy decoding)
+        params = SamplingParams(
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            n=args.n,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        raise SystemExit(f"ilr eval: {err}") from None
     started = time.perf_counter()
     questions = ilr_env.load_questions(
         args.task, split=args.split, data_dir=args.data_dir, limit=args.limit, **args.task_kwargs
-    )
-    params = SamplingParams(
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        seed=args.seed,
     )
     cache: dict[str, Any] = {}
     specs = args.models or [args.model]

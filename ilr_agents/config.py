@@ -171,6 +171,29 @@ class ILRConfig:
         "loss reads each group's prompt once (exact; ilr_agents/shared_prompt.py); "
         "false = TRL's forward over every row. Baseline and ILR use the same setting",
     )
+    # --- generation backend (ilr_agents/vllm_training.py) ------------------------------------------
+    generation_backend: Literal["transformers", "vllm"] = _f(
+        "transformers",
+        "what samples the training rollouts, ILR and baseline alike: transformers (the live model) or vllm "
+        "(TRL's vLLM engine per trainer: weights synced after every optimizer step, importance-sampling "
+        "correction on)",
+    )
+    vllm_mode: Literal["colocate", "server"] = _f(
+        "colocate",
+        "colocate: one engine per agent in the training process; server: one `trl vllm-serve` per agent "
+        "(multi-GPU, NCCL weight sync), listed in vllm_server_urls",
+    )
+    vllm_memory_fraction: float = _f(
+        0.3,
+        "GPU: share of GPU memory each agent's colocated engine reserves; on CPU each engine gets a fixed KV "
+        "cache of $VLLM_CPU_KVCACHE_SPACE GiB (default 1) instead",
+    )
+    vllm_max_model_length: int | None = _f(
+        None, "colocate: engine context length (None = the model's own; lower it to save KV-cache memory)"
+    )
+    vllm_server_urls: list[str] = _f(  # noqa: RUF009
+        [], "vllm_mode=server: one base URL per agent, e.g. [http://10.0.0.2:8000, http://10.0.0.3:8000]"
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("float32", "model weight dtype")
     use_cpu: bool | None = _f(None, "force CPU (None = CPU when no GPU is present)")
     seed: int = _f(0, "seed for data order, modes and generation")
@@ -308,6 +331,15 @@ def _check_values(c: ILRConfig) -> None:
         f"{max(1, c.per_device_train_batch_size // c.num_generations) * c.num_generations}",
     )
     _need(c.max_steps >= 1, f"max_steps={c.max_steps}: must be >= 1")
+    _need(
+        0 < c.vllm_memory_fraction <= 1,
+        f"vllm_memory_fraction={c.vllm_memory_fraction}: must be in (0, 1], e.g. 0.3 per agent engine",
+    )
+    _need(
+        c.generation_backend != "vllm" or c.vllm_mode != "server" or len(c.vllm_server_urls) == c.num_agents,
+        f"vllm_mode=server needs one `trl vllm-serve` URL per agent: vllm_server_urls has "
+        f"{len(c.vllm_server_urls)} for {c.num_agents} models",
+    )
     _need(
         c.learning_rate > 0, f"learning_rate={c.learning_rate}: must be > 0, e.g. 1e-5 (full) or 2e-4 (LoRA)"
     )

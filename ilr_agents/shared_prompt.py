@@ -75,7 +75,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
                 use_cache=True,
                 logits_to_keep=1,
             )
-        cache = getattr(prefix, "cache", None)
+        cache = getattr(prefix, "past_key_values", None)
         layers = getattr(cache, "layers", None)
         if not layers or any(not _plain_full_attention(layer) for layer in layers):
             return trl_forward()
@@ -85,7 +85,11 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         labels[:, :1] = -100  # the last prompt token is context, as in TRL
         with self.accelerator.autocast():
             outputs = model(
-                input_ids=tail, attention_mask=attention_mask, cache=cache, labels=labels, fused_lm_head=True
+                input_ids=tail,
+                attention_mask=attention_mask,
+                past_key_values=cache,
+                labels=labels,
+                fused_lm_head=True,
             )
         logps = outputs.log_probs[:, -logits_to_keep:]
         entropies = outputs.entropy[:, -logits_to_keep:] if compute_entropy else None

@@ -65,7 +65,7 @@ def test_light_cases_write_report(tmp_path: Path) -> None:
     assert sandbox["passed_ours"] == sandbox["passed_reference"] == sandbox["programs"]
     gpu = by_name["gpu_vllm"]
     if gpu["status"] == "skipped":
-        assert "ilr bench --cases gpu_vllm" in gpu["details"]["command"]
+        assert "ilr bench --only gpu_vllm" in gpu["details"]["command"]
 
 
 @pytest.mark.slow

@@ -205,3 +205,14 @@ def test_abilities_file_for_eval_is_matched_by_model_name(tmp_path: Path) -> Non
     path.write_text(json.dumps({"tiny": 0.0, "other": 1.0}))
     with pytest.raises(SystemExit, match=r"unknown key\(s\) \['other'\]"):
         _abilities(str(path), ["tiny", "tiny-llama"])
+
+
+def test_eval_rejects_several_greedy_samples_before_loading_anything(tmp_path: Path) -> None:
+    """No model, data or server is touched: the unreachable URL would otherwise fail much later."""
+    for backend in ("transformers", "vllm", "openai"):
+        with pytest.raises(SystemExit, match="n=2 with temperature=0.*--temperature"):
+            run_cli(
+                "--task", "no-such-task", "--model", "no-such-model", "--n", "2", "--backend", backend,
+                "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path),
+            )  # fmt: skip
+    assert not any(tmp_path.iterdir())

@@ -181,11 +181,11 @@ def test_unseeded_calls_follow_the_policy_seed() -> None:
     ]
 
 
-def test_greedy_n_gives_independent_identical_copies(tiny: TransformersPolicy) -> None:
-    group = tiny.generate([CHATS[0]], GREEDY.replace(n=3))[0]
-    assert len(group) == 3 and len({tuple(c.completion_ids) for c in group}) == 1
-    group[0].completion_ids.append(-1)
-    assert group[1].completion_ids[-1] != -1
+@given(n=st.integers(2, 64))
+def test_greedy_with_several_samples_is_rejected_before_any_backend_runs(n: int) -> None:
+    with pytest.raises(ValueError, match=rf"n={n} with temperature=0.*temperature > 0"):
+        GREEDY.replace(n=n)
+    assert SamplingParams(temperature=0.0, n=1).greedy
 
 
 def test_one_generate_call_per_batch_and_splitting_only_when_asked(monkeypatch) -> None:

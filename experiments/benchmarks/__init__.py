@@ -13,5 +13,7 @@ CASES: dict[str, str] = {
     "batched_rollouts": "experiments.benchmarks.batched_rollouts",
     "training_overhead": "experiments.benchmarks.training_overhead",
     "training_overhead_lora": "experiments.benchmarks.training_overhead_lora",
+    "vllm_rollouts": "experiments.benchmarks.vllm_rollouts",
+    "vllm_vs_transformers": "experiments.benchmarks.vllm_vs_transformers",
     "gpu_vllm": "experiments.benchmarks.gpu_vllm",
 }

@@ -21,6 +21,8 @@ class PolicyError(RuntimeError):
 class SamplingParams:
     """How to sample. ``temperature == 0`` means greedy; ``top_k == 0`` disables top-k (vLLM/TRL convention).
 
+    Greedy decoding with ``n > 1`` is rejected here, for every back-end alike: the n answers would be copies
+    of one, and OpenAI-compatible servers answer such a request with HTTP 400 only after it was sent.
     ``seed`` makes a call reproducible without touching global random state; ``None`` draws fresh
     randomness from the policy's own generator.
     """
@@ -43,6 +45,11 @@ class SamplingParams:
             raise ValueError(f"top_k={self.top_k}: must be >= 0 (0 disables top-k)")
         if self.n < 1:
             raise ValueError(f"n={self.n}: must be >= 1 completions per chat")
+        if self.n > 1 and self.temperature == 0:
+            raise ValueError(
+                f"n={self.n} with temperature=0 (greedy): the {self.n} samples would all be the same answer. "
+                "Fix: sample with temperature > 0 (e.g. --temperature 0.7) or ask for n=1"
+            )
 
     @property
     def greedy(self) -> bool:

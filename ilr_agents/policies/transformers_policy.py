@@ -197,7 +197,7 @@ class TransformersPolicy:
         for row, p in enumerate(prompts):
             ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             mask[row, width - len(p) :] = 1
-        copies = 1 if params.greedy else params.n  # greedy: every copy is identical, sample once
+        copies = params.n  # SamplingParams guarantees n == 1 when greedy
         ids, mask = ids.to(self.device), mask.to(self.device)
         cache = self._shared_prefill(prompts, width) if self._use_shared_prefill(prompts) else None
         if cache is not None:  # expand before decoding; the prompt itself was read once
@@ -206,7 +206,7 @@ class TransformersPolicy:
         out = self.model.generate(
             input_ids=ids,
             attention_mask=mask,
-            cache=cache,
+            past_key_values=cache,
             max_new_tokens=params.max_new_tokens,
             **self._sampling_flags(params),
             num_return_sequences=1 if cache is not None else copies,
@@ -231,8 +231,6 @@ class TransformersPolicy:
                 group.append(
                     self._completion(prompt, new[r].tolist(), None if logps is None else logps[r].tolist())
                 )
-            if params.greedy:  # n independent copies so callers may mutate one safely
-                group = [Completion(**group[0].to_dict()) for _ in range(params.n)]
             completions.append(group)
         return completions
 
@@ -296,11 +294,11 @@ class TransformersPolicy:
                     cache.update(k[..., :reuse, :], v[..., :reuse, :], index)
             out = self.model(
                 input_ids=torch.tensor([tokens[reuse:]], device=self.device),
-                cache=cache,
+                past_key_values=cache,
                 use_cache=True,
                 logits_to_keep=1,
             )
-            found = getattr(out.cache, "layers", None)
+            found = getattr(out.past_key_values, "layers", None)
             if not found or any(type(layer) is not DynamicLayer for layer in found):
                 return None
             layers = [(layer.keys, layer.values) for layer in found]

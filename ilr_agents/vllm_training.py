@@ -1,0 +1,164 @@
+"""Training rollouts through vLLM (``generation_backend: vllm``), on TRL's own machinery.
+
+Every trainer, ILR agent or single-agent baseline, is a TRL ``GRPOTrainer`` with ``use_vllm=True``. TRL owns
+the engine (``trainer.vllm_generation``), pushes the weights into it before each rollout after an optimizer
+step (a PEFT model is merged first, so LoRA runs are served their current adapter), resets its prefix cache,
+and corrects for the engine/trainer mismatch with its importance-sampling ratio, for which it uses the
+log-probs our rollout returns. ILR adds only the rollout: each agent's policy generates every stage
+(sharing, analysis, the n fusion samples) through its own agent's engine, with vLLM's prefix caching
+reusing a stage's prompt in the next (an Idea3 prompt repeats the previous stage's).
+
+Modes: ``colocate`` (one engine per agent inside the training process; CPU or one GPU) and ``server``
+(one ``trl vllm-serve`` per agent model on its own GPUs, weights sent over NCCL; see the README). In both,
+the trainer threads take turns (JointRollout's token passing), so two trainers never interleave their
+collectives or weight pushes.
+
+Everything that can make a vLLM run fail is checked by ``check_generation_backend`` before any model loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.policies.base import Chat, Completion, PolicyError, SamplingParams, check_chats
+
+
+def uses_vllm(config: ILRConfig) -> bool:
+    return config.generation_backend == "vllm"
+
+
+def check_generation_backend(config: ILRConfig) -> None:
+    """Fail before any model loads when vLLM cannot run this config; every message names the fix."""
+    if not uses_vllm(config):
+        return
+    from ilr_agents.models import resolve_model
+    from ilr_agents.policies.vllm_setup import check_architecture, check_memory, import_vllm
+
+    try:
+        import_vllm()
+        if config.vllm_mode == "server":  # the servers hold the models; their URLs were checked by the config
+            return
+        for model in dict.fromkeys(config.models):
+            check_architecture(resolve_model(model))
+        with cpu_engine_defaults():
+            check_memory(
+                config.vllm_memory_fraction,
+                resolve_model(config.models[0]),
+                knob="vllm_memory_fraction",
+                engines=config.num_agents,
+            )
+    except PolicyError as err:
+        raise ConfigError(f"generation_backend=vllm: {err}") from None
+
+
+def grpo_vllm_args(config: ILRConfig, agent_index: int = 0) -> dict[str, Any]:
+    """The GRPOConfig fields that turn on TRL's vLLM generation for one trainer."""
+    if not uses_vllm(config):
+        return {}
+    args: dict[str, Any] = {
+        "use_vllm": True,
+        "vllm_mode": config.vllm_mode,
+        "vllm_importance_sampling_correction": True,
+    }
+    if config.vllm_mode == "server":
+        args["vllm_server_base_url"] = config.vllm_server_urls[agent_index]
+    else:
+        args["vllm_gpu_memory_utilization"] = config.vllm_memory_fraction
+        args["vllm_max_model_length"] = config.vllm_max_model_length
+    return args
+
+
+@contextlib.contextmanager
+def cpu_engine_defaults() -> Iterator[None]:
+    """While TRL builds its engines on CPU: eager execution and a fixed KV cache.
+
+    TRL 1.16 builds ``vllm.LLM`` with its own argument list. On CPU that means torch.compile (minutes per
+    engine on 2 cores) and a KV cache sized as a fraction of RAM minus everything the training process
+    already holds. Eager mode and ``VLLM_CPU_KVCACHE_SPACE`` (vLLM's own knob, kept when the user set it)
+    avoid both. Nothing changes on a GPU.
+    """
+    from ilr_agents.policies.vllm_setup import CPU_KV_CACHE_GIB, on_cpu
+
+    if not on_cpu():
+        yield
+        return
+    import trl.generation.vllm_generation as trl_vllm
+
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(CPU_KV_CACHE_GIB))
+    original = trl_vllm.LLM
+    trl_vllm.LLM = functools.partial(original, enforce_eager=True)
+    try:
+        yield
+    finally:
+        trl_vllm.LLM = original
+
+
+def rollout_policy(trainer: Any, name: str) -> Any:
+    """The policy that samples an agent's rollout: its trainer's vLLM engine, or its live model."""
+    if not getattr(trainer, "use_vllm", False):
+        from ilr_agents.policies import TransformersPolicy
+
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        return TransformersPolicy(model, trainer.processing_class, return_logprobs=True, name=name)
+    generation = trainer.vllm_generation
+    if generation.mode == "colocate":
+        from ilr_agents.policies import VLLMPolicy
+
+        return VLLMPolicy(generation.llm, name=name)
+    return ServerPolicy(generation.vllm_client, trainer.processing_class, name=name)
+
+
+class ServerPolicy:
+    """A ``trl vllm-serve`` server behind the Policy protocol, through TRL's own client.
+
+    TRL's client sends token ids and returns token ids and log-probs, so training sees exactly the tokens
+    the server sampled (an OpenAI-compatible endpoint would re-tokenise text).
+    """
+
+    def __init__(self, client: Any, tokenizer: Any, name: str) -> None:
+        self.client = client
+        self.tokenizer = tokenizer
+        self.name = name
+
+    def encode_chat(self, chat: Chat) -> list[int]:
+        text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, chats: list[Chat], params: SamplingParams) -> list[list[Completion]]:
+        check_chats(chats)
+        if not chats:
+            return []
+        prompts = [self.encode_chat(chat) for chat in chats]
+        extra = {"seed": params.seed} if params.seed is not None else {}
+        out = self.client.generate(
+            prompts=prompts,
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            max_tokens=params.max_new_tokens,
+            logprobs=0,
+            generation_kwargs=extra,
+        )
+        groups: list[list[Completion]] = []
+        for i, prompt in enumerate(prompts):
+            group = []
+            for k in range(params.n):
+                ids = list(out["completion_ids"][i * params.n + k])
+                logps = [float(step[0]) for step in out["logprobs"][i * params.n + k]]
+                group.append(
+                    Completion(
+                        text=self.tokenizer.decode(ids, skip_special_tokens=True),
+                        prompt_ids=prompt,
+                        completion_ids=ids,
+                        logprobs=logps,
+                        finish_reason="length" if len(ids) >= params.max_new_tokens else "stop",
+                    )
+                )
+            groups.append(group)
+        return groups
