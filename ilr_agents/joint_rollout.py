@@ -30,7 +30,7 @@ import numpy as np
 from ilr_agents.calibration import calibrate, calibration_shift_stats, peer_statistics
 from ilr_agents.config import ILRConfig
 from ilr_agents.policies import SamplingParams
-from ilr_agents.policies.transformers_policy import TransformersPolicy
+from ilr_agents.vllm_training import rollout_policy
 from ilr_agents.rewards import RawReward
 from ilr_agents.rollout import run_episodes
 
@@ -92,13 +92,11 @@ class JointRollout:
 
     # --- wiring ------------------------------------------------------------------------------------
     def bind(self, trainers: dict[str, Any]) -> None:
-        """Wrap each trainer's live model in a policy (after GRPOTrainer.__init__, which wraps PEFT/forward)."""
+        """Give each agent its rollout policy (after GRPOTrainer.__init__, which wraps PEFT/forward and builds
+        the vLLM engine): the trainer's vLLM engine with generation_backend=vllm, else its live model."""
         self.trainers = trainers
         for name, trainer in trainers.items():
-            model = trainer.accelerator.unwrap_model(trainer.model)
-            self.policies[name] = TransformersPolicy(
-                model, trainer.processing_class, return_logprobs=True, name=name
-            )
+            self.policies[name] = rollout_policy(trainer, name)
 
     # --- token passing -----------------------------------------------------------------------------
     def wait_turn(self, name: str) -> None:

@@ -33,6 +33,7 @@ from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.models import resolve_model
 from ilr_agents.shared_prompt import SharedPromptGRPOTrainer
 from ilr_agents.training_data import dedupe_by_prompt
+from ilr_agents.vllm_training import check_generation_backend, engine_defaults, grpo_vllm_args
 
 # TRL warns once per trainer that ``rollout_func`` is experimental; ILR depends on it knowingly.
 # TRL reads this when a trainer is built, so setting it here (before any trainer exists) is enough.
@@ -119,6 +120,7 @@ class RunFolder:
     """One run's folder from start to summary: resume state, ``config.yaml``, manifests, the final summary."""
 
     def __init__(self, config: ILRConfig) -> None:
+        check_generation_backend(config)  # a vLLM set-up that cannot work fails here, before any model loads
         self.config = config
         self.path = Path(config.output_dir)
         self.agents = agent_names(config)
@@ -309,7 +311,7 @@ def peft_config(config: ILRConfig) -> LoraConfig | None:
 
 
 def grpo_args(
-    config: ILRConfig, output_dir: Path, *, reward_weights: list[float] | None = None
+    config: ILRConfig, output_dir: Path, *, reward_weights: list[float] | None = None, agent_index: int = 0
 ) -> GRPOConfig:
     """The one GRPOConfig every trainer (ILR agents and baseline alike) uses: same optimiser, n, steps."""
     cpu = use_cpu(config)
@@ -344,6 +346,7 @@ def grpo_args(
         disable_tqdm=True,
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
+        **grpo_vllm_args(config, agent_index),
     )
 
 
@@ -365,15 +368,22 @@ def build_trainer(
     once (an exact change), for every method alike, so speed and numerics compare like for like.
     """
     cls = SharedPromptGRPOTrainer if config.shared_prompt_forward else GRPOTrainer
-    trainer = cls(
-        model=model,
-        processing_class=tokenizer,
-        reward_funcs=reward_funcs,
-        args=grpo_args(config, Path(config.output_dir) / agent, reward_weights=reward_weights),
-        train_dataset=dataset,
-        rollout_func=rollout_func,
-        peft_config=peft_config(config),
+    args = grpo_args(
+        config,
+        Path(config.output_dir) / agent,
+        reward_weights=reward_weights,
+        agent_index=agent_names(config).index(agent),
     )
+    with engine_defaults(config):  # generation_backend=vllm: TRL builds this trainer's engine here
+        trainer = cls(
+            model=model,
+            processing_class=tokenizer,
+            reward_funcs=reward_funcs,
+            args=args,
+            train_dataset=dataset,
+            rollout_func=rollout_func,
+            peft_config=peft_config(config),
+        )
     # m trainers would interleave HF's printed dicts; metrics.jsonl and TensorBoard keep them
     trainer.remove_callback(PrinterCallback)
     return trainer

@@ -50,7 +50,9 @@ def check_generation_backend(config: ILRConfig) -> None:
                 config.vllm_memory_fraction,
                 resolve_model(config.models[0]),
                 knob="vllm_memory_fraction",
-                engines=config.num_agents,
+                engines=config.num_agents
+                if config.method == "ilr"
+                else 1,  # the baseline trains one at a time
             )
     except PolicyError as err:
         raise ConfigError(f"generation_backend=vllm: {err}") from None
@@ -71,6 +73,11 @@ def grpo_vllm_args(config: ILRConfig, agent_index: int = 0) -> dict[str, Any]:
         args["vllm_gpu_memory_utilization"] = config.vllm_memory_fraction
         args["vllm_max_model_length"] = config.vllm_max_model_length
     return args
+
+
+def engine_defaults(config: ILRConfig) -> contextlib.AbstractContextManager[None]:
+    """Where a trainer is built: ``cpu_engine_defaults`` for a vLLM config, nothing otherwise."""
+    return cpu_engine_defaults() if uses_vllm(config) else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -128,8 +128,10 @@ def test_lora_adapter_is_served_and_matches_peft(engine: VLLMPolicy, hf: Transfo
     assert without > 10 * LOGPROB_ATOL, without  # the adapter really changed what was served
 
 
-def test_memory_fraction_beyond_what_is_free_is_refused_before_loading() -> None:
-    with pytest.raises(PolicyError, match=r"memory_fraction=1.0 .* GiB are free. Fix: lower memory_fraction"):
-        check_memory(1.0, engines=4)
-    with pytest.raises(PolicyError, match="must be in"):
-        VLLMPolicy(MODEL, memory_fraction=1.5)
+def test_memory_beyond_what_is_free_is_refused_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "100000")  # CPU: the KV cache is sized in GiB
+    with pytest.raises(PolicyError, match=r"GiB are free. Fix: set VLLM_CPU_KVCACHE_SPACE"):
+        VLLMPolicy(MODEL)
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
+    with pytest.raises(PolicyError, match=r"memory_fraction=1.5: must be in \(0, 1\]"):
+        check_memory(1.5)
