@@ -69,6 +69,7 @@ def grpo_vllm_args(config: ILRConfig, agent_index: int = 0) -> dict[str, Any]:
     }
     if config.vllm_mode == "server":
         args["vllm_server_base_url"] = config.vllm_server_urls[agent_index]
+        args["vllm_group_port"] = 51216 + agent_index  # one NCCL group per agent's server
     else:
         args["vllm_gpu_memory_utilization"] = config.vllm_memory_fraction
         args["vllm_max_model_length"] = config.vllm_max_model_length

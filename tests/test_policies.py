@@ -251,11 +251,20 @@ def test_lora_adapter_is_applied(tiny: TransformersPolicy, tmp_path) -> None:
 
     base = AutoModelForCausalLM.from_pretrained(resolve_model("tiny"))
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
+    unmerged = get_peft_model(base, config)
+    unmerged.save_pretrained(tmp_path / "adapter")
     adapted = TransformersPolicy("tiny", adapter=str(tmp_path / "adapter"))
+    assert not any("lora" in name for name, _ in adapted.model.named_modules())  # merged: plain layers
     a = adapted.generate(CHATS, GREEDY.replace(max_new_tokens=4))
     b = tiny.generate(CHATS, GREEDY.replace(max_new_tokens=4))
     assert [g[0].logprobs for g in a] != [g[0].logprobs for g in b]
+    for group in a:  # the merged weights compute what base + adapter computes
+        c = group[0]
+        ids = torch.tensor([c.prompt_ids + c.completion_ids])
+        with torch.no_grad():
+            logits = unmerged.eval()(ids).logits[0, len(c.prompt_ids) - 1 : -1].float()
+        expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(c.completion_ids)[:, None])[:, 0]
+        assert torch.allclose(torch.tensor(c.logprobs), expected, atol=1e-4)
 
 
 def test_tokenizer_without_chat_template_is_a_clear_error(tiny: TransformersPolicy) -> None:

@@ -138,9 +138,10 @@ def _sampled_logprobs(out: Any) -> list[float] | None:
 
 
 def _lora_rank(adapter: str) -> int:
-    """vLLM must be told the largest LoRA rank up front; read it from the adapter's PEFT config."""
+    """vLLM must be told the largest LoRA rank up front, from a fixed set: the adapter's rank, rounded up."""
     path = Path(adapter) / "adapter_config.json"
     try:
-        return int(json.loads(path.read_text())["r"])
+        rank = int(json.loads(path.read_text())["r"])
     except (OSError, ValueError, KeyError) as err:
         raise PolicyError(f"lora_adapter={adapter!r}: cannot read the LoRA rank from {path} ({err})") from err
+    return next((r for r in (8, 16, 32, 64, 128, 256, 512) if r >= rank), rank)
