@@ -64,7 +64,7 @@ class CompareConfig:
             raise ConfigError("evaluate is empty: list at least one held-out benchmark {task, split, limit}")
         self.evaluate = [e if isinstance(e, EvalSpec) else EvalSpec(**e) for e in self.evaluate]
         if self.eval_backend not in ("transformers", "vllm"):
-            raise ConfigError(f"eval_backend={self.eval_backend!r}: use 'transformers' or 'vllm' (GPU)")
+            raise ConfigError(f"eval_backend={self.eval_backend!r}: use 'transformers' or 'vllm'")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds={self.seeds!r}: give one or more distinct integers")
         for spec in self.evaluate:

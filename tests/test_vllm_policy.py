@@ -20,6 +20,8 @@ from ilr_agents.policies.vllm_setup import check_memory
 
 pytestmark = pytest.mark.slow
 
+FREE_MEMORY_FIX = r"GiB are free. Fix: free memory .* or lower VLLM_CPU_KVCACHE_SPACE \(now 100000 GiB\)"
+
 MODEL = "smollm2-135m"
 LOGPROB_ATOL = 2e-3
 CHATS = [
@@ -130,7 +132,10 @@ def test_lora_adapter_is_served_and_matches_peft(engine: VLLMPolicy, hf: Transfo
 
 def test_memory_beyond_what_is_free_is_refused_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "100000")  # CPU: the KV cache is sized in GiB
-    with pytest.raises(PolicyError, match=r"GiB are free. Fix: set VLLM_CPU_KVCACHE_SPACE"):
+    with pytest.raises(
+        PolicyError,
+        match=FREE_MEMORY_FIX,
+    ):
         VLLMPolicy(MODEL)
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
     with pytest.raises(PolicyError, match=r"memory_fraction=1.5: must be in \(0, 1\]"):

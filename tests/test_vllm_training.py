@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ilr_agents import training
+from experiments.methods import train
 from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.models import resolve_model
 from ilr_agents.rewards import build_tiny_reward_model
 
 pytestmark = pytest.mark.slow
+
+FREE_MEMORY_FIX = r"GiB are free. Fix: free memory .* or lower VLLM_CPU_KVCACHE_SPACE \(now 100000 GiB\)"
 
 LOGPROB_ATOL = 2e-2
 
@@ -87,7 +89,7 @@ def test_three_ilr_steps_on_vllm_move_both_agents_and_the_engines_follow(
 ) -> None:
     run = tmp_path / "run"
     lr = {"lora": True, "lora_r": 8, "learning_rate": 2e-3} if lora else {"learning_rate": 1e-4}
-    result = training.train(smol_config(run, reward_model, **lr))
+    result = train(smol_config(run, reward_model, **lr))
     assert result.step == 3
     base = safetensors(Path(resolve_model("smollm2-135m")) / "model.safetensors")
     for agent in result.agents:
@@ -108,7 +110,10 @@ def test_bad_vllm_setups_fail_before_any_model_loads(tmp_path: Path, reward_mode
     with pytest.raises(ConfigError, match="vllm_mode=server needs one `trl vllm-serve` URL per agent"):
         smol_config(tmp_path, reward_model, vllm_mode="server", vllm_server_urls=["http://127.0.0.1:8000"])
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "100000")
-    with pytest.raises(ConfigError, match=r"GiB are free. Fix: set VLLM_CPU_KVCACHE_SPACE"):
+    with pytest.raises(
+        ConfigError,
+        match=FREE_MEMORY_FIX,
+    ):
         check_generation_backend(smol_config(tmp_path, reward_model))
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
     folder = tmp_path / "odd"

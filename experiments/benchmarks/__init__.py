@@ -15,5 +15,6 @@ CASES: dict[str, str] = {
     "training_overhead_lora": "experiments.benchmarks.training_overhead_lora",
     "vllm_rollouts": "experiments.benchmarks.vllm_rollouts",
     "vllm_vs_transformers": "experiments.benchmarks.vllm_vs_transformers",
+    "training_overhead_vllm": "experiments.benchmarks.training_overhead_vllm",
     "gpu_vllm": "experiments.benchmarks.gpu_vllm",
 }

@@ -58,17 +58,19 @@ def base_config(model: str, *, steps: int, out: Path, lora: bool, seed: int) -> 
     }
 
 
-def configs(model: str, *, steps: int, root: Path, lora: bool, seed: int) -> dict[str, dict[str, Any]]:
-    """The ILR run and the token-matched single-agent GRPO run."""
-    ilr = base_config(model, steps=steps, out=root / "ilr", lora=lora, seed=seed)
+def configs(
+    model: str, *, steps: int, root: Path, lora: bool, seed: int, overrides: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The ILR run and the token-matched single-agent GRPO run (``overrides`` go to both)."""
+    ilr = {**base_config(model, steps=steps, out=root / "ilr", lora=lora, seed=seed), **(overrides or {})}
     ilr.update(models=[model, model], method="ilr", abilities=[0.0, 0.0])
-    grpo = base_config(model, steps=steps, out=root / "grpo", lora=lora, seed=seed)
+    grpo = {**base_config(model, steps=steps, out=root / "grpo", lora=lora, seed=seed), **(overrides or {})}
     extra = 2 * ilr["max_stage_tokens"] // ilr["num_generations"]
     grpo["max_completion_length"] = ilr["max_completion_length"] + extra
     return {"ilr": ilr, "grpo": grpo}
 
 
-def force_tokens(tokens: int) -> None:
+def force_tokens(tokens: int, vllm: bool = False) -> None:
     """Make every generate call in this child produce exactly its max_new_tokens (EOS held back until then).
 
     A real model stops early, and differently in the two methods; forcing lengths keeps the comparison at
@@ -77,7 +79,12 @@ def force_tokens(tokens: int) -> None:
     """
     from ilr_agents import trainer_parts
 
+    if vllm:  # vLLM's name for it, on both sides: TRL's generation_kwargs and our VLLMPolicy's extras
+        from ilr_agents.policies import VLLMPolicy
+
+        VLLMPolicy.extra_sampling = {"min_tokens": tokens}
     load, args = trainer_parts.load_model, trainer_parts.grpo_args
+    key = "min_tokens" if vllm else "min_new_tokens"
 
     def load_model(*a: Any, **k: Any) -> Any:
         model, tokenizer = load(*a, **k)
@@ -86,7 +93,7 @@ def force_tokens(tokens: int) -> None:
 
     def grpo_args(*a: Any, **k: Any) -> Any:
         built = args(*a, **k)
-        built.generation_kwargs = {**(built.generation_kwargs or {}), "min_new_tokens": tokens}
+        built.generation_kwargs = {**(built.generation_kwargs or {}), key: tokens}
         return built
 
     trainer_parts.load_model, trainer_parts.grpo_args = load_model, grpo_args  # this bench child only
@@ -102,7 +109,7 @@ def child_main(config_path: str) -> int:
     from ilr_agents.config import ILRConfig
 
     data = json.loads(Path(config_path).read_text())
-    force_tokens(data.pop(FORCE_KEY))
+    force_tokens(data.pop(FORCE_KEY), vllm=data.get("generation_backend") == "vllm")
     stamps: dict[str, list[float]] = {}
     begin = CallbackHandler.on_step_begin
 
@@ -165,7 +172,15 @@ def run(ctx: BenchContext) -> CaseResult:
 
 
 def run_variant(
-    ctx: BenchContext, *, model: str, lora: bool, title: str, name: str, steps: int, reps: int
+    ctx: BenchContext,
+    *,
+    model: str,
+    lora: bool,
+    title: str,
+    name: str,
+    steps: int,
+    reps: int,
+    overrides: dict[str, Any] | None = None,
 ) -> CaseResult:
     result = CaseResult(name, title, "s/step", "ILR step / (2 x GRPO step)", "<=", 1.15)
     if ctx.quick:
@@ -174,7 +189,9 @@ def run_variant(
     durations: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ilr-bench-train-") as tmp:
         for rep in range(ctx.reps(full=reps, quick=1)):
-            cfgs = configs(model, steps=steps, root=Path(tmp) / f"r{rep}", lora=lora, seed=ctx.seed)
+            cfgs = configs(
+                model, steps=steps, root=Path(tmp) / f"r{rep}", lora=lora, seed=ctx.seed, overrides=overrides
+            )
             ilr = run_child(cfgs["ilr"], Path(tmp) / f"r{rep}" / "ilr")
             grpo = run_child(cfgs["grpo"], Path(tmp) / f"r{rep}" / "grpo")
             ilr_times.append(step_time(ilr["durations"], "ilr"))
@@ -216,7 +233,9 @@ def run_variant(
         f"{memory['grpo_1_agent_peak_rss_mib'].median:.0f} MiB (x{result.details['memory_ratio']:.2f})"
     )
     result.notes.append(
-        "the GRPO step generates through TRL's own transformers path, the ILR step through "
+        "both generate through TRL's vLLM engines (generation_backend: vllm, weight sync every step)"
+        if (overrides or {}).get("generation_backend") == "vllm"
+        else "the GRPO step generates through TRL's own transformers path, the ILR step through "
         "ilr_agents' TransformersPolicy (log-probs returned with the samples, shared prefill)"
     )
     result.judge()

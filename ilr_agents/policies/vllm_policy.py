@@ -31,6 +31,9 @@ from ilr_agents.policies.vllm_setup import GIB, check_vllm_setup, cpu_kv_cache_g
 class VLLMPolicy:
     """``vllm.LLM`` behind the Policy protocol; extra keyword arguments go to ``vllm.LLM``.
 
+    ``extra_sampling`` holds further ``vllm.SamplingParams`` fields for every call (e.g. ``{"min_tokens": 32}``,
+    which the training benchmark uses to force equal generated tokens).
+
     Args:
         model_or_llm: a zoo name, folder or hub id (an engine is built), or a live ``vllm.LLM``.
         memory_fraction: ``gpu_memory_utilization`` of the engine (GPU). On CPU the engine gets a fixed KV
@@ -39,6 +42,8 @@ class VLLMPolicy:
         enforce_eager: skip graph capture / torch.compile (default: on CPU, where compiling takes minutes).
         dtype: engine dtype; default float32 on CPU (as TransformersPolicy), "auto" elsewhere.
     """
+
+    extra_sampling: dict[str, Any] = {}  # noqa: RUF012  (read-only default; replaced, never mutated)
 
     def __init__(
         self,
@@ -106,6 +111,7 @@ class VLLMPolicy:
             max_tokens=params.max_new_tokens,
             seed=seed,
             logprobs=0 if self.return_logprobs else None,  # 0 = only the sampled token's log-prob
+            **self.extra_sampling,
         )
 
     def generate(self, chats: list[Chat], params: SamplingParams) -> list[list[Completion]]:
