@@ -43,10 +43,7 @@ def vllm_missing() -> str | None:
 
 def generated_tokens(records: list[Any]) -> int:
     return sum(
-        len(entry.get("completion_ids") or [])
-        for r in records
-        for st in r.stages
-        for entry in st["agents"].values()
+        len(said.completion_ids or ()) for r in records for st in r.stages for said in st.said.values()
     )
 
 
@@ -79,11 +76,7 @@ def measure(ctx: BenchContext, result: CaseResult, episodes: int, tokens: int, r
     raw_params = vllm.SamplingParams(max_tokens=tokens, temperature=1.0, top_k=-1, seed=ctx.seed)
     records = run_episodes(envs, [policy, policy], seeds=seeds, params=params)  # warm-up + the prompts
     stage_prompts = [
-        [
-            {"prompt_token_ids": policy.encode_chat(r.stages[s]["agents"][a]["messages"])}
-            for r in records
-            for a in r.agents
-        ]
+        [{"prompt_token_ids": policy.encode_chat(r.stages[s].seen[a])} for r in records for a in r.agents]
         for s in range(len(records[0].stages))
     ]
 

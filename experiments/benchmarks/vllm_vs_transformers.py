@@ -48,7 +48,7 @@ def run(ctx: BenchContext) -> CaseResult:
         policy = policies[name]
         records = run_episodes(envs, [policy, policy], seeds=seeds, params=params, final_n=FINAL_N)
         return vllm_rollouts.generated_tokens(records) + sum(
-            len(s["completion_ids"])
+            len(s.completion_ids or ())
             for r in records
             for samples in r.final_samples.values()
             for s in samples[1:]
