@@ -45,15 +45,13 @@ def check_generation_backend(config: ILRConfig) -> None:
             return
         for model in dict.fromkeys(config.models):
             check_architecture(resolve_model(model))
-        with cpu_engine_defaults():
-            check_memory(
-                config.vllm_memory_fraction,
-                resolve_model(config.models[0]),
-                knob="vllm_memory_fraction",
-                engines=config.num_agents
-                if config.method == "ilr"
-                else 1,  # the baseline trains one at a time
-            )
+        engines = config.num_agents if config.method == "ilr" else 1  # the baseline trains one at a time
+        check_memory(
+            config.vllm_memory_fraction,
+            resolve_model(config.models[0]),
+            knob="vllm_memory_fraction",
+            engines=engines,
+        )
     except PolicyError as err:
         raise ConfigError(f"generation_backend=vllm: {err}") from None
 
@@ -76,30 +74,29 @@ def grpo_vllm_args(config: ILRConfig, agent_index: int = 0) -> dict[str, Any]:
     return args
 
 
-def engine_defaults(config: ILRConfig) -> contextlib.AbstractContextManager[None]:
-    """Where a trainer is built: ``cpu_engine_defaults`` for a vLLM config, nothing otherwise."""
-    return cpu_engine_defaults() if uses_vllm(config) else contextlib.nullcontext()
-
-
 @contextlib.contextmanager
-def cpu_engine_defaults() -> Iterator[None]:
-    """While TRL builds its engines on CPU: eager execution and a fixed KV cache.
+def engine_defaults(config: ILRConfig) -> Iterator[None]:
+    """Where a trainer is built: the engine arguments TRL 1.16 does not pass (colocate mode, vLLM only).
 
-    TRL 1.16 builds ``vllm.LLM`` with its own argument list. On CPU that means torch.compile (minutes per
-    engine on 2 cores) and a KV cache sized as a fraction of RAM minus everything the training process
-    already holds. Eager mode and ``VLLM_CPU_KVCACHE_SPACE`` (vLLM's own knob, kept when the user set it)
-    avoid both. Nothing changes on a GPU.
+    TRL builds ``vllm.LLM`` with its own argument list. Left at that, vLLM's ``dtype="auto"`` runs a float32
+    model in bfloat16 (the engine's log-probs then differ from the trainer's by ~0.04 per token), and on CPU
+    the engine compiles with torch.compile (minutes per engine on 2 cores) and sizes its KV cache as a
+    fraction of RAM minus everything the training process already holds. So the engine gets the config's
+    dtype and, on CPU, eager mode and ``VLLM_CPU_KVCACHE_SPACE`` (vLLM's own knob, kept when the user set it).
     """
-    from ilr_agents.policies.vllm_setup import CPU_KV_CACHE_GIB, on_cpu
-
-    if not on_cpu():
+    if not uses_vllm(config) or config.vllm_mode != "colocate":
         yield
         return
     import trl.generation.vllm_generation as trl_vllm
 
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(CPU_KV_CACHE_GIB))
+    from ilr_agents.policies.vllm_setup import CPU_KV_CACHE_GIB, on_cpu
+
+    extra: dict[str, Any] = {} if config.dtype == "auto" else {"dtype": config.dtype}
+    if on_cpu():
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(CPU_KV_CACHE_GIB))
+        extra["enforce_eager"] = True
     original = trl_vllm.LLM
-    trl_vllm.LLM = functools.partial(original, enforce_eager=True)
+    trl_vllm.LLM = functools.partial(original, **extra)
     try:
         yield
     finally:
