@@ -30,9 +30,9 @@ import numpy as np
 from ilr_agents.calibration import calibrate, calibration_shift_stats, peer_statistics
 from ilr_agents.config import ILRConfig
 from ilr_agents.policies import SamplingParams
-from ilr_agents.vllm_training import rollout_policy
 from ilr_agents.rewards import RawReward
 from ilr_agents.rollout import run_episodes
+from ilr_agents.vllm_training import rollout_policy
 
 
 class JointRolloutError(RuntimeError):
