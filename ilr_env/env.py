@@ -34,10 +34,11 @@ probability p (the env's own seeded generator); ``"cooperate"`` / ``"compete"`` 
 framing (system message, and the Idea3 stage wording) follows its own mode; it is not told the peers'
 modes. The single protocol has no peers and no framing: its infos report ``mode=None``.
 
-Length and garbage. An action is cut to its first ``max_message_chars`` characters. Peers (and the agent
-itself, in later stages) see that cut text followed by a marker saying how many characters were cut, and
-the graded final answer is the same cut text without the marker — so set ``max_message_chars`` to cover
-the generation budget (4,000 characters ≈ 1,000 tokens). Characters outside the observation charset
+Length and garbage. ``max_message_chars`` bounds only what is relayed: peers (and the agent itself, in
+later stages) see the first ``max_message_chars`` characters of a message followed by a marker saying how
+many characters were cut. The graded final answer is the whole reply, however long: the grader's own
+work is bounded (it reads the last answer box, and the answer-phrase fallback only looks at the reply's
+tail), so a long correct reply is never scored by a truncated copy. Characters outside the observation charset
 (control characters, surrogates, private-use and unassigned code points) are shown as U+FFFD. Any string
 is a legal action: text without a parseable answer is simply a wrong answer.
 
@@ -640,9 +641,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         rewards = dict.fromkeys(self.agents, 0.0)
         if final:
             for a in self.agents:
-                rewards[a], ep.grades[a] = self._score_text(
-                    ep.question, ep.answers[a][: self.config.max_message_chars]
-                )
+                rewards[a], ep.grades[a] = self._score_text(ep.question, ep.answers[a])
             ep.rewards = dict(rewards)
             ep.done = True
         else:
@@ -722,13 +721,14 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
     def score(self, agent: str, text: str) -> tuple[float, Grade]:
         """Reward and grade of ``text`` as ``agent``'s final answer to the current question, without stepping.
 
-        Same cut and reward shape as the final step, so the n GRPO samples of a stage are scored alike.
+        Same reward shape as the final step, so the n GRPO samples of a stage are scored alike; the whole
+        text is graded (``max_message_chars`` only limits what peers are shown).
         """
         self._known(agent)
         ep = self._require_episode()
         if not isinstance(text, str):
             raise ILRActionTypeError(f"score() text for {agent} must be a str, got {type(text).__name__}")
-        return self._score_text(ep.question, text[: self.config.max_message_chars])
+        return self._score_text(ep.question, text)
 
     def final_prompt(self, agent: str) -> Messages:
         """The final stage's messages for ``agent`` (available once the episode reaches that stage)."""

@@ -473,7 +473,7 @@ def test_grader_failure_is_a_wrong_answer_not_a_crash():
 # --------------------------------------------------------------------------------- messages
 
 
-def test_long_messages_truncated_for_peers_and_grading():
+def test_long_messages_truncated_for_peers_but_graded_whole():
     env = make_toy(max_message_chars=50)
     env.reset(seed=0, options={"question_id": "toy/1"})
     long_idea = "A" * 49 + "Z" + "HIDDEN" * 10
@@ -481,10 +481,11 @@ def test_long_messages_truncated_for_peers_and_grading():
     assert "A" * 49 + "Z\n[... 60 more characters not shown]" in obs["agent_1"]
     assert "HIDDEN" not in obs["agent_1"] and "HIDDEN" not in obs["agent_0"]
     env.step({"agent_0": "a", "agent_1": "a"})
-    late_box = "x" * 60 + "\\boxed{3}"  # the answer lies beyond the limit, so it is not graded
+    late_box = "x" * 60 + "\\boxed{3}"  # the answer lies beyond what peers see: still graded
     early_box = "\\boxed{3}" + "x" * 60
+    assert env.score("agent_0", late_box)[1].correct
     _, rew, *_ = env.step({"agent_0": late_box, "agent_1": early_box})
-    assert rew == {"agent_0": 0.0, "agent_1": 1.0}
+    assert rew == {"agent_0": 1.0, "agent_1": 1.0}
 
 
 def test_literal_braces_in_messages_are_not_template_fields():

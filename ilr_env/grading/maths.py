@@ -30,6 +30,21 @@ _FRACTION_RE = re.compile(r"^(-)?(?:\\frac\{(-?\d+)\}\{(\d+)\}|(-?\d+)/(\d+))$")
 _POWER_RE = re.compile(r"\^|\*\*")
 _FACTORIAL_RE = re.compile(r"(\d+)\s*!")
 _INT_RE = re.compile(r"\d+")
+# A value as people write it: sign, currency sign, digits with thousands separators, decimals, a unit.
+_THIN_SPACE_RE = re.compile(r"\\[,!]|\\(?:left|right|displaystyle)(?![A-Za-z])")
+_WIDE_SPACE_RE = re.compile(r"\\[;: ]|~")
+_CURRENCY_RE = re.compile(r"^(-?)\s*(?:\\\$|\$|£|€|¥|\\pounds|\\euro|\\textdollar)\s*")
+_UNIT_RE = re.compile(
+    r"(?:\s*\\(?:text|textrm|mbox|mathrm)\s*\{\s*[A-Za-z][A-Za-z .'/-]*\}"
+    r"|\s+[A-Za-z]{2,}(?:\s+[A-Za-z]+){0,2}\.?)$"
+)
+_GROUPED_RE = re.compile(r"^-?(?:\d{1,3}(?:(?:,|\{,\}|\s)\d{3})+|\d+)(?:\.\d+)?$|^-?\.\d+$")
+# What needs evaluating: arithmetic operators (a minus only between operands), roots, fractions, powers,
+# factorials, functions, and juxtaposed products such as 2(3).
+_OPERATOR_RE = re.compile(
+    r"[+*/^×÷·!]|(?<=[\w)}\]])\s*-|\\(?:times|cdot|div|frac|dfrac|tfrac|sqrt|binom|pm|mp|sum|prod|int|log|ln"
+    r"|sin|cos|tan|exp|cdots)(?![A-Za-z])|\d\s*\(|\)\s*[\d(]|\bmod\b"
+)
 
 
 def normalise(answer: str) -> str:
@@ -106,11 +121,40 @@ def unsafe_reason(answer: str) -> str | None:
     return None
 
 
+def plain_value(answer: str) -> tuple[Fraction, bool] | None:
+    """(value, is_integer_literal) of a number written as people write values, else None.
+
+    Accepts a sign, a currency sign (``\\$``, ``$``, ``£``, ``€``), thousands separators (``2,000``,
+    ``2{,}000``, ``2,\\!000``, ``2 000``), decimals (``2000.00``) and a trailing unit (``2000 steps``,
+    ``5\\text{ cm}``); anything with an operator is not a plain value.
+    """
+    if len(answer) > 100:
+        return None
+    text = _WIDE_SPACE_RE.sub(" ", _THIN_SPACE_RE.sub("", answer)).strip()
+    m = _CURRENCY_RE.match(text)
+    sign = ""
+    if m:
+        sign, text = m.group(1), text[m.end() :]
+    text = _UNIT_RE.sub("", text).strip()
+    if not _GROUPED_RE.match(text):
+        return None
+    digits = re.sub(r"[,{}\s]", "", text)
+    value = Fraction(digits)
+    if sign and value < 0:
+        return None  # "-$-5": two signs
+    return (-value if sign else value), "." not in digits
+
+
 def _fast_verdict(gold: str, pred: str) -> bool | None:
     """True/False when a string or plain-number comparison settles it; None when math-verify must decide."""
     g, p = normalise(gold), normalise(pred)
     if g and g == p:
         return True
+    gv, pv = plain_value(gold), plain_value(pred)
+    if gv is not None and pv is not None:
+        # Two written values (decimals included): equal or not, math-verify has nothing to add, and it
+        # would misread some ("1\\,018.0" as 1 * 18.0).
+        return gv[0] == pv[0]
     gn, pn = _as_number(g), _as_number(p)
     if gn is None or pn is None:
         return None
@@ -126,12 +170,13 @@ def copied_from_question(question: Any, pred: str) -> bool:
 
     math-verify evaluates expressions, so without this check restating the problem scores as solving it;
     an RL policy finds that quickly (measured: an ILR agent in cpu-long learned "Your final answer is 4 * 7.").
-    Integers and decimals are never treated as copies: a number that occurs in the question can be a real answer.
+    Only what needs evaluating (an operator, a root, a fraction...) counts as a copy: a value such as
+    ``2,000`` or ``\\$18`` that occurs in the question can be the real answer, however it is formatted.
     """
-    p = normalise(pred)
-    if len(p) < 3 or _NUMBER_RE.match(p):
+    if not _OPERATOR_RE.search(pred) or plain_value(pred) is not None:
         return False
-    return p in normalise(str(getattr(question, "prompt", "") or ""))
+    p = normalise(pred)
+    return len(p) >= 3 and p in normalise(str(getattr(question, "prompt", "") or ""))
 
 
 def _shown(answer: str | None) -> str | None:
