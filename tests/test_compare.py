@@ -5,6 +5,7 @@ import json
 import pytest
 
 from experiments.compare import CONFIG_DIR, CompareConfig, run_comparison
+from experiments.viewer import collect
 from ilr_agents.config import ConfigError
 
 # ILRConfig files for `ilr train`, not comparison presets
@@ -46,6 +47,16 @@ def test_compare_writes_report_results_and_plots(smoke_run):
     for png in ("training_reward.png", "mode_mix.png", "calibration_shift.png"):
         assert (run_dir / png).stat().st_size > 1000
     assert list((run_dir / "transcripts").glob("*.json"))
+    # the discussion viewer: evaluations plus every ILR training step's discussions and rewards
+    items = collect(run_dir)
+    assert (run_dir / "viewer.html").stat().st_size > 10_000
+    trained = [it for it in items if it["group"].startswith("train · ilr")]
+    assert trained and all(it["question"] and it["gold"] for it in trained)
+    for agent in (a for it in trained for a in it["agents"]):
+        assert agent["mode"] in ("cooperate", "compete") and agent["turns"] and agent["finals"]
+        assert all(
+            f["text"] is not None and f["raw"] is not None and f["cal"] is not None for f in agent["finals"]
+        )
 
 
 def test_report_only_rebuilds_from_results(smoke_run):
