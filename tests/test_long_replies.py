@@ -8,13 +8,12 @@ reply, so a long chain of thought that ends in a correct box scores 1.
 from __future__ import annotations
 
 import ilr_env
-from baselines.single_agent import baseline_reward_funcs
 from ilr_agents.config import ILRConfig
 from ilr_agents.evaluation import evaluate_alone, evaluate_together
 from ilr_agents.joint_rollout import JointRollout
 from ilr_agents.policies import SamplingParams, ScriptedPolicy
 from ilr_agents.policies.base import Completion
-from ilr_agents.rewards import question_column
+from ilr_agents.rewards import RawReward, TRLRawReward, question_column
 from ilr_env.tasks.base import Question
 
 QUESTIONS = [
@@ -66,7 +65,7 @@ def test_evaluation_alone_and_in_discussion_grades_the_whole_reply() -> None:
     policies = {"agent_0": ScriptedPolicy(long_reply), "agent_1": ScriptedPolicy(long_reply)}
     together = evaluate_together(policies, QUESTIONS, params, task="long", env_kwargs={"mode": "cooperate"})
     assert all(row[a]["correct"] for row in together.per_question for a in policies)
-    peer_view = together.records[0].stages[-1]["agents"]["agent_0"]["messages"][-1]["content"]
+    peer_view = together.records[0].stages[-1].seen["agent_0"][-1]["content"]
     assert "more characters not shown" in peer_view  # peers were shown the cut text
 
 
@@ -86,7 +85,7 @@ def test_joint_rollout_grades_the_whole_reply() -> None:
     )
     agents = ["agent_0", "agent_1"]
     envs = [make_env() for _ in QUESTIONS]
-    joint = JointRollout(config, agents, envs)
+    joint = JointRollout(config, agents, envs, raw_reward=RawReward.from_config(config))
     joint.policies = {a: _TokenisedScript(long_reply, name=a) for a in agents}
     slices = joint._play(1, QUESTIONS)
     for agent in agents:
@@ -94,8 +93,9 @@ def test_joint_rollout_grades_the_whole_reply() -> None:
 
 
 def test_baseline_reward_grades_the_whole_reply() -> None:
+    """The single-agent GRPO baseline's TRL reward function, built as the baseline builds it."""
     config = ILRConfig(models=["tiny"], task="long", method="grpo")
-    (reward,) = baseline_reward_funcs(config, eos_token_ids=[0])
+    reward = TRLRawReward(RawReward.from_config(config), eos_token_ids=[0])
     texts = [long_reply([{"role": "user", "content": q.prompt}]) for q in QUESTIONS]
     scores = reward(
         [q.prompt for q in QUESTIONS],
