@@ -304,7 +304,11 @@ def agent_slice(agent: str, records: list[Any], question: Any, raw_reward: RawRe
             for st in r.stages  # with alternating turns the final stage spans the last m steps
             if agent in st.said and st.stage != r.stages[-1].stage
         ),
-        turns=[[str(st.stage), st.said[agent].text] for st in records[0].stages[:-1] if agent in st.said],
+        turns=[
+            [str(st.stage), st.said[agent].text]
+            for st in records[0].stages
+            if agent in st.said and st.stage != records[0].stages[-1].stage
+        ],
     )
 
 
