@@ -78,11 +78,12 @@ def grpo_vllm_args(config: ILRConfig, agent_index: int = 0) -> dict[str, Any]:
 def engine_defaults(config: ILRConfig) -> Iterator[None]:
     """Where a trainer is built: the engine arguments TRL 1.16 does not pass (colocate mode, vLLM only).
 
-    TRL builds ``vllm.LLM`` with its own argument list. Left at that, vLLM's ``dtype="auto"`` runs a float32
-    model in bfloat16 (the engine's log-probs then differ from the trainer's by ~0.04 per token), and on CPU
-    the engine compiles with torch.compile (minutes per engine on 2 cores) and sizes its KV cache as a
-    fraction of RAM minus everything the training process already holds. So the engine gets the config's
-    dtype and, on CPU, eager mode and ``VLLM_CPU_KVCACHE_SPACE`` (vLLM's own knob, kept when the user set it).
+    TRL builds ``vllm.LLM`` with its own argument list. On a GPU the engine gets the config's dtype (vLLM's
+    ``dtype="auto"`` would run a float32 model in bfloat16). On CPU the engine stays at vLLM's bfloat16 (the
+    CPU build's float32 layers drop the ``weight_loader`` TRL's weight push needs; TRL's importance-sampling
+    correction covers the ~0.04 per-token log-prob gap), runs eager (torch.compile takes minutes per engine
+    on 2 cores) and gets a fixed KV cache of ``VLLM_CPU_KVCACHE_SPACE`` GiB (vLLM's own knob, kept when the
+    user set it) instead of a fraction of RAM minus everything the training process already holds.
     """
     if not uses_vllm(config) or config.vllm_mode != "colocate":
         yield
@@ -91,10 +92,11 @@ def engine_defaults(config: ILRConfig) -> Iterator[None]:
 
     from ilr_agents.policies.vllm_setup import CPU_KV_CACHE_GIB, on_cpu
 
-    extra: dict[str, Any] = {} if config.dtype == "auto" else {"dtype": config.dtype}
     if on_cpu():
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(CPU_KV_CACHE_GIB))
-        extra["enforce_eager"] = True
+        extra: dict[str, Any] = {"enforce_eager": True}
+    else:
+        extra = {} if config.dtype == "auto" else {"dtype": config.dtype}
     original = trl_vllm.LLM
     trl_vllm.LLM = functools.partial(original, **extra)
     try:

@@ -110,7 +110,7 @@ def test_openai_backend_samples_n_and_runs_idea3_against_the_server(server: str,
         tmp_path / "idea3", "--model", MODEL, "--backend", "openai", "--base-url", server,
         "--protocol", "idea3", "--mode", "cooperate",
     )  # fmt: skip
-    assert len(idea3["metrics"]) == 2  # one row per agent
+    assert sum(name.startswith("agent_") for name in idea3["metrics"]) == 2  # one row per agent
     with pytest.raises(SystemExit, match="n=2 with temperature=0"):
         run_eval(
             tmp_path / "greedy", "--model", MODEL, "--backend", "openai", "--base-url", server, "--n", "2"

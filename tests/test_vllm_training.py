@@ -1,11 +1,12 @@
 """ILR training with ``generation_backend: vllm`` on CPU: two SmolLM2-135M agents, each with its own engine.
 
-What is checked: both agents' weights move; the engine serves the updated weights. For the latter we use
+What is checked: both agents' weights move, and the engines serve the updated weights. For the latter we use
 TRL's own comparison: before each step's loss, TRL runs a transformers forward of the *current* (updated)
-model over the tokens the engine sampled and logs the largest per-token log-prob difference
-(``sampling/sampling_logp_difference/max``). After step 1 the engine only matches if the weight sync
-worked; the tolerance is ``LOGPROB_ATOL`` (the engine and transformers agree to ~1e-3 on identical weights,
-see test_vllm_policy.py), and the learning rate is set so that one step moves log-probs by far more.
+model over the tokens the engine sampled and logs the per-token log-prob gap
+(``sampling/sampling_logp_difference/mean``). On CPU the engine runs bfloat16 against the float32 trainer, so
+the gap is ~0.03-0.04 even on identical weights (step 1, before any update). A stale engine would add the
+update's own shift on top, so after each update the gap must stay within ``GAP_GROWTH`` of step 1's; the
+learning rate is high enough that one step moves the model's log-probs by more than that.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 FREE_MEMORY_FIX = r"GiB are free. Fix: free memory .* or lower VLLM_CPU_KVCACHE_SPACE \(now 100000 GiB\)"
 
-LOGPROB_ATOL = 2e-2
+GAP_GROWTH = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +71,19 @@ def safetensors(path: Path) -> dict[str, np.ndarray]:
 
 def trl_rows(run: Path) -> list[dict[str, Any]]:
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    return [x for x in lines if x["kind"] == "trl" and "sampling/sampling_logp_difference/max" in x]
+    return [x for x in lines if x["kind"] == "trl" and "sampling/sampling_logp_difference/mean" in x]
 
 
 def check_engine_followed_the_updates(run: Path, agents: list[str]) -> None:
     rows = trl_rows(run)
     for agent in agents:
-        mine = {r["step"]: r for r in rows if r["agent"] == agent}
-        assert set(mine) == {1, 2, 3}, f"{agent}: TRL logged the vLLM comparison at steps {sorted(mine)}"
-        for step in (2, 3):  # sampled after an optimizer step: only right if the new weights were pushed
-            worst = mine[step]["sampling/sampling_logp_difference/max"]
-            assert worst < LOGPROB_ATOL, f"{agent} step {step}: engine vs updated model differ by {worst}"
+        gap = {r["step"]: r["sampling/sampling_logp_difference/mean"] for r in rows if r["agent"] == agent}
+        print(f"{agent}: engine vs trainer log-prob gap (mean) by step: {gap}")
+        assert set(gap) == {1, 2, 3}, f"{agent}: TRL logged the vLLM comparison at steps {sorted(gap)}"
+        for step in (2, 3):  # sampled after an optimizer step: only this close if the new weights were pushed
+            assert gap[step] < gap[1] + GAP_GROWTH, (
+                f"{agent} step {step}: gap {gap[step]} vs {gap[1]} at step 1"
+            )
 
 
 @pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
@@ -88,7 +91,7 @@ def test_three_ilr_steps_on_vllm_move_both_agents_and_the_engines_follow(
     tmp_path: Path, reward_model: str, lora: bool
 ) -> None:
     run = tmp_path / "run"
-    lr = {"lora": True, "lora_r": 8, "learning_rate": 2e-3} if lora else {"learning_rate": 1e-4}
+    lr = {"lora": True, "lora_r": 8, "learning_rate": 2e-2} if lora else {"learning_rate": 5e-4}
     result = train(smol_config(run, reward_model, **lr))
     assert result.step == 3
     base = safetensors(Path(resolve_model("smollm2-135m")) / "model.safetensors")
