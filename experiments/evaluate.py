@@ -46,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mode", default="dynamic", help="idea3 interaction: dynamic, cooperate, compete or p in [0,1]"
     )
     parser.add_argument(
-        "--difficulty", default=None, help="D_q for dynamic mode: 'level' or a JSON file {question_id: D_q}"
+        "--difficulty",
+        default=None,
+        help="D_q for dynamic mode: 'level', a JSON file {question_id: D_q}, or an `ilr difficulty` file "
+        "(each agent then uses its own model's ranking)",
     )
     parser.add_argument(
         "--abilities",
@@ -109,6 +112,24 @@ def _mode(value: str) -> str | float:
         return float(value)
     except ValueError:
         return value
+
+
+def _difficulty(value: str, models: list[str]) -> Any:
+    """'level', a JSON file of D_q, or a file from `ilr difficulty`: then each agent gets its own model's
+    ranking (the default reading of self-ranking)."""
+    from ilr_agents.self_ranking import SELF_RANK_METHOD, difficulty_for_agents
+    from ilr_env import difficulty as dif
+
+    if value == "level" or not Path(value).is_file():
+        return value  # the env names the problem with a missing file
+    try:
+        est = dif.load_json(value, kind="difficulty")
+    except dif.DifficultyError:
+        return value
+    if est.metadata.get("method") != SELF_RANK_METHOD:
+        return est
+    agents = [f"agent_{i}" for i in range(len(models))]
+    return difficulty_for_agents(est, agents, models, shared=False)
 
 
 def _abilities(value: str, models: list[str]) -> list[float] | dict[str, float]:
@@ -217,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         if args.protocol == "idea3":
             env_kwargs["turn_order"] = args.turn_order
         if args.difficulty is not None:
-            env_kwargs["difficulty"] = args.difficulty
+            env_kwargs["difficulty"] = _difficulty(args.difficulty, specs)
         if args.abilities is not None:
             env_kwargs["abilities"] = _abilities(args.abilities, specs)
         policies = {f"agent_{i}": _policy(s, args, cache) for i, s in enumerate(specs)}

@@ -217,3 +217,16 @@ def test_eval_rejects_several_greedy_samples_before_loading_anything(tmp_path: P
                 "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path),
             )  # fmt: skip
     assert not any(tmp_path.iterdir())
+
+
+def test_difficulty_file_from_ilr_difficulty_is_read_per_agent(tmp_path: Path) -> None:
+    from experiments.evaluate import _difficulty
+    from ilr_env import difficulty as dif
+
+    per_model = {"tiny": {"values": {"q1": 1.0}}, "tiny-llama": {"values": {"q1": -1.0}}}
+    est = dif.Estimates("difficulty", {"q1": 0.0}, {"method": "self_rank_agents", "per_model": per_model})
+    path = dif.save_json(est, tmp_path / "d.json")
+    assert _difficulty(str(path), ["tiny-llama", "tiny"]) == {"agent_0": {"q1": -1.0}, "agent_1": {"q1": 1.0}}
+    plain = dif.save_json(dif.Estimates("difficulty", {"q1": 0.5}), tmp_path / "plain.json")
+    assert _difficulty(str(plain), ["tiny", "tiny"]).values == {"q1": 0.5}
+    assert _difficulty("level", ["tiny"]) == "level"
