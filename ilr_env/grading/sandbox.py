@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ SANDBOX_POLICIES: tuple[str, ...] = ("auto", "require_bwrap")
 POLICY_ENV = "ILR_SANDBOX"
 logger = logging.getLogger(__name__)
 _FALLBACK_WARNED = False
+_FALLBACK_LOCK = threading.Lock()
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MEMORY_MB = 1024
@@ -145,24 +147,26 @@ def isolation_mode() -> tuple[str, str]:
 
 
 def _fallback_allowed(isolation: Isolation) -> None:
-    """Raise under ``require_bwrap``; otherwise warn, the first time in this process, that code is graded
-    without bubblewrap."""
+    """Raise where bubblewrap is required; otherwise warn, once per process, that code is graded without it."""
     global _FALLBACK_WARNED
     reason = "isolation='rlimits' was requested" if isolation == "rlimits" else bwrap_problem()
-    if sandbox_policy() == "require_bwrap" or isolation == "bwrap":
+    required_by = "isolation='bwrap'" if isolation == "bwrap" else "sandbox: require_bwrap"
+    if isolation == "bwrap" or sandbox_policy() == "require_bwrap":
         raise SandboxError(
-            f"this run requires bubblewrap (sandbox: require_bwrap) but {reason}; install it "
-            "(`apt-get install bubblewrap`, or `make install` as root), or set sandbox: auto (ILR_SANDBOX=auto) "
-            "to accept the weak rlimits fallback described in SECURITY.md"
+            f"this run requires bubblewrap ({required_by}) but {reason}; install it (`apt-get install "
+            "bubblewrap`, or `make install` as root); outside code training, sandbox: auto (ILR_SANDBOX=auto) "
+            "accepts the weak rlimits fallback described in SECURITY.md"
         )
-    if not _FALLBACK_WARNED:
+    with _FALLBACK_LOCK:  # graders run in threads (check_many): one warning, not one per thread
+        if _FALLBACK_WARNED:
+            return
         _FALLBACK_WARNED = True
-        logger.warning(
-            "grading code WITHOUT bubblewrap (%s): model-written programs run with rlimits and an audit hook "
-            "only, a speed bump: they can read every file this user can, the datasets included; install "
-            "bubblewrap or set sandbox: require_bwrap to make this an error (see SECURITY.md)",
-            reason,
-        )
+    logger.warning(
+        "grading code WITHOUT bubblewrap (%s): model-written programs run with rlimits and an audit hook "
+        "only, a speed bump: they can read every file this user can, the datasets included; install "
+        "bubblewrap or set sandbox: require_bwrap to make this an error (see SECURITY.md)",
+        reason,
+    )
 
 
 def bwrap_namespace_args() -> list[str]:

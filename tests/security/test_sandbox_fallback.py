@@ -83,8 +83,13 @@ def _in_fresh_process(code: str, **env: str) -> subprocess.CompletedProcess[str]
 
 def test_the_first_fallback_grading_warns_once_per_process() -> None:
     r = _in_fresh_process("""
-        from ilr_env.grading import run_program
-        assert run_program("print(1)", isolation="rlimits").ok
+        from ilr_env.grading import check_many, run_program
+        from ilr_env.tasks.base import Question
+        q = Question(id="add", prompt="", answer="", task="t", kind="code",
+                     metadata={"tests": "assert add(1, 2) == 3", "entry_point": "add"})
+        code = "def add(a, b):\\n    return a + b\\n"
+        grades = check_many([q] * 4, [code] * 4, workers=4, isolation="rlimits")  # the first, in 4 threads
+        assert all(g.correct for g in grades), grades
         assert run_program("print(2)", isolation="rlimits").ok
         print("graded")
     """)
