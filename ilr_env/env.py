@@ -70,6 +70,7 @@ from pettingzoo import ParallelEnv
 
 from ilr_env import difficulty as dif
 from ilr_env.grading import Grade
+from ilr_env.grading.base import GraderUnavailableError
 from ilr_env.protocols import MODES, PROTOCOLS, PromptSet, load_prompts, stage_names
 from ilr_env.tasks import load_questions
 from ilr_env.tasks.base import Question
@@ -712,6 +713,8 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
     def _score_text(self, question: Question, text: str) -> tuple[float, Grade]:
         try:
             g = self._grader(question, text)
+        except GraderUnavailableError:
+            raise
         except Exception as exc:  # noqa: BLE001
             warnings.warn(f"grader raised {type(exc).__name__}: {exc}; scored as wrong", stacklevel=3)
             g = Grade(correct=False, reward=0.0, extracted=None, reason=f"grader_error:{type(exc).__name__}")

@@ -1,4 +1,4 @@
-"""The verdict type shared by every grader."""
+"""The verdict type shared by every grader, and the error for a grader that cannot run at all."""
 
 from __future__ import annotations
 
@@ -23,3 +23,11 @@ class Grade:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class GraderUnavailableError(RuntimeError):
+    """The grading machinery itself is broken (e.g. its worker process cannot import math-verify).
+
+    Unlike a grader that fails on one odd answer, this is never scored as a wrong answer: every reward of
+    the run would silently be 0.
+    """

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ilr_env.grading import verify_worker
+from ilr_env.grading.base import GraderUnavailableError
 from ilr_env.grading.pool import PerProcess, WorkerPool
 from ilr_env.grading.verify_worker import parse_gold_text, verify_texts
 
@@ -36,8 +37,12 @@ class _Zygote:
 
     def __init__(self) -> None:
         parent, child = socket.socketpair()
+        # -I keeps the caller's working directory and PYTHON* variables out, so the caller's import path
+        # is handed over explicitly: math-verify must be found wherever this process found it (a
+        # PYTHONPATH or --target install included).
+        import_path = os.pathsep.join(p for p in sys.path if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", verify_worker.__file__, str(child.fileno())],
+            [sys.executable, "-I", verify_worker.__file__, str(child.fileno()), import_path],
             pass_fds=[child.fileno()],
             stdin=subprocess.DEVNULL,
         )
@@ -47,10 +52,18 @@ class _Zygote:
 
     def fork(self) -> tuple[Connection, int]:
         with self.lock:
-            self.sock.sendall(b"F")
-            msg, fds, _, _ = socket.recv_fds(self.sock, 16, 1)
+            try:
+                self.sock.sendall(b"F")
+                msg, fds, _, _ = socket.recv_fds(self.sock, 16, 1)
+            except OSError:
+                msg, fds = b"", []
         if not fds or len(msg) != 8:
-            raise RuntimeError("the math-verify zygote did not start a worker")
+            code = self.proc.poll()
+            raise GraderUnavailableError(
+                "the math-verify worker process did not start"
+                + (f" (it exited with code {code})" if code is not None else "")
+                + f"; check that `{sys.executable} -c 'import math_verify'` works in this environment"
+            )
         return Connection(fds[0]), struct.unpack(">q", msg)[0]
 
     def close(self) -> None:

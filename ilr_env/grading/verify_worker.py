@@ -1,8 +1,9 @@
 """What a math-verify worker process runs: parsing and verifying untrusted answers, and its zygote loop.
 
-Run by path (``python -I verify_worker.py CONTROL_FD``) as the zygote of ``verify_pool``; it imports only the
-standard library and math-verify, never the ``ilr_env`` package, so workers start small and fast. The
-functions are also imported in-process where the inputs are trusted (gold answers in tests).
+Run by path (``python -I verify_worker.py CONTROL_FD IMPORT_PATH``) as the zygote of ``verify_pool``; it
+imports only the standard library and math-verify (found on the caller's import path, IMPORT_PATH), never the
+``ilr_env`` package, so workers start small and fast. The functions are also imported in-process where the
+inputs are trusted (gold answers in tests).
 """
 
 from __future__ import annotations
@@ -106,4 +107,6 @@ def zygote_main(control_fd: int) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2:  # the caller's import path (see verify_pool._Zygote)
+        sys.path.extend(p for p in sys.argv[2].split(os.pathsep) if p not in sys.path)
     zygote_main(int(sys.argv[1]))
