@@ -59,7 +59,9 @@ log "1/3 ilr eval --backend $BACKEND (gsm8k, $LIMIT questions, greedy, $TOKENS t
 timed $PY -m experiments.cli eval --task gsm8k --limit $LIMIT --model "$MODEL" --backend $BACKEND \
   --max-new-tokens $TOKENS --batch-size 64 --no-progress --out "$OUT/eval" 2>&1 | tail -n 12 | tee -a "$OUT/summary.txt"
 
-log "2/3 three ILR steps, two agents, LoRA, generation_backend: $BACKEND"
+TRAIN_BACKEND=$BACKEND
+if [ $CPU = 1 ]; then TRAIN_BACKEND=transformers; log "CPU: vLLM cannot train here (packed CPU weights), ILR steps on transformers"; fi
+log "2/3 three ILR steps, two agents, LoRA, generation_backend: $TRAIN_BACKEND"
 cat >"$OUT/train.yaml" <<YAML
 models: ["$MODEL", "$MODEL"]
 task: math500
@@ -78,7 +80,7 @@ lora_r: 8
 report_to: [none]
 progress: false
 output_dir: $OUT/train
-generation_backend: $BACKEND
+generation_backend: $TRAIN_BACKEND
 $STEPS
 YAML
 rm -rf "$OUT/train"
