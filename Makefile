@@ -51,7 +51,8 @@ bench: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/ilr bench --out bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check ilr_env ilr_agents baselines experiments tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info

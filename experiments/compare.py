@@ -21,9 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ilr_agents.config import ConfigError, ILRConfig
-
-CONFIG_DIR = Path(__file__).parent / "configs"
+from experiments import presets
+from ilr_agents.config import (
+    MOVED_KEYS,
+    ConfigError,
+    ILRConfig,
+    apply_overrides,
+    parse_assignments,
+    read_yaml,
+)
 
 
 @dataclass
@@ -41,7 +47,9 @@ class EvalSpec:
 @dataclass
 class CompareConfig:
     """A comparison preset. ``train`` holds ILRConfig fields shared by every method; ``methods`` maps a
-    label to the ILRConfig fields that make that method (e.g. ``{method: grpo}``)."""
+    label to the ILRConfig fields that make that method (e.g. ``{method: grpo}``). A preset may start from
+    another (``extends: <preset>``): mappings merge key by key, except ``methods``, which is replaced so
+    that a preset names exactly its methods (or picks some of its parent's with ``only``)."""
 
     name: str
     train: dict[str, Any]
@@ -57,10 +65,19 @@ class CompareConfig:
     transcripts: int = 3
     output_root: str = "runs"
     paired: list[list[str]] = field(default_factory=list)
+    only: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.methods:
             raise ConfigError("methods is empty: name at least one method, e.g. {grpo: {method: grpo}}")
+        if self.only:
+            unknown = [m for m in self.only if m not in self.methods]
+            if unknown:
+                raise ConfigError(
+                    f"only={self.only!r} names no method {unknown}: pick from {list(self.methods)}"
+                )
+            self.methods = {k: v for k, v in self.methods.items() if k in self.only}
+            self.paired = [p for p in self.paired if all(self._runs(label) for label in p)]
         if not self.evaluate:
             raise ConfigError("evaluate is empty: list at least one held-out benchmark {task, split, limit}")
         self.evaluate = [e if isinstance(e, EvalSpec) else EvalSpec(**e) for e in self.evaluate]
@@ -76,29 +93,30 @@ class CompareConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
-        import yaml
-
-        p = Path(path)
-        if not p.is_file() and (CONFIG_DIR / f"{path}.yaml").is_file():
-            p = CONFIG_DIR / f"{path}.yaml"
-        if not p.is_file():
-            known = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
-            raise ConfigError(
-                f"config {str(path)!r} not found: pass a YAML file or a preset name ({', '.join(known)})"
-            )
-        data = yaml.safe_load(p.read_text()) or {}
-        if "extends" in data:  # a preset may start from another and change a few fields
-            parent = cls.from_yaml(data.pop("extends"))
-            data = _merge(dataclasses.asdict(parent), data)
-        data.update(overrides or {})
+        """A preset name or YAML file, then ``overrides`` (``KEY: VALUE``, dotted keys allowed). A key that
+        is not a compare field is a training field, shared by every method: ``max_steps`` means
+        ``train.max_steps`` and ``grpo.learning_rate`` means ``train.grpo.learning_rate``."""
+        data = read_yaml(presets.resolve("compare", path), replace=("methods",))
         names = [f.name for f in dataclasses.fields(cls)]
+        shared = [f.name for f in dataclasses.fields(ILRConfig)] + list(MOVED_KEYS)
+        routed = {
+            (f"train.{key}" if key.split(".")[0] in shared else key): value
+            for key, value in (overrides or {}).items()
+        }
+        data = apply_overrides(data, routed)
         for key in data:
             if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
+                close = difflib.get_close_matches(key, names, n=1) or difflib.get_close_matches(
+                    key, shared, n=1
+                )
                 raise ConfigError(
                     f"unknown compare key {key!r}" + (f": did you mean {close[0]!r}?" if close else "")
                 )
         return cls(**data)
+
+    def _runs(self, label: str) -> bool:
+        """Whether a ``paired`` label (``base <model>`` or ``<method> agent_<i>``) belongs to this run."""
+        return label.startswith("base ") or label.rsplit(" ", 1)[0] in self.methods
 
     def run_dir(self) -> Path:
         return Path(self.output_root) / self.name
@@ -111,17 +129,6 @@ class CompareConfig:
             "output_dir": str(self.run_dir() / "train" / f"{label}-seed{seed}"),
         }
         return ILRConfig.from_dict(fields)
-
-
-def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge; ``methods`` is replaced, not merged, so an ablation names exactly its methods."""
-    out = dict(base)
-    for key, value in change.items():
-        if key != "methods" and isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def final_checkpoints(run_dir: Path, agents: list[str]) -> dict[str, Path]:
@@ -188,9 +195,9 @@ def evaluate_policy(
 def release_memory() -> None:
     """Give a finished phase's models, optimisers and caches back before the next phase loads its own.
 
-    Trainers hold reference cycles (callbacks, accelerator state), so they die only at a collection; glibc then
-    keeps freed arenas mapped unless asked to trim. Before this, an ablation process with two ILR runs peaked
-    at 24.6 GB where one ILR run peaked at 16.4 GB.
+    Trainers hold reference cycles (callbacks, accelerator state), so they die only at a collection; glibc
+    then keeps freed arenas mapped unless asked to trim. Before this, an ablation process with two ILR runs
+    peaked at 24.6 GB where one ILR run peaked at 16.4 GB.
     """
     gc.collect()
     try:
@@ -221,6 +228,7 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
     from experiments.methods import train
     from experiments.report import write_report
     from experiments.viewer import transcript_stem, write_viewer
+    from ilr_agents.trainer_parts import check_grpo_args
 
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +240,8 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
 
     import yaml
 
+    for label in config.methods:  # TRL's own check of every method's settings, before anything loads
+        check_grpo_args(config.training_config(label, config.seeds[0]))
     (run_dir / "compare.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
     questions, held_out = held_out_questions(config)
     results: dict[str, Any] = {
@@ -294,47 +304,26 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
 
 def add_arguments(parser: Any) -> None:
     parser.add_argument(
-        "--config", required=True, help="preset name (experiments/configs/<name>.yaml) or YAML path"
+        "--config",
+        required=True,
+        help=f"preset name ({', '.join(presets.names('compare'))}) or YAML path",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
-    parser.add_argument("--name", help="override the run name (folder under runs/)")
-    parser.add_argument("--output-root", help="folder that holds runs (default runs/)")
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a shared training field, e.g. --set max_steps=5 (YAML value)",
+        help="override a preset value (YAML); compare fields by name (--set seeds=[0,1,2], --set "
+        "name=run2), anything else is a training field shared by every method (--set max_steps=5, "
+        "--set grpo.learning_rate=1e-4)",
     )
     parser.add_argument(
         "--report-only", action="store_true", help="rebuild report.md and plots from results.json"
     )
 
 
-def parse_overrides(config_path: str, args: Any) -> CompareConfig:
-    import yaml
-
-    overrides: dict[str, Any] = {}
-    if args.seeds:
-        overrides["seeds"] = args.seeds
-    if args.name:
-        overrides["name"] = args.name
-    if args.output_root:
-        overrides["output_root"] = args.output_root
-    config = CompareConfig.from_yaml(config_path, overrides)
-    if args.set:
-        train = dict(config.train)
-        for item in args.set:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set max_steps=5")
-            train[key] = yaml.safe_load(value)
-        config = dataclasses.replace(config, train=train)
-    return config
-
-
 def run(args: Any) -> int:
-    config = parse_overrides(args.config, args)
+    config = CompareConfig.from_yaml(args.config, parse_assignments(args.set))
     report = run_comparison(config, report_only=args.report_only)
     print(report.read_text())
     print(f"\nwritten: {report.parent}")

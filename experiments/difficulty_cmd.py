@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 from pathlib import Path
 
 
@@ -49,22 +48,17 @@ def run(args: argparse.Namespace) -> int:
     from ilr_env import difficulty as dif
     from ilr_env.tasks import load_questions
 
-    try:
-        settings = SelfRankSettings(
-            batch_size=args.batch_size,
-            passes=args.passes,
-            seed=args.seed,
-            max_retries=args.max_retries,
-            max_new_tokens=args.max_new_tokens,
-        )
-    except SelfRankError as exc:
-        print(f"ilr difficulty: {exc}", file=sys.stderr)
-        return 2
+    settings = SelfRankSettings(
+        batch_size=args.batch_size,
+        passes=args.passes,
+        seed=args.seed,
+        max_retries=args.max_retries,
+        max_new_tokens=args.max_new_tokens,
+    )
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     limits = [int(x) for x in str(args.limit).split(",")] if args.limit is not None else [None]
     if len(limits) not in (1, len(splits)):
-        print(f"ilr difficulty: --limit {args.limit} gives {len(limits)} values for {len(splits)} splits")
-        return 2
+        raise SelfRankError(f"--limit {args.limit} gives {len(limits)} values for {len(splits)} splits")
     questions = {}
     for split, limit in zip(splits, limits * len(splits) if len(limits) == 1 else limits, strict=True):
         for q in load_questions(args.task, split, data_dir=args.data_dir, limit=limit, **args.task_kwargs):

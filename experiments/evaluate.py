@@ -8,21 +8,26 @@ message), plus ``viewer.html`` (the discussions, see ``ilr view``) to ``--out``,
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import time
 from pathlib import Path
 from typing import Any
 
+from ilr_agents.config import ConfigError, apply_overrides, parse_assignments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="task name (see `ilr tasks`), e.g. gsm8k, math500")
     parser.add_argument("--split", default="test")
+    parser.set_defaults(task_kwargs={})
     parser.add_argument(
-        "--task-kwargs",
-        type=json.loads,
-        default={},
-        metavar="JSON",
-        help='task options as JSON, e.g. \'{"min_terms": 2, "operators": ["+", "-"]}\' for rg tasks',
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any option below by its name (YAML value), and task options with dotted keys: "
+        "--set task_kwargs.min_terms=2 --set 'task_kwargs.operators=[+, -]' (reasoning-gym tasks)",
     )
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
     parser.add_argument("--seed", type=int, default=0)
@@ -78,6 +83,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default=None, help="output folder (default: runs/eval-<task>-<protocol>-<time>)"
     )
     parser.add_argument("--no-progress", action="store_true")
+
+
+def apply_settings(args: argparse.Namespace) -> argparse.Namespace:
+    """``--set KEY=VALUE`` applied over the parsed flags (the override syntax train and compare share)."""
+    settings = parse_assignments(args.set)
+    known = [k for k in vars(args) if k != "set"]
+    for key in settings:
+        if key.split(".")[0] not in known:
+            close = difflib.get_close_matches(key.split(".")[0], known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"options: {', '.join(known)}"
+            raise ConfigError(f"--set {key}: no such eval option; {hint}")
+    return argparse.Namespace(**apply_overrides(vars(args), settings))
 
 
 def _policy(spec: str, args: argparse.Namespace, cache: dict[str, Any]) -> Any:
@@ -146,13 +163,13 @@ def _abilities(value: str, models: list[str]) -> list[float] | dict[str, float]:
     except dif.DifficultyError:
         raw = json.loads(Path(value).read_text()) if Path(value).is_file() else None
         if not isinstance(raw, dict):
-            raise SystemExit(f"--abilities {value!r}: not a JSON object of gamma values nor a,b,... floats")
+            raise ConfigError(f"--abilities {value!r}: not a JSON object of gamma values nor a,b,... floats")
         values = raw
     agents = [f"agent_{i}" for i in range(len(models))]
     try:
         return dif.abilities_by_agent(values, agents, models)
     except dif.DifficultyError as exc:
-        raise SystemExit(f"--abilities {value!r}: {exc}") from exc
+        raise ConfigError(f"--abilities {value!r}: {exc}") from exc
 
 
 def _fmt(x: Any) -> str:
@@ -185,12 +202,13 @@ def run(args: argparse.Namespace) -> int:
     from ilr_agents.policies import SamplingParams
     from ilr_agents.rollout import write_jsonl
 
+    args = apply_settings(args)
     if args.protocol != "single" and args.n != 1:
-        raise SystemExit(
+        raise ConfigError(
             "--n samples only apply to --protocol single (discussions grade one answer per agent)"
         )
     if any(k < 1 or k > args.n for k in args.pass_k):
-        raise SystemExit(f"--pass-k {args.pass_k} needs 1 <= k <= --n ({args.n}): raise --n")
+        raise ConfigError(f"--pass-k {args.pass_k} needs 1 <= k <= --n ({args.n}): raise --n")
     try:  # checked before any model loads or request is sent (e.g. --n 2 with greedy decoding)
         params = SamplingParams(
             max_new_tokens=args.max_new_tokens,
@@ -201,7 +219,9 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     except ValueError as err:
-        raise SystemExit(f"ilr eval: {err}") from None
+        raise ConfigError(str(err)) from None
+    if not isinstance(args.task_kwargs, dict):
+        raise ConfigError(f"task_kwargs={args.task_kwargs!r}: give a mapping, e.g. --set task_kwargs.size=50")
     started = time.perf_counter()
     questions = ilr_env.load_questions(
         args.task, split=args.split, data_dir=args.data_dir, limit=args.limit, **args.task_kwargs
@@ -231,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         if args.models is None:
             specs = specs * args.num_agents
         if len(specs) < 2:
-            raise SystemExit(
+            raise ConfigError(
                 f"--protocol {args.protocol} needs at least 2 agents: pass --models A B (got {specs})"
             )
         env_kwargs.update(mode=_mode(args.mode), debate_rounds=args.rounds)

@@ -210,8 +210,8 @@ def table1_markdown(table: dict[str, Any]) -> list[str]:
         )
         + f"{avg_name} is the unweighted mean of the columns shown"
         + ("" if len(cols) == len(TABLE1_COLUMNS) else " (the preset does not evaluate the others)")
-        + ". Intervals: 95% percentile bootstrap over questions (and seeds); the average's interval resamples "
-        "each benchmark's questions independently, so every benchmark keeps its weight of one.",
+        + ". Intervals: 95% percentile bootstrap over questions (and seeds); the average's interval "
+        "resamples each benchmark's questions independently, so every benchmark keeps its weight of one.",
         "",
     ]
     return lines
@@ -221,7 +221,10 @@ def compute_markdown(compute: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "## Tokens and compute per method",
         "",
-        "| method | steps | generated tokens | tokens through the loss | training-forward tokens | train wall time (s) |",
+        (
+            "| method | steps | generated tokens | tokens through the loss | training-forward tokens "
+            "| train wall time (s) |"
+        ),
         "|---|---|---|---|---|---|",
     ]
     for label, c in compute.items():
@@ -236,9 +239,9 @@ def compute_markdown(compute: dict[str, dict[str, Any]]) -> list[str]:
             "Budgets are equal in questions, samples (n answers per question and agent) and optimizer "
             "steps, "
             "**not in compute**: ILR also generates the discussion turns, and its trained answers carry the "
-            "discussion as prompt context. Tokens are summed over a method's agents; generated = every sampled "
-            "token, through the loss = answer tokens that receive gradient, training-forward = prompt + answer "
-            "tokens of the loss forward as TRL counts them."
+            "discussion as prompt context. Tokens are summed over a method's agents; generated = every "
+            "sampled token, through the loss = answer tokens that receive gradient, training-forward = "
+            "prompt + answer tokens of the loss forward as TRL counts them."
         ),
         "",
     ]

@@ -1,4 +1,4 @@
-"""`ilr tasks`: what tasks exist and where their data would come from; `--grade-gold` checks a task end to end.
+"""`ilr tasks`: what tasks exist and where their data would come from; `--grade-gold` checks one end to end.
 
 Grading every gold answer through the real grader catches loader/grader disagreements (a gold the grader
 cannot parse, a code harness that fails its own reference solution) before any model is involved.

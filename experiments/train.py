@@ -1,75 +1,67 @@
-"""`ilr train`: ILR co-training (or the single-agent GRPO baseline) from a YAML file and/or flags.
+"""`ilr train`: ILR co-training (or the single-agent GRPO baseline) from a preset or YAML file.
 
-    ilr train --config experiments/configs/ilr-tiny.yaml --max-steps 5
+    ilr train --config ilr-tiny --set max_steps=5
+    ilr train --config run.yaml --set grpo.learning_rate=1e-4 --set grpo.weight_decay=0.01
     ilr train --config run.yaml --resume          # continue from the newest complete checkpoint
 
-Every ILRConfig field is a flag (``--max-steps 5``, ``--models '[tiny, tiny-llama]'``, values parsed as
-YAML); flags override the file. The whole config is validated before torch is even imported, so a typo
-costs a second, not a model load.
+``--config`` is a name in experiments/configs/train/ or a path; ``--set KEY=VALUE`` (YAML values, dotted
+keys into mappings such as ``grpo``) overrides it. The whole config is validated, TRL's GRPOConfig
+included, before any model or data loads, so a typo costs seconds, not a model load.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
-from typing import Any
+import textwrap
 
-import yaml
-
-from ilr_agents.config import ConfigError, ILRConfig
+from experiments import presets
+from ilr_agents.config import ILRConfig, apply_overrides, parse_assignments, read_yaml
 
 
-def _yaml_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a YAML value: {exc}") from exc
+def _fields_help() -> str:
+    lines = ["config fields (set in the YAML file or with --set KEY=VALUE):"]
+    for f in dataclasses.fields(ILRConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        text = f"{f.metadata.get('help', '')} (default: {default!r})"
+        lines.append(f"  {f.name}")
+        lines.extend(textwrap.wrap(text, 100, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML file of ILRConfig fields (flags below override it)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _fields_help()
     parser.add_argument(
-        "--resume",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="continue from the newest complete checkpoint in output_dir",
+        "--config",
+        help=f"preset name ({', '.join(presets.names('train'))}) or YAML file of the fields below",
     )
-    group = parser.add_argument_group("config fields (YAML values)")
-    for f in dataclasses.fields(ILRConfig):
-        if f.name == "resume":
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        group.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            dest=f.name,
-            type=_yaml_value,
-            default=argparse.SUPPRESS,
-            metavar="VALUE",
-            help=f"{f.metadata.get('help', '')} (default: {default!r})",
-        )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field (YAML value), e.g. --set max_steps=5 --set grpo.learning_rate=1e-4",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the newest complete checkpoint in output_dir"
+    )
 
 
 def build_config(args: argparse.Namespace) -> ILRConfig:
-    overrides = {k: v for k, v in vars(args).items() if k != "config"}
-    if getattr(args, "config", None):
-        return ILRConfig.from_yaml(args.config, overrides)
-    return ILRConfig.from_dict(overrides)
+    """The config the flags describe, validated (``train`` then builds TRL's GRPOConfig before loading)."""
+    data = read_yaml(presets.resolve("train", args.config)) if args.config else {}
+    overrides = parse_assignments(args.set)
+    if args.resume:
+        overrides["resume"] = True
+    return ILRConfig.from_dict(apply_overrides(data, overrides))
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = build_config(args)
-    except ConfigError as exc:
-        print(f"ilr train: config error: {exc}", file=sys.stderr)
-        return 2
+    config = build_config(args)
     from experiments.methods import train  # after validation: it imports torch
 
-    try:
-        result = train(config)
-    except ConfigError as exc:
-        print(f"ilr train: config error: {exc}", file=sys.stderr)
-        return 2
+    result = train(config)
     print(
         f"trained {result.step} steps ({', '.join(result.agents)}) -> {result.output_dir}"
         + (f" (resumed from step {result.resumed_from})" if result.resumed_from else "")

@@ -51,7 +51,7 @@ def _as_rewards(rewards: Any) -> np.ndarray:
         ) from exc
     if arr.ndim not in (2, 3):
         raise CalibrationError(
-            f"rewards has shape {arr.shape}: expected (m, n) for one question or (questions, m, n) for a batch"
+            f"rewards has shape {arr.shape}: expected (m, n) for one question, (questions, m, n) for a batch"
         )
     if arr.shape[-1] < 1 or arr.shape[-2] < 1:
         raise CalibrationError(f"rewards has shape {arr.shape}: need at least one agent and one sample")

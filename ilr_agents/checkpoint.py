@@ -168,7 +168,7 @@ class ManifestWriter:
         self.committed: list[int] = []
 
     def report_saved(self, agent: str, step: int) -> bool:
-        """Record that ``agent``'s folder for ``step`` is complete; returns True when this commits the step."""
+        """Record that ``agent``'s folder for ``step`` is complete; True when this commits the step."""
         if agent not in self.agents:
             raise ValueError(f"unknown agent {agent!r}: expected one of {self.agents}")
         with self._lock:

@@ -24,7 +24,42 @@ class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the field and the fix."""
 
 
+# TRL GRPOConfig settings a run starts from (``grpo:`` in a config is merged over them). They differ from
+# TRL's own defaults where ILR needs it: loss_type grpo is the paper's per-sequence mean; beta 0 needs no
+# reference model; truncated answers are masked (they invite a length hack); gradient checkpointing is off
+# (faster on CPU; TRL turns it on).
+GRPO_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-5,
+    "lr_scheduler_type": "constant",
+    "warmup_steps": 0,
+    "max_grad_norm": 1.0,
+    "beta": 0.0,
+    "loss_type": "grpo",
+    "scale_rewards": "group",
+    "mask_truncated_completions": True,
+    "gradient_checkpointing": False,
+}
+
+# GRPOConfig fields the run sets itself, with the reason; ``grpo:`` may not set them.
+GRPO_RUN_OWNED: dict[str, str] = {
+    "save_strategy": "checkpoints commit through the run's manifest every save_steps",
+    "reward_weights": "the method's reward functions set their own weights",
+    "data_seed": "it follows seed",
+    "bf16": "it follows dtype",
+    "fp16": "it follows dtype",
+    "disable_tqdm": "the run shows one progress bar (progress)",
+    "top_k": "every method samples with temperature alone, so they sample alike",
+}
+
+# Keys of earlier versions and where their setting lives now.
+MOVED_KEYS: dict[str, str] = {
+    **{name: f"grpo.{name}" for name in GRPO_DEFAULTS},
+    "cooperation_probability": "mode",
+}
+
+
 def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A field with its help text (and flags such as ``structural=True``) in ``metadata``, TRL-style."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: copy.deepcopy(d), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -39,14 +74,16 @@ class ILRConfig:
         ["tiny", "tiny-llama"],
         "one model per agent: a zoo name (tiny, tiny-llama, "
         "smollm2-135m), a local folder or a hub id; m = len(models); families may differ",
+        structural=True,
     )
     method: Literal["ilr", "grpo"] = _f(
         "ilr",
         "ilr = co-training with discussion; grpo = single-agent GRPO "
         "baseline, each listed model trained alone with the plain prompt",
+        structural=True,
     )
     protocol: Literal["idea3", "debate"] = _f(
-        "idea3", "discussion protocol (ILR: idea3; debate for comparison)"
+        "idea3", "discussion protocol (ILR: idea3; debate for comparison)", structural=True
     )
     debate_rounds: int = _f(2, "rounds for protocol=debate")
     turn_order: Literal["simultaneous", "alternating"] = _f(
@@ -54,12 +91,10 @@ class ILRConfig:
         "idea3 turns: simultaneous (every agent writes each stage at once) or alternating (paper figure: "
         "A, B, A, B, A, B; an agent also sees what was already written in its stage)",
     )
-    mode: Literal["dynamic", "cooperate", "compete"] = _f(
-        "dynamic", "dynamic = cooperate when P(q,i) < 0.5 (paper); or force one mode for all questions"
-    )
-    cooperation_probability: float | None = _f(
-        None,
-        "ablation: cooperate with this fixed probability p instead of the dynamic rule (paper: 0, 0.5, 1)",
+    mode: Literal["dynamic", "cooperate", "compete"] | float = _f(
+        "dynamic",
+        "dynamic = cooperate when P(q,i) < 0.5 (paper); cooperate or compete = that mode for every "
+        "question; a number p in [0, 1] = cooperate with probability p (the paper's ablations: 0, 0.5, 1)",
     )
     sampling: Literal["fusion", "full_episode"] = _f(
         "fusion",
@@ -78,14 +113,14 @@ class ILRConfig:
         "idea3, the last round for debate); earlier turns are prompt context",
     )
     # --- data and difficulty -----------------------------------------------------------------------
-    task: str = _f("gsm8k", "ilr_env task for training questions")
+    task: str = _f("gsm8k", "ilr_env task for training questions", structural=True)
     task_kwargs: dict[str, Any] = _f(  # noqa: RUF009
         {},
         "options of the task's generator or loader, e.g. reasoning-gym "
         "knobs {min_terms: 2, max_terms: 2, max_digits: 1}; also used for validation",
     )
-    train_split: str = _f("train", "split of the training task")
-    train_limit: int | None = _f(None, "use only the first N training questions")
+    train_split: str = _f("train", "split of the training task", structural=True)
+    train_limit: int | None = _f(None, "use only the first N training questions", structural=True)
     validation_task: str | None = _f(
         None, "task for the held-out validation set (difficulty/ability fit); default: the training task"
     )
@@ -93,8 +128,8 @@ class ILRConfig:
     validation_limit: int = _f(64, "validation questions used to fit abilities (paper: 1000)")
     difficulty: str = _f(
         "pass_rate",
-        "D_q source: 'level' (dataset level field), 'pass_rate' (base "
-        "models' pass rates), 'self_rank' (LLM ranking), or a JSON file {question_id: D_q}",
+        "D_q source: 'level' (dataset level field), 'pass_rate' (base models' pass rates), or a JSON "
+        "file {question_id: D_q}, e.g. the LLM self-ranking `ilr difficulty` writes",
     )
     self_rank: dict[str, Any] = _f(  # noqa: RUF009
         {},
@@ -133,39 +168,28 @@ class ILRConfig:
     format_reward: float = _f(0.0, "bonus for a non-empty \\boxed{} in an untruncated reply (0 = off)")
     calibration: bool = _f(True, "apply Perception Calibration (Eq. 5); false for the ablation")
     calibration_eps: float = _f(1e-8, "denominator floor for a peer with constant rewards")
-    # --- GRPO --------------------------------------------------------------------------------------
-    num_generations: int = _f(4, "n: samples per question and agent (the GRPO group), >= 2")
+    # --- GRPO -------------------------------------------------------------------------------------
+    grpo: dict[str, Any] = _f(  # noqa: RUF009
+        GRPO_DEFAULTS,
+        "TRL GRPOConfig settings passed through unchanged (any GRPOConfig field, e.g. {learning_rate: "
+        "1e-6, weight_decay: 0.01}); merged over these defaults and checked by building a GRPOConfig. "
+        "Fields ILR reads itself stay top level (num_generations, max_steps, temperature, ...)",
+    )
+    num_generations: int = _f(4, "n: samples per question and agent (the GRPO group), >= 2", structural=True)
     per_device_train_batch_size: int = _f(
         8,
         "samples per device per step; a multiple of num_generations so "
         "every question's whole group sits on one process",
+        structural=True,
     )
     max_steps: int = _f(10, "optimizer steps")
-    learning_rate: float = _f(1e-5, "AdamW learning rate")
-    lr_scheduler_type: str = _f("constant", "transformers scheduler name (constant, linear, cosine, ...)")
-    warmup_steps: int = _f(0, "linear warm-up steps")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm")
-    beta: float = _f(0.0, "KL coefficient (0 = no reference model, TRL default)")
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = _f(
-        "grpo", "TRL loss; grpo = per-sequence mean (paper)"
-    )
-    scale_rewards: Literal["group", "batch", "none"] = _f(
-        "group", "advantage scaling; 'none' is where calibration rescales advantages (see calibration.py)"
-    )
     temperature: float = _f(1.0, "sampling temperature for every stage")
     max_completion_length: int = _f(64, "max new tokens of the final (trained) answer")
     max_stage_tokens: int = _f(48, "max new tokens of each discussion turn before the final stage")
-    mask_truncated_completions: bool = _f(
-        True,
-        "exclude truncated answers from the loss (blocks a known reward hack, see reference/cpu-learning.md)",
-    )
-    lora: bool = _f(False, "train LoRA adapters instead of full weights (peft)")
-    lora_r: int = _f(16, "LoRA rank")
-    lora_alpha: int = _f(32, "LoRA alpha")
-    lora_target_modules: str | list[str] = _f("all-linear", "LoRA target modules")  # noqa: RUF009
-    gradient_checkpointing: bool = _f(
-        False, "trade compute for memory (TRL default is on; off is faster on CPU)"
-    )
+    lora: bool = _f(False, "train LoRA adapters instead of full weights (peft)", structural=True)
+    lora_r: int = _f(16, "LoRA rank", structural=True)
+    lora_alpha: int = _f(32, "LoRA alpha", structural=True)
+    lora_target_modules: str | list[str] = _f("all-linear", "LoRA target modules", structural=True)  # noqa: RUF009
     shared_prompt_forward: bool = _f(
         True,
         "loss reads each group's prompt once (exact; ilr_agents/shared_prompt.py); "
@@ -196,7 +220,7 @@ class ILRConfig:
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("float32", "model weight dtype")
     use_cpu: bool | None = _f(None, "force CPU (None = CPU when no GPU is present)")
-    seed: int = _f(0, "seed for data order, modes and generation")
+    seed: int = _f(0, "seed for data order, modes and generation", structural=True)
     # --- output, logging, checkpoints --------------------------------------------------------------
     output_dir: str = _f("runs/ilr", "run folder: checkpoints, metrics.jsonl, tensorboard logs")
     report_to: list[str] = _f(["tensorboard"], "TRL/transformers loggers: tensorboard, wandb, or none")  # noqa: RUF009
@@ -210,6 +234,7 @@ class ILRConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        self.grpo = _grpo_settings(self.grpo, self)
         _check_values(self)
 
     # --- construction ------------------------------------------------------------------------------
@@ -218,33 +243,31 @@ class ILRConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"config must be a mapping of field: value, got {type(data).__name__}")
         names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else "see `ilr train --help` for the fields"
-                raise ConfigError(f"unknown config key {key!r}: {hint}")
+        for key, value in data.items():
+            if key in names:
+                continue
+            if key in MOVED_KEYS:
+                raise ConfigError(_moved(key, value))
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see `ilr train --help` for the fields"
+            raise ConfigError(f"unknown config key {key!r}: {hint}")
         return cls(**data)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> ILRConfig:
-        import yaml
-
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} does not exist: pass an existing YAML file")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {str(p)!r} must hold a mapping of field: value")
-        return cls.from_dict({**data, **(overrides or {})})
+        """A YAML file of fields (``extends: <file>`` starts from another file), then dotted overrides."""
+        return cls.from_dict(apply_overrides(read_yaml(path), overrides or {}))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> ILRConfig:
         return self.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def structural_fields(cls) -> list[str]:
+        """Fields that define what a checkpoint is (``structural`` in their metadata): resume keeps them."""
+        return [f.name for f in dataclasses.fields(cls) if f.metadata.get("structural")]
 
     # --- derived -----------------------------------------------------------------------------------
     @property
@@ -260,7 +283,153 @@ class ILRConfig:
         return "fuse" if self.protocol == "idea3" else f"round_{self.debate_rounds - 1}"
 
 
+# --- files and overrides ---------------------------------------------------------------------------
+
+
+def merge(base: dict[str, Any], change: dict[str, Any], replace: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``change`` over ``base``, mappings merged key by key, except the top-level keys in ``replace``."""
+    out = dict(base)
+    for key, value in change.items():
+        if key not in replace and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(
+    path: str | Path, replace: tuple[str, ...] = (), _seen: tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """A YAML mapping; ``extends: NAME`` first reads NAME (a path, or NAME.yaml beside this file) and then
+    merges this file over it (see ``merge``), so a preset states only what differs from its parent."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist: pass an existing YAML file")
+    if p.resolve() in _seen:
+        chain = " -> ".join(str(s) for s in (*_seen, p.resolve()))
+        raise ConfigError(f"config file {str(p)!r} extends itself ({chain}): break the cycle")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of field: value")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{str(p)!r}: extends={parent!r} must name one file or preset")
+    candidates = [p.parent / parent, p.parent / f"{parent}.yaml"]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise ConfigError(f"{str(p)!r}: extends={parent!r} names no file: expected {candidates[1]}")
+    return merge(read_yaml(found, replace, (*_seen, p.resolve())), data, replace)
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` set over ``data``; a dotted key (``grpo.learning_rate``) sets one key of a mapping."""
+    out = copy.deepcopy(data)
+    for key, value in overrides.items():
+        *parents, leaf = str(key).split(".")
+        node = out
+        for i, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key}={value!r}: {'.'.join(parents[: i + 1])} is not a mapping")
+            node = child
+        node[leaf] = value
+    return out
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (the one override syntax of ``ilr train``, ``compare`` and ``eval``) as a
+    mapping; values are read as YAML (``3``, ``[a, b]``, ``{k: v}``), keys may be dotted. ``1e-4`` is a
+    number here, although YAML 1.1 (PyYAML) reads a float without a dot as a string."""
+    import re
+
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set max_steps=5")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: {text!r} is not a YAML value ({exc})") from exc
+        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+            value = float(value)
+        out[key.strip()] = value
+    return out
+
+
+def _moved(key: str, value: Any) -> str:
+    new = MOVED_KEYS[key]
+    if new == "mode":
+        return f"config key {key!r} was folded into mode: write mode: {value!r} (p in [0, 1])"
+    parent, child = new.split(".")
+    return f"config key {key!r} moved under {parent}: write {parent}: {{{child}: {value!r}}}"
+
+
 # --- validation ------------------------------------------------------------------------------------
+
+
+def _grpo_settings(settings: dict[str, Any], cfg: ILRConfig) -> dict[str, Any]:
+    """``grpo:`` merged over GRPO_DEFAULTS, with what can be checked without importing TRL checked here;
+    ``build_grpo_config`` checks the rest against TRL's GRPOConfig itself."""
+    merged = {**GRPO_DEFAULTS, **settings}
+    names = {f.name for f in dataclasses.fields(cfg)}
+    for key, value in merged.items():
+        if key in names:
+            raise ConfigError(
+                f"grpo.{key}: ILR reads {key} itself, so it is a top-level field: write {key}: {value!r}"
+            )
+        if key in GRPO_RUN_OWNED:
+            raise ConfigError(f"grpo.{key}: the run sets {key} ({GRPO_RUN_OWNED[key]}); remove it")
+        if key in GRPO_DEFAULTS:
+            expected = type(GRPO_DEFAULTS[key])
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                merged[key] = value = float(value)
+            if not _type_ok(value, expected):
+                raise ConfigError(
+                    f"grpo.{key}={value!r} has the wrong type: expected {expected.__name__} "
+                    f"(default {GRPO_DEFAULTS[key]!r})"
+                )
+    _need(
+        merged["learning_rate"] > 0,
+        f"grpo.learning_rate={merged['learning_rate']}: must be > 0, e.g. 1e-5 (full) or 2e-4 (LoRA)",
+    )
+    _need(merged["warmup_steps"] >= 0, f"grpo.warmup_steps={merged['warmup_steps']}: must be >= 0")
+    _need(merged["max_grad_norm"] > 0, f"grpo.max_grad_norm={merged['max_grad_norm']}: must be > 0")
+    _need(merged["beta"] >= 0, f"grpo.beta={merged['beta']}: the KL coefficient must be >= 0")
+    return merged
+
+
+def build_grpo_config(cls: type, settings: dict[str, Any], **run: Any) -> Any:
+    """TRL's GRPOConfig (``cls``, passed in so this module stays torch-free) from ``grpo:`` plus the fields
+    the run sets; an unknown name, a wrong type or a value TRL refuses becomes a ConfigError naming it."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001  (an annotation TRL's module cannot resolve: skip the type check)
+        hints = {}
+    for key, value in settings.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"see {cls.__name__}'s fields in TRL's docs"
+            raise ConfigError(f"grpo.{key} is not a {cls.__name__} field: {hint}")
+        if key in hints and not _type_ok(value, hints[key]):
+            help_text = fields[key].metadata.get("help", "").split(". ")[0]
+            raise ConfigError(
+                f"grpo.{key}={value!r} has the wrong type: expected {_describe(hints[key])} ({help_text})"
+            )
+    try:
+        return cls(**settings, **run)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"grpo: TRL's {cls.__name__} refused these settings: {exc}") from exc
 
 
 def _type_ok(value: Any, tp: Any) -> bool:
@@ -290,6 +459,10 @@ def _type_ok(value: Any, tp: Any) -> bool:
 def _describe(tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if isinstance(tp, type):
+        return tp.__name__
     return str(tp).replace("typing.", "")
 
 
@@ -340,23 +513,13 @@ def _check_values(c: ILRConfig) -> None:
         f"vllm_mode=server needs one `trl vllm-serve` URL per agent: vllm_server_urls has "
         f"{len(c.vllm_server_urls)} for {c.num_agents} models",
     )
-    _need(
-        c.learning_rate > 0, f"learning_rate={c.learning_rate}: must be > 0, e.g. 1e-5 (full) or 2e-4 (LoRA)"
-    )
-    _need(c.warmup_steps >= 0, f"warmup_steps={c.warmup_steps}: must be >= 0")
-    _need(c.max_grad_norm > 0, f"max_grad_norm={c.max_grad_norm}: must be > 0")
-    _need(c.beta >= 0, f"beta={c.beta}: the KL coefficient must be >= 0")
     _need(c.temperature > 0, f"temperature={c.temperature}: GRPO samples, so it must be > 0 (e.g. 1.0)")
     _need(c.max_completion_length >= 1, f"max_completion_length={c.max_completion_length}: must be >= 1")
     _need(c.max_stage_tokens >= 1, f"max_stage_tokens={c.max_stage_tokens}: must be >= 1")
     _need(c.debate_rounds >= 1, f"debate_rounds={c.debate_rounds}: must be >= 1")
     _need(
-        c.cooperation_probability is None or 0 <= c.cooperation_probability <= 1,
-        f"cooperation_probability={c.cooperation_probability}: must be in [0, 1] or null (dynamic rule)",
-    )
-    _need(
-        c.cooperation_probability is None or c.mode == "dynamic",
-        f"cooperation_probability={c.cooperation_probability} with mode={c.mode!r}: set one, not both",
+        isinstance(c.mode, str) or 0 <= c.mode <= 1,
+        f"mode={c.mode}: a cooperation probability must be in [0, 1] (or use dynamic, cooperate, compete)",
     )
     _need(c.calibration_eps > 0, f"calibration_eps={c.calibration_eps}: must be > 0")
     _need(c.format_reward >= 0, f"format_reward={c.format_reward}: must be >= 0 (0 turns it off)")

@@ -28,7 +28,7 @@ __all__ = ["EvalResult", "evaluate_alone", "evaluate_together", "summarise"]
 
 @dataclass
 class EvalResult:
-    """Metrics per agent (key = agent label) plus ``majority`` for discussions; records are the transcripts."""
+    """Metrics per agent (key = agent label), plus ``majority`` for discussions; records = transcripts."""
 
     metrics: dict[str, dict[str, Any]]
     per_question: list[dict[str, Any]]
@@ -199,7 +199,7 @@ def evaluate_together(
     progress: bool = False,
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> EvalResult:
-    """m models discuss each question (Idea3 or debate); accuracy of each agent's own answer + majority vote."""
+    """m models discuss each question (Idea3 or debate); accuracy of each agent's answer + majority vote."""
     task = task or _task_of(questions)
     records = _episodes(
         task,

@@ -8,8 +8,8 @@ their log-probs, and the calibrated reward as an extra key that TRL forwards to 
 
 Token passing: only the thread holding the token runs trainer code, in a fixed agent order, so every
 process issues its collectives (DDP broadcasts, all-reduces, metric gathers) in the same order —
-concurrent threads interleave them differently per rank and deadlock or corrupt DDP (measured,
-reference/trl-multi-agent.md). It also makes single-process runs deterministic.
+concurrent threads interleave them differently per rank and deadlock or corrupt DDP (measured
+with two gloo processes). It also makes single-process runs deterministic.
 
 Calibration needs each peer's WHOLE group of n samples on a question. TRL hands each process a slice
 of the batch; because ``per_device_train_batch_size % n == 0`` (validated in ILRConfig) every slice holds
@@ -145,8 +145,8 @@ class JointRollout:
         for agent in self.agents[1:]:
             if self._prompts[agent] != first:
                 raise JointRolloutError(
-                    f"{agent} got a different batch than {self.agents[0]}: every trainer needs the same dataset "
-                    "and seed so that all agents answer the same questions"
+                    f"{agent} got a different batch than {self.agents[0]}: every trainer needs the same "
+                    "dataset and seed so that all agents answer the same questions"
                 )
         n = self.config.num_generations
         keys = [prompt_key(p) for p in first[::n]]

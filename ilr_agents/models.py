@@ -31,8 +31,9 @@ CHATML_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 LLAMA3_TEMPLATE = (
-    "{{ '<|begin_of_text|>' }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n'"
-    " + m['content'] + '<|eot_id|>' }}{% endfor %}"
+    "{{ '<|begin_of_text|>' }}{% for m in messages %}"
+    "{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n' + m['content'] + '<|eot_id|>' }}"
+    "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
 )
 
@@ -42,7 +43,7 @@ class UnknownModelError(ValueError):
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where built models live: ``cache_dir``, else ``$ILR_CACHE_DIR/models``, else ``~/.cache/ilr/models``."""
+    """Where built models live: ``cache_dir``, or ``$ILR_CACHE_DIR/models``, or ``~/.cache/ilr/models``."""
     if cache_dir is not None:
         return Path(cache_dir)
     env = os.environ.get("ILR_CACHE_DIR")
@@ -57,13 +58,22 @@ def _corpus() -> list[str]:
         lines += [
             f"Question: What is {a} + {b}? Answer: The answer is \\boxed{{{a + b}}}.",
             f"Let x = {a}. Then 2x + {b} = {2 * a + b}, so the answer is \\frac{{{a}}}{{{b + 1}}}.",
-            f"Solve for $y$: $y^2 - {a}y = {b}$. We compute \\sqrt{{{a * a + 4 * b}}} and get $y = \\dfrac{{{a}}}{{2}}$.",
-            f"Natalia sold {a} clips in April and {b} in May. How many clips did she sell altogether? #### {a + b}",
+            (
+                f"Solve for $y$: $y^2 - {a}y = {b}$. We compute \\sqrt{{{a * a + 4 * b}}} "
+                f"and get $y = \\dfrac{{{a}}}{{2}}$."
+            ),
+            (
+                f"Natalia sold {a} clips in April and {b} in May. How many clips did she sell altogether? "
+                f"#### {a + b}"
+            ),
             "def add(a, b):\n    return a + b\n",
             f"for i in range({a}):\n    total += i * {b}\nprint(total)\n",
         ]
     lines += [
-        "You are a helpful assistant. Please reason step by step, and put your final answer within \\boxed{}.",
+        (
+            "You are a helpful assistant. Please reason step by step, and put your final answer within "
+            "\\boxed{}."
+        ),
         "Idea sharing: state your key ideas. Idea analysis: evaluate your peer's ideas critically.",
         "Idea fusion: improve or combine the ideas, then give your final answer. Your teammate said:",
         "Your rival said: verify their reasoning and beat them. Cooperate, compete, question, solution.",
@@ -241,7 +251,7 @@ def _build_cached(name: str, root: Path) -> Path:
 def resolve_model(
     name_or_path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
 ) -> str:
-    """Map a zoo name to a local folder (building it once); pass existing paths and ``org/name`` hub ids through.
+    """Map a zoo name to a local folder (built once); existing paths and ``org/name`` hub ids pass through.
 
     A bare name that is none of these is almost always a typo of a zoo name, so it is rejected rather than
     sent to the hub (which would fail offline with a far less helpful message).

@@ -14,8 +14,9 @@ validation set. On a laptop that is expensive, so the cheaper sources are first-
 * a JSON file: ``{question_id: D_q}`` or an ``ilr_env.difficulty.save_json`` estimates file.
 
 Abilities: ``rasch`` fits γ_i (``fit_abilities``, Rasch MLE, bounded at ±6 when an agent gets all or
-nothing right) on the base models' validation answers; or a JSON file / list, one per agent. Results go to ``<output_dir>/difficulty.json`` and
-``abilities.json`` and are reused when present, so a resumed run sees the same modes.
+nothing right) on the base models' validation answers; or a JSON file / list, one per agent. Results go
+to ``<output_dir>/difficulty.json`` and ``abilities.json`` and are reused when present, so a resumed run
+sees the same modes.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def prepare_difficulty_and_abilities(
     every = list({q.id: q for q in [*train_questions, *validation_questions]}.values())
     judged = (
         _base_correctness(config, every if config.difficulty == "pass_rate" else validation_questions)
-        if needs_models and config.mode == "dynamic" and config.cooperation_probability is None
+        if needs_models and config.mode == "dynamic"
         else None
     )
 
@@ -173,7 +174,7 @@ def prepare_difficulty_and_abilities(
             difficulty = dict(diff.empirical_difficulty(counts).values)
     elif config.difficulty == "self_rank":
         self_ranked = True
-        fixed_modes = config.mode != "dynamic" or config.cooperation_probability is not None
+        fixed_modes = config.mode != "dynamic"
         if fixed_modes:  # difficulties are never read: do not pay for a ranking
             difficulty = {q.id: 0.0 for q in every}
         else:

@@ -252,8 +252,8 @@ def run_episodes(
         if modes is not None and any(info[a].get("mode") != m for a, m in modes.items() if a in info):
             raise RolloutError(
                 f"the env ignored the per-agent modes override {dict(modes)} (it reports "
-                f"{ {a: info[a].get('mode') for a in info} }); build the env with make(..., mode=...) instead, "
-                "or use an env whose reset honours options['modes']"
+                f"{ {a: info[a].get('mode') for a in info} }); build the env with make(..., mode=...) "
+                "instead, or use an env whose reset honours options['modes']"
             )
         infos.append(info)
         records.append(
@@ -315,8 +315,8 @@ def _play_stages(
             outputs = policy.generate(chats, chosen)
             if len(outputs) != len(chats) or any(len(o) != chosen.n for o in outputs):
                 raise RolloutError(
-                    f"policy {policy.name!r} returned {[len(o) for o in outputs]} completions for {len(chats)} "
-                    f"chats with n={chosen.n}: a Policy must return n completions per chat"
+                    f"policy {policy.name!r} returned {[len(o) for o in outputs]} completions for "
+                    f"{len(chats)} chats with n={chosen.n}: a Policy must return n completions per chat"
                 )
             for (agent, e), samples, chat in zip(members, outputs, chats):
                 actions[e][agent] = samples[0].text

@@ -24,7 +24,7 @@ from trl import GRPOTrainer
 
 
 class SharedPromptGRPOTrainer(GRPOTrainer):
-    """``GRPOTrainer`` with a loss forward that shares each group's prompt (exact; see the module docstring)."""
+    """``GRPOTrainer`` whose loss forward shares each group's prompt (exact; see the module docstring)."""
 
     shared_prompt_forward = True
 

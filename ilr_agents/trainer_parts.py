@@ -29,7 +29,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 import ilr_env
 from ilr_agents.checkpoint import ManifestWriter, atomic_write_text, discard_uncommitted, latest_manifest
-from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.config import ConfigError, ILRConfig, build_grpo_config
 from ilr_agents.models import resolve_model
 from ilr_agents.shared_prompt import SharedPromptGRPOTrainer
 from ilr_agents.training_data import dedupe_by_prompt
@@ -38,23 +38,6 @@ from ilr_agents.vllm_training import check_generation_backend, engine_defaults, 
 # TRL warns once per trainer that ``rollout_func`` is experimental; ILR depends on it knowingly.
 # TRL reads this when a trainer is built, so setting it here (before any trainer exists) is enough.
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-
-# Fields that define what a checkpoint is; a resumed run must not change them.
-STRUCTURAL_FIELDS = (
-    "models",
-    "method",
-    "protocol",
-    "num_generations",
-    "per_device_train_batch_size",
-    "lora",
-    "lora_r",
-    "lora_alpha",
-    "lora_target_modules",
-    "task",
-    "train_split",
-    "train_limit",
-    "seed",
-)
 
 
 @dataclass
@@ -104,7 +87,7 @@ def resolve_resume(config: ILRConfig, agents: list[str]) -> tuple[int | None, di
     step = 0 if manifest is None else manifest.step  # killed before the first checkpoint: start over
     if manifest is not None:
         stored = manifest.data.get("config", {})
-        for name in STRUCTURAL_FIELDS:
+        for name in config.structural_fields():
             if name in stored and stored[name] != getattr(config, name):
                 raise ConfigError(
                     f"--resume with {name}={getattr(config, name)!r}, but the checkpoint was made with "
@@ -121,6 +104,7 @@ class RunFolder:
 
     def __init__(self, config: ILRConfig) -> None:
         check_generation_backend(config)  # a vLLM set-up that cannot work fails here, before any model loads
+        check_grpo_args(config)
         self.config = config
         self.path = Path(config.output_dir)
         self.agents = agent_names(config)
@@ -135,7 +119,7 @@ class RunFolder:
         return self.resumed_from is not None and self.resumed_from >= self.config.max_steps
 
     def manifest_writer(self, **payload: Any) -> ManifestWriter:
-        """Commits a step once every agent saved it; ``payload`` is stored with the config in each manifest."""
+        """Commits a step once every agent saved it; ``payload`` is stored with the config per manifest."""
         return ManifestWriter(
             self.path,
             self.agents,
@@ -313,31 +297,24 @@ def peft_config(config: ILRConfig) -> LoraConfig | None:
 def grpo_args(
     config: ILRConfig, output_dir: Path, *, reward_weights: list[float] | None = None, agent_index: int = 0
 ) -> GRPOConfig:
-    """The one GRPOConfig every trainer (ILR agents and baseline alike) uses: same optimiser, n, steps."""
+    """The one GRPOConfig every trainer (ILR agents and baseline alike) uses: the config's ``grpo:``
+    settings (any GRPOConfig field, passed through) plus the fields the run sets itself."""
     cpu = use_cpu(config)
-    report = [r for r in config.report_to if r != "none"] or "none"
-    return GRPOConfig(
+    return build_grpo_config(
+        GRPOConfig,
+        config.grpo,
         output_dir=str(output_dir),
         max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_train_batch_size,
         num_generations=config.num_generations,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps,
-        max_grad_norm=config.max_grad_norm,
-        beta=config.beta,
-        loss_type=config.loss_type,
-        scale_rewards=config.scale_rewards,
         temperature=config.temperature,
         top_k=0,
         max_completion_length=config.max_completion_length,
-        mask_truncated_completions=config.mask_truncated_completions,
-        gradient_checkpointing=config.gradient_checkpointing,
         reward_weights=reward_weights,
         seed=config.seed,
         data_seed=config.seed,
         logging_steps=config.logging_steps,
-        report_to=report,
+        report_to=[r for r in config.report_to if r != "none"] or "none",
         save_strategy="steps",
         save_steps=config.save_steps or config.max_steps,
         save_total_limit=None,  # the run prunes, only after a newer checkpoint is complete
@@ -348,6 +325,11 @@ def grpo_args(
         dataloader_num_workers=0,
         **grpo_vllm_args(config, agent_index),
     )
+
+
+def check_grpo_args(config: ILRConfig) -> None:
+    """Build the GRPOConfig once, so a ``grpo:`` setting TRL refuses fails before any model or data loads."""
+    grpo_args(config, Path(config.output_dir))
 
 
 def build_trainer(

@@ -97,7 +97,6 @@ def train_ilr(config: ILRConfig) -> TrainResult:
         atomic_write_text(run.path / "abilities.json", json.dumps({"abilities": payload["abilities"]}))
     prep = prepare_difficulty_and_abilities(config, train_q, val_q)
 
-    mode: Any = config.cooperation_probability if config.cooperation_probability is not None else config.mode
     slots = config.questions_per_step * (config.num_generations if config.sampling == "full_episode" else 1)
     envs = [
         ilr_env.make(
@@ -106,7 +105,7 @@ def train_ilr(config: ILRConfig) -> TrainResult:
             protocol=config.protocol,
             debate_rounds=config.debate_rounds,
             turn_order=config.turn_order,
-            mode=mode,
+            mode=config.mode,
             questions=train_q,
             prompts=config.prompts or None,
             difficulty=prep.difficulty,

@@ -29,10 +29,10 @@ stage (the one it answered, or the one it would get now).
 
 Modes are per agent and per question, drawn at ``reset`` (``options["modes"]`` overrides them):
 ``"dynamic"`` cooperates iff P(q, i) = 1/(1+exp(-1.7(γ_i − D_q))) < 0.5 (``difficulty`` is one D_q for
-everyone, or ``{agent: {question id: D_q}}`` when each agent ranked the questions itself); a float p cooperates with
-probability p (the env's own seeded generator); ``"cooperate"`` / ``"compete"`` are fixed. An agent's
-framing (system message, and the Idea3 stage wording) follows its own mode; it is not told the peers'
-modes. The single protocol has no peers and no framing: its infos report ``mode=None``.
+everyone, or ``{agent: {question id: D_q}}`` when each agent ranked the questions itself); a float p
+cooperates with probability p (the env's own seeded generator); ``"cooperate"`` / ``"compete"`` are
+fixed. An agent's framing (system message, and the Idea3 stage wording) follows its own mode; it is not
+told the peers' modes. The single protocol has no peers and no framing: its infos report ``mode=None``.
 
 Length and garbage. ``max_message_chars`` bounds only what is relayed: peers (and the agent itself, in
 later stages) see the first ``max_message_chars`` characters of a message followed by a marker saying how

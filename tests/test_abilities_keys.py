@@ -1,4 +1,4 @@
-"""An abilities file given to `ilr train` is matched to agents by key (agent or model name), never by order."""
+"""An abilities file given to `ilr train` is matched to agents by key (agent or model name), not by order."""
 
 from __future__ import annotations
 

@@ -4,12 +4,10 @@ import json
 
 import pytest
 
-from experiments.compare import CONFIG_DIR, CompareConfig, run_comparison
+from experiments import presets
+from experiments.compare import CompareConfig, run_comparison
 from experiments.viewer import collect
 from ilr_agents.config import ConfigError
-
-# ILRConfig files for `ilr train`, not comparison presets
-TRAIN_ONLY = {"ilr-tiny", "ilr-smollm2-lora"}
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +78,7 @@ def test_unknown_key_and_preset_are_named():
         CompareConfig.from_yaml("no-such-preset")
 
 
-@pytest.mark.parametrize(
-    "preset", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in TRAIN_ONLY)
-)
+@pytest.mark.parametrize("preset", presets.names("compare"))
 def test_every_compare_preset_validates_before_anything_loads(preset):
     config = CompareConfig.from_yaml(preset)
     assert config.methods and config.evaluate
@@ -94,9 +90,9 @@ def test_ablation_presets_differ_from_ilr_only_in_their_setting():
     base = CompareConfig.from_yaml("cpu-demo")
     for preset, field, value in [
         ("ablation-no-calibration", "calibration", False),
-        ("ablation-coop-p0", "cooperation_probability", 0.0),
-        ("ablation-coop-p05", "cooperation_probability", 0.5),
-        ("ablation-coop-p1", "cooperation_probability", 1.0),
+        ("ablation-coop-p0", "mode", 0.0),
+        ("ablation-coop-p05", "mode", 0.5),
+        ("ablation-coop-p1", "mode", 1.0),
     ]:
         config = CompareConfig.from_yaml(preset)
         ilr = config.training_config("ilr", 0).to_dict()
@@ -108,15 +104,43 @@ def test_ablation_presets_differ_from_ilr_only_in_their_setting():
         assert all(ilr[k] == reference[k] for k in ilr if k != "output_dir")
 
 
-def test_combined_dynamic_interaction_ablation_matches_the_single_presets():
+def test_single_arm_ablations_run_one_arm_of_the_combined_preset():
     combined = CompareConfig.from_yaml("ablation-dynamic-interaction")
-    for label in ("ilr-coop-p0", "ilr-coop-p05", "ilr-coop-p1"):
-        single = CompareConfig.from_yaml(f"ablation-{label[4:]}")
-        for arm in ("ilr", label):
-            a, b = combined.training_config(arm, 0).to_dict(), single.training_config(arm, 0).to_dict()
-            assert {k for k in a if a[k] != b[k]} <= {"output_dir"}
     assert [tuple(p) for p in combined.paired] == [
         (f"ilr {agent}", f"{label} {agent}")
         for agent in ("agent_0", "agent_1")
         for label in ("ilr-coop-p0", "ilr-coop-p05", "ilr-coop-p1")
     ]
+    for arm in ("p0", "p05", "p1"):
+        single = CompareConfig.from_yaml(f"ablation-coop-{arm}")
+        assert list(single.methods) == ["ilr", f"ilr-coop-{arm}"]
+        assert single.paired == [[f"ilr {a}", f"ilr-coop-{arm} {a}"] for a in ("agent_0", "agent_1")]
+    with pytest.raises(ConfigError, match="only=.*names no method"):
+        CompareConfig.from_yaml("ablation-dynamic-interaction", {"only": ["ilr", "ilr-coop-p2"]})
+
+
+def test_paper_presets_differ_only_in_their_models():
+    group1, *others = (
+        CompareConfig.from_yaml(name) for name in presets.names("compare") if name.startswith("paper-")
+    )
+    assert len(others) == 2
+    for other in others:
+        for label in group1.methods:
+            a, b = group1.training_config(label, 0).to_dict(), other.training_config(label, 0).to_dict()
+            assert {k for k in a if a[k] != b[k]} == {"models", "output_dir"}
+        assert other.evaluate == group1.evaluate and other.eval_backend == group1.eval_backend
+
+
+def test_overrides_reach_compare_fields_and_shared_training_fields():
+    config = CompareConfig.from_yaml(
+        "tiny-smoke", {"seeds": [1, 2], "max_steps": 3, "grpo.weight_decay": 0.1, "train.lora": True}
+    )
+    assert config.seeds == [1, 2]
+    for label in config.methods:
+        cfg = config.training_config(label, 1)
+        assert (cfg.max_steps, cfg.grpo["weight_decay"], cfg.lora) == (3, 0.1, True)
+
+
+def test_a_train_preset_given_to_compare_names_the_right_command():
+    with pytest.raises(ConfigError, match="run `ilr train --config ilr-tiny`"):
+        CompareConfig.from_yaml("ilr-tiny")

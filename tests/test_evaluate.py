@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from experiments.cli import main
 from experiments.evaluate import markdown_table
+from ilr_agents.config import ConfigError
 from ilr_agents.evaluation import summarise
 from ilr_agents.rollout import Sample
 from ilr_env import Grade
@@ -204,18 +206,19 @@ def test_abilities_file_for_eval_is_matched_by_model_name(tmp_path: Path) -> Non
     assert _abilities(str(path), ["tiny", "tiny-llama"]) == {"agent_0": -1.0, "agent_1": 1.0}
     assert _abilities("0.5,0.25", ["tiny", "tiny"]) == [0.5, 0.25]
     path.write_text(json.dumps({"tiny": 0.0, "other": 1.0}))
-    with pytest.raises(SystemExit, match=r"unknown key\(s\) \['other'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['other'\]"):
         _abilities(str(path), ["tiny", "tiny-llama"])
 
 
-def test_eval_rejects_several_greedy_samples_before_loading_anything(tmp_path: Path) -> None:
+def test_eval_rejects_several_greedy_samples_before_loading_anything(tmp_path: Path, capsys) -> None:
     """No model, data or server is touched: the unreachable URL would otherwise fail much later."""
     for backend in ("transformers", "vllm", "openai"):
-        with pytest.raises(SystemExit, match="n=2 with temperature=0.*--temperature"):
-            run_cli(
-                "--task", "no-such-task", "--model", "no-such-model", "--n", "2", "--backend", backend,
-                "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path),
-            )  # fmt: skip
+        rc = run_cli(
+            "--task", "no-such-task", "--model", "no-such-model", "--n", "2", "--backend", backend,
+            "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path),
+        )  # fmt: skip
+        assert rc == 2
+        assert re.search("ilr eval: error: .*n=2 with temperature=0.*--temperature", capsys.readouterr().err)
     assert not any(tmp_path.iterdir())
 
 

@@ -15,7 +15,7 @@ CHAT = [{"role": "user", "content": "What is 2+3?"}]
 
 
 class FakeServer:
-    """A chat-completions server whose per-request behaviour is scripted: "ok", "500", "429", "401", "hang", "short".
+    """A chat-completions server with scripted replies: "ok", "500", "429", "401", "hang", "short".
 
     "hang" waits on ``release`` (set at teardown) instead of sleeping, so no thread outlives the test.
     """

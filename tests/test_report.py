@@ -29,7 +29,8 @@ def maths_run(tmp_path_factory):
         {"output_root": str(tmp_path_factory.mktemp("runs")), "evaluate": evaluate, "evaluate_base": False},
     )
     # every answer reaches the loss, so the loss-token count can be checked against the rollout's own count
-    config = dataclasses.replace(config, train={**config.train, "mask_truncated_completions": False})
+    grpo = {**config.train.get("grpo", {}), "mask_truncated_completions": False}
+    config = dataclasses.replace(config, train={**config.train, "grpo": grpo})
     report = run_comparison(config)
     return json.loads((report.parent / "results.json").read_text()), report.read_text()
 

@@ -173,7 +173,8 @@ def test_a_forked_child_gets_its_own_pool_and_leaves_the_parents_workers_alone()
         from ilr_env.grading.pool import PerProcess, WorkerPool
 
         def start():
-            return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+            command = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+            return subprocess.Popen(command, stdin=subprocess.PIPE)
 
         def stop(p):
             p.kill(); p.wait()

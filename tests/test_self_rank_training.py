@@ -42,7 +42,7 @@ def config(out: Path, **overrides) -> ILRConfig:
         "save_steps": 1,
         "max_completion_length": 6,
         "max_stage_tokens": 4,
-        "mask_truncated_completions": False,
+        "grpo": {"mask_truncated_completions": False},
         "report_to": ["none"],
         "progress": False,
         "output_dir": str(out),

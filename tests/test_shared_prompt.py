@@ -1,4 +1,4 @@
-"""The shared-prompt loss forward gives TRL's log-probs, entropies and gradients, with the prompt read once."""
+"""The shared-prompt loss forward gives TRL's log-probs, entropies and gradients, reading the prompt once."""
 
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def test_existing_run_needs_resume_flag(tmp_path: Path, tiny_config: Callable[..
 @pytest.mark.parametrize(
     ("overrides", "mode"),
     [
-        ({"sampling": "full_episode", "cooperation_probability": 1.0}, "cooperate"),
+        ({"sampling": "full_episode", "mode": 1.0}, "cooperate"),
         ({"protocol": "debate", "debate_rounds": 2, "mode": "compete"}, "compete"),
     ],
 )

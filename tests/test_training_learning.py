@@ -25,7 +25,7 @@ MARGIN = 0.015  # observed rises: 0.03-0.06 (reward-model units)
 
 
 def curves(run: Path, kind: str) -> dict[str, list[float]]:
-    """Raw reward per step: ILR's own rows, or TRL's logged reward for the baseline (it has no calibration)."""
+    """Raw reward per step: ILR's own rows, or TRL's logged reward for the baseline (no calibration)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     key = "reward_raw_mean" if kind == "ilr" else "reward"
     out: dict[str, list[float]] = {}
@@ -47,7 +47,7 @@ def test_reward_rises(tmp_path: Path, method: str, tiny_run: Callable) -> None:
             num_generations=4,
             per_device_train_batch_size=8,
             max_steps=30,
-            learning_rate=1e-2,
+            grpo={"mask_truncated_completions": False, "learning_rate": 1e-2},
         )
     )
     train(cfg)

@@ -52,7 +52,7 @@ def smol_config(out: Path, reward_model: str, **overrides: Any) -> ILRConfig:
         "max_steps": 3,
         "max_completion_length": 12,
         "max_stage_tokens": 8,
-        "mask_truncated_completions": False,
+        "grpo": {"mask_truncated_completions": False, **overrides.pop("grpo", {})},
         "report_to": ["none"],
         "progress": False,
         "output_dir": str(out),
@@ -117,7 +117,11 @@ def test_three_ilr_steps_on_vllm_move_both_agents_and_the_engines_follow(
     tmp_path: Path, reward_model: str, lora: bool
 ) -> None:
     run = tmp_path / "run"
-    lr = {"lora": True, "lora_r": 8, "learning_rate": 2e-2} if lora else {"learning_rate": 5e-4}
+    lr = (
+        {"lora": True, "lora_r": 8, "grpo": {"learning_rate": 2e-2}}
+        if lora
+        else {"grpo": {"learning_rate": 5e-4}}
+    )
     result = train(smol_config(run, reward_model, **lr))
     assert result.step == 3
     base = safetensors(Path(resolve_model("smollm2-135m")) / "model.safetensors")

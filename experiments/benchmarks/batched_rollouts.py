@@ -1,4 +1,4 @@
-"""Case 2 — batched rollouts: the lockstep runner at E episodes vs a per-episode loop, same policy and prompts.
+"""Case 2 — batched rollouts: the lockstep runner at E episodes vs a per-episode loop, same policy, prompts.
 
 Both arms play the same E Idea3 episodes (same questions, seeds and sampling seeds) with one transformers
 policy shared by both agents; the batched arm is one ``run_episodes`` call over E envs (one generate call
@@ -144,11 +144,12 @@ def run(ctx: BenchContext) -> CaseResult:
         b, lp = clock.seconds["batched"], clock.seconds["loop"]
         result.notes.append(
             f"where the time goes: prefill {b['prefill'] / lp['prefill']:.2f}x and decode "
-            f"{b['decode'] / max(lp['decode'], 1e-9):.2f}x of the loop's; prefill is {b['prefill'] / (b['prefill'] + b['decode']):.0%} "
-            "of the batched arm's forward time. Prefill (each prompt alone, unpadded, starting from the previous "
-            "stage's cached prefix) is the same work in both arms; batching only shrinks decoding, so the ratio can "
-            f"approach the decode gain ({lp['decode'] / max(b['decode'], 1e-9):.1f}x here) only when turns are long "
-            "enough for decoding to dominate"
+            f"{b['decode'] / max(lp['decode'], 1e-9):.2f}x of the loop's; prefill is "
+            f"{b['prefill'] / (b['prefill'] + b['decode']):.0%} of the batched arm's forward time. Prefill "
+            "(each prompt alone, unpadded, starting from the previous stage's cached prefix) is the same "
+            "work in both arms; batching only shrinks decoding, so the ratio can approach the decode gain "
+            f"({lp['decode'] / max(b['decode'], 1e-9):.1f}x here) only when turns are long enough for "
+            "decoding to dominate"
         )
         clock.arm = "profile"
         result.profile = profile_top(

@@ -11,7 +11,10 @@ from experiments.benchmarks.common import BenchContext, CaseResult
 
 NAME = "gpu_vllm"
 TITLE = "GPU: vLLM Idea3 rollouts vs raw vLLM (tokens/s)"
-COMMAND = "make install VLLM_BUILD=vllm && ILR_DATA_DIR=../shared/data .venv/bin/ilr bench --only gpu_vllm --out bench"
+COMMAND = (
+    "make install VLLM_BUILD=vllm && ILR_DATA_DIR=<data folder> "
+    ".venv/bin/ilr bench --only gpu_vllm --out bench"
+)
 EPISODES = 256
 TOKENS = 256
 

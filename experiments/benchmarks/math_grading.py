@@ -30,7 +30,10 @@ _INT_RE = re.compile(r"^-?\d+$")
 
 
 def _completion(answer: str) -> str:
-    return f"Let me work through this step by step.\nCombining the steps above, the answer is $\\boxed{{{answer}}}$."
+    return (
+        "Let me work through this step by step.\n"
+        f"Combining the steps above, the answer is $\\boxed{{{answer}}}$."
+    )
 
 
 def _equivalent(gold: str) -> str | None:

@@ -41,7 +41,7 @@ def base_config(model: str, *, steps: int, out: Path, lora: bool, seed: int) -> 
         "train_split": "train",
         "train_limit": 64,
         "validation_limit": 4,
-        "cooperation_probability": 0.5,
+        "mode": 0.5,
         "difficulty": "pass_rate",
         "num_generations": 4,
         "per_device_train_batch_size": 8,
@@ -147,7 +147,7 @@ def run_child(config: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def step_time(durations: dict[str, list[float]], method: str) -> float:
-    """Median seconds of one step (first dropped): one ILR cycle (all agents), or one GRPO step of one agent."""
+    """Median seconds of one step (first dropped): one ILR cycle (all agents) or one agent's GRPO step."""
     series = durations["agent_0"]
     kept = series[1:] if len(series) > 1 else series
     if not kept:

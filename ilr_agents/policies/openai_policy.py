@@ -37,9 +37,9 @@ class OpenAIPolicy:
     """Chat completions over HTTP, ``max_concurrency`` requests in flight, one request per chat.
 
     Args:
-        base_url: e.g. ``http://127.0.0.1:8000/v1`` (a URL already ending in ``/chat/completions`` is used as is).
+        base_url: e.g. ``http://127.0.0.1:8000/v1`` (one ending in ``/chat/completions`` is used as is).
         model: the server's model name.
-        api_key_env: environment variable holding the key; unset means no Authorization header (local servers).
+        api_key_env: environment variable holding the key; unset = no Authorization header (local servers).
         timeout: seconds per HTTP request. max_retries: retries after the first attempt.
         backoff: base delay in seconds; attempt k waits ``backoff * 2**k`` times a jitter in [0.5, 1.5),
             capped at ``max_backoff`` (a server's Retry-After is honoured up to the same cap).
@@ -66,8 +66,8 @@ class OpenAIPolicy:
             )
         if max_concurrency < 1 or max_retries < 0 or timeout <= 0 or backoff < 0:
             raise ValueError(
-                f"need max_concurrency >= 1, max_retries >= 0, timeout > 0, backoff >= 0; got {max_concurrency}, "
-                f"{max_retries}, {timeout}, {backoff}"
+                "need max_concurrency >= 1, max_retries >= 0, timeout > 0, backoff >= 0; got "
+                f"{max_concurrency}, {max_retries}, {timeout}, {backoff}"
             )
         url = base_url.rstrip("/")
         self.url = url if url.endswith("/chat/completions") else url + "/chat/completions"
@@ -150,9 +150,9 @@ class OpenAIPolicy:
                     break
                 time.sleep(self._delay(attempt, err.retry_after))
         raise PolicyError(
-            f"POST {self.url} failed after {self.max_retries + 1} attempts; last error: {last}. Fix: check that the "
-            f"server is up and serves model {self.model!r}, or raise timeout= / max_retries= (now {self.timeout} s, "
-            f"{self.max_retries})."
+            f"POST {self.url} failed after {self.max_retries + 1} attempts; last error: {last}. Fix: check "
+            f"that the server is up and serves model {self.model!r}, or raise timeout= / max_retries= (now "
+            f"{self.timeout} s, {self.max_retries})."
         )
 
     def _post_once(self, data: bytes) -> dict[str, Any]:

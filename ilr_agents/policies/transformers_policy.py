@@ -280,7 +280,7 @@ class TransformersPolicy:
         return merged
 
     def _prefill_one(self, tokens: list[int]) -> list[tuple[Any, Any]] | None:
-        """Per-layer (keys, values) of ``tokens``, starting from the longest cached prefix when there is one."""
+        """Per-layer (keys, values) of ``tokens``, starting from the longest cached prefix if there is one."""
         import torch
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
@@ -336,7 +336,7 @@ class TransformersPolicy:
 
 
 class _PrefixStore:
-    """Prompt caches of the current and the previous generate call; older ones are dropped (bounded memory)."""
+    """Prompt caches of the current and the previous generate call; older ones are dropped (memory bound)."""
 
     def __init__(self) -> None:
         self.previous: list[tuple[Any, list[tuple[Any, Any]]]] = []
@@ -351,7 +351,7 @@ class _PrefixStore:
         self.current.append((np.asarray(tokens), layers))
 
     def longest(self, tokens: list[int]) -> tuple[int, list[tuple[Any, Any]] | None]:
-        """(length, layers) of the stored prompt sharing the longest prefix with ``tokens``; (0, None) if none."""
+        """(length, layers) of the stored prompt sharing the longest prefix with ``tokens``, or (0, None)."""
         import numpy as np
 
         target = np.asarray(tokens)

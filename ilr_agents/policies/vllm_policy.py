@@ -31,8 +31,8 @@ from ilr_agents.policies.vllm_setup import GIB, check_vllm_setup, cpu_kv_cache_g
 class VLLMPolicy:
     """``vllm.LLM`` behind the Policy protocol; extra keyword arguments go to ``vllm.LLM``.
 
-    ``extra_sampling`` holds further ``vllm.SamplingParams`` fields for every call (e.g. ``{"min_tokens": 32}``,
-    which the training benchmark uses to force equal generated tokens).
+    ``extra_sampling`` holds further ``vllm.SamplingParams`` fields for every call (e.g.
+    ``{"min_tokens": 32}``, which the training benchmark uses to force equal generated tokens).
 
     Args:
         model_or_llm: a zoo name, folder or hub id (an engine is built), or a live ``vllm.LLM``.

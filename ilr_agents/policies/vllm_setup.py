@@ -93,8 +93,9 @@ def check_memory(
         if need > free:
             raise PolicyError(
                 f"{engines} vLLM engine(s) need {need / GIB:.1f} GiB of RAM ({kv} GiB KV cache each, "
-                f"VLLM_CPU_KVCACHE_SPACE, plus the weights), but only {free / GIB:.1f} of {total / GIB:.1f} GiB "
-                f"are free. Fix: free memory (other processes hold {(total - free) / GIB:.1f} GiB)"
+                f"VLLM_CPU_KVCACHE_SPACE, plus the weights), but only {free / GIB:.1f} of "
+                f"{total / GIB:.1f} GiB are free. Fix: free memory (other processes hold "
+                f"{(total - free) / GIB:.1f} GiB)"
                 + (f" or lower VLLM_CPU_KVCACHE_SPACE (now {kv} GiB)." if kv > 1 else ".")
             )
         return

@@ -23,7 +23,7 @@ def _gold_letter(answer: Any, n_choices: int) -> str:
 
 
 def grade_choice(question: Any, completion: str) -> Grade:
-    """Correct when the picked letter equals the gold letter; a boxed option text also counts as its letter."""
+    """Correct when the picked letter is the gold letter; a boxed option text counts as its letter."""
     choices = list((getattr(question, "metadata", None) or {}).get("choices") or [])
     n = len(choices) if choices else 4
     valid = string.ascii_uppercase[:n]

@@ -32,7 +32,7 @@ class Extraction:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last non-empty, closed box; an empty or unclosed box (a truncated generation) is none."""
+    """Content of the last non-empty, closed box; an empty or unclosed box (a truncated reply) is none."""
     return _last_boxed(text, skip_empty=True)
 
 

@@ -166,10 +166,11 @@ def _fast_verdict(gold: str, pred: str) -> bool | None:
 
 
 def copied_from_question(question: Any, pred: str) -> bool:
-    """True when the answer is an expression lifted verbatim from the question (e.g. "5 - 3" for "Calculate 5 - 3.").
+    """True when the answer is an expression copied verbatim from the question ("5 - 3" in "Find 5 - 3.").
 
     math-verify evaluates expressions, so without this check restating the problem scores as solving it;
-    an RL policy finds that quickly (measured: an ILR agent in cpu-long learned "Your final answer is 4 * 7.").
+    an RL policy finds that quickly (measured: an ILR agent in cpu-long learned "Your final answer is 4 *
+    7.").
     Only what needs evaluating (an operator, a root, a fraction...) counts as a copy: a value such as
     ``2,000`` or ``\\$18`` that occurs in the question can be the real answer, however it is formatted.
     """

@@ -1,9 +1,10 @@
 """Run untrusted model-written programs: bubblewrap isolation when available, rlimits always.
 
 Every run goes through the trusted judge (``standalone/judge.py``, a separate stdlib-only process) which
-starts the program (``standalone/runner.py`` first) inside the sandbox command built here, enforces the wall-clock deadline, kills every process the
-program left behind and reports one nonce-tagged verdict. Test verdicts are computed in the judge from the
-plain values the program's functions return; see SECURITY.md for the threat model and the limits.
+starts the program (``standalone/runner.py`` first) inside the sandbox command built here, enforces the
+wall-clock deadline, kills every process the program left behind and reports one nonce-tagged verdict.
+Test verdicts are computed in the judge from the plain values the program's functions return; see
+SECURITY.md for the threat model and the limits.
 Judges are long-lived (a pool, one per concurrent caller) and, with bwrap as root, fork every program from a
 warm sandboxed zygote into fresh namespaces instead of starting bwrap and an interpreter per program.
 """
@@ -48,7 +49,8 @@ DEFAULT_OUTPUT_LIMIT = 64 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024
 TMPFS_BYTES = 64 * 1024 * 1024
 SANDBOX_PROCESSES = 64
-# Fork each program from a warm, sandboxed zygote (one per judge) instead of starting bwrap + python per program.
+# Fork each program from a warm, sandboxed zygote (one per judge) instead of starting bwrap + python per
+# program.
 # Only as root (the zygote needs real CAP_SYS_ADMIN for per-program namespaces); set ILR_SANDBOX_ZYGOTE=0 to
 # start every program with its own bwrap.
 ZYGOTE_ENABLED = os.environ.get("ILR_SANDBOX_ZYGOTE", "1") != "0"
@@ -147,15 +149,15 @@ def isolation_mode() -> tuple[str, str]:
 
 
 def _fallback_allowed(isolation: Isolation) -> None:
-    """Raise where bubblewrap is required; otherwise warn, once per process, that code is graded without it."""
+    """Raise where bubblewrap is required; else warn, once per process, that code is graded without it."""
     global _FALLBACK_WARNED
     reason = "isolation='rlimits' was requested" if isolation == "rlimits" else bwrap_problem()
     required_by = "isolation='bwrap'" if isolation == "bwrap" else "sandbox: require_bwrap"
     if isolation == "bwrap" or sandbox_policy() == "require_bwrap":
         raise SandboxError(
             f"this run requires bubblewrap ({required_by}) but {reason}; install it (`apt-get install "
-            "bubblewrap`, or `make install` as root); outside code training, sandbox: auto (ILR_SANDBOX=auto) "
-            "accepts the weak rlimits fallback described in SECURITY.md"
+            "bubblewrap`, or `make install` as root); outside code training, sandbox: auto "
+            "(ILR_SANDBOX=auto) accepts the weak rlimits fallback described in SECURITY.md"
         )
     with _FALLBACK_LOCK:  # graders run in threads (check_many): one warning, not one per thread
         if _FALLBACK_WARNED:
@@ -534,7 +536,7 @@ def extract_code(completion: str) -> str:
 
 
 def build_program(question: Any, code: str) -> str:
-    """The program to load: HumanEval's prompt stub followed by the completion (a body or a whole function)."""
+    """The program to load: HumanEval's prompt stub, then the completion (a body or a whole function)."""
     meta = getattr(question, "metadata", None) or {}
     prompt = str(meta.get("prompt") or "")
     if not prompt:

@@ -31,8 +31,8 @@ class _Zygote:
     """A preloaded process that forks math-verify workers on request (our own tiny forkserver).
 
     multiprocessing's forkserver/spawn re-import the caller's ``__main__`` in every worker, which would
-    re-run unguarded training scripts; this one only ever runs ``verify_worker.py``. Workers come back as a socket
-    (passed with SCM_RIGHTS) plus a pid to SIGKILL.
+    re-run unguarded training scripts; this one only ever runs ``verify_worker.py``. Workers come back as a
+    socket (passed with SCM_RIGHTS) plus a pid to SIGKILL.
     """
 
     def __init__(self) -> None:

@@ -60,7 +60,7 @@ def _read_jsonl_cached(path: str, mtime_ns: int, size: int) -> Rows:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataFormatError(
-                    f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno}); fix or delete that line"
+                    f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno}); fix or delete the line"
                 ) from exc
             if not isinstance(row, dict):
                 raise DataFormatError(

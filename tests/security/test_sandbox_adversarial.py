@@ -107,7 +107,8 @@ def hostile_programs(canary: Path, port: int, tag: str) -> dict[str, str]:
         "read_stdin": prog("x = input()\n"),
         "huge_return_value": "def add(a, b):\n    return list(range(10 ** 8))\n",
         "thread_left_running": prog(
-            "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)], daemon=False).start()\n"
+            "import threading\n"
+            "threading.Thread(target=lambda: [0 for _ in iter(int, 1)], daemon=False).start()\n"
         ),
     }
 

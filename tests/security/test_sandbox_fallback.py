@@ -16,7 +16,10 @@ from ilr_env.grading import run_program, sandbox
 
 
 def _attempt(name: str, action: str) -> str:
-    return f"try:\n    {action}\n    print({name!r}, 'DONE')\nexcept PermissionError as e:\n    print({name!r}, e)\n"
+    return (
+        f"try:\n    {action}\n    print({name!r}, 'DONE')\n"
+        f"except PermissionError as e:\n    print({name!r}, e)\n"
+    )
 
 
 def test_fallback_refuses_changes_outside_the_programs_directory(tmp_path: Path) -> None:
@@ -37,7 +40,9 @@ def test_fallback_refuses_changes_outside_the_programs_directory(tmp_path: Path)
         "mkdir": f"os.mkdir({str(tmp_path / 'newdir')!r})",
         "rmtree": f"shutil.rmtree({d!r})",
         "link_in": f"os.link({c!r}, 'inside-link')",
-        "symlink_then_write": f"os.symlink({c!r}, 'inside-symlink'); open('inside-symlink', 'w').write('pwned')",
+        "symlink_then_write": (
+            f"os.symlink({c!r}, 'inside-symlink'); open('inside-symlink', 'w').write('pwned')"
+        ),
         "escape_by_dotdot": "open('../escaped.txt', 'w').write('pwned')",
         "write_grader": f"open({sandbox.__file__!r}, 'a').write('# pwned')",
     }

@@ -57,7 +57,7 @@ def encode(x: Any, opaque: Callable[[Any], list[Any]], depth: int = 0) -> list[A
 
 
 def decode(x: Any, handle: Callable[[list[Any]], Any], depth: int = 0) -> Any:
-    """Strictly rebuild plain data; ``handle(rest)`` turns an ``["h", *rest]`` opaque handle into an object."""
+    """Strictly rebuild plain data; ``handle(rest)`` turns an ``["h", *rest]`` handle into an object."""
     if depth > MAX_DEPTH or not isinstance(x, list) or not x or not isinstance(x[0], str):
         raise MalformedValue("malformed value")
     tag, rest = x[0], x[1:]

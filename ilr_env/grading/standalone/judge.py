@@ -180,7 +180,7 @@ def _prctl(option: int, value: int) -> None:
 
 
 def _children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` (all its threads), from /proc/<pid>/task/*/children: no scan of all of /proc."""
+    """Direct children of ``pid`` (all its threads), from /proc/<pid>/task/*/children: no scan of /proc."""
     found: list[int] = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -303,7 +303,7 @@ class ZygoteError(Exception):
 
 
 class Zygote:
-    """One sandboxed, pre-warmed interpreter (bwrap namespaces, see zygote.py) that forks one child per program.
+    """One sandboxed, pre-warmed interpreter (bwrap namespaces, see zygote.py) forking a child per program.
 
     We talk to it over a unix socket: ``spawn`` (spec + the program's stdio and source pipes as SCM_RIGHTS
     fds), ``kill``; it answers ``ready`` once and ``exit <status>`` per program.
@@ -388,7 +388,7 @@ def _drop_zygote() -> None:
 
 
 class ZygoteProgram:
-    """A program forked by the zygote into fresh namespaces (see zygote.py); killing it kills its namespace."""
+    """A program the zygote forked into fresh namespaces (see zygote.py); killing it kills its namespace."""
 
     def __init__(self, job: dict[str, Any], mode: str, limit: int) -> None:
         self.zygote = _zygote(job)
