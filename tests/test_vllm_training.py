@@ -6,8 +6,9 @@ model over the tokens the engine sampled and logs the per-token log-prob gap
 (``sampling/sampling_logp_difference/mean``). On CPU the engine runs bfloat16 against the float32 trainer, so
 the gap is ~0.03-0.04 even on identical weights (step 1, before any update). A stale engine would add the
 update's own shift on top, so after each update the gap must stay below ``GAP_GROWTH`` times step 1's.
-Measured (LoRA, lr 2e-2): step 1 0.031-0.037, step 2 0.047. This bounds staleness only to within the bfloat16
-noise; the float32 comparison that would be sharper is not possible on CPU (see vllm_training.engine_defaults).
+Measured (LoRA, lr 2e-2): step 1 0.031-0.037, step 2 0.047. This bounds staleness only to within the
+bfloat16 noise; the float32 comparison that would be sharper is not possible on CPU (see
+vllm_training.engine_defaults).
 """
 
 from __future__ import annotations

@@ -137,8 +137,8 @@ def check_architecture(source: str) -> None:
         sizes = CPUAttentionBackend.get_supported_head_sizes()
         if head_dim not in sizes:
             raise PolicyError(
-                f"vLLM's CPU attention cannot serve {source}: its head size {head_dim} is not one of {sizes}. "
-                + fix
+                f"vLLM's CPU attention cannot serve {source}: its head size {head_dim} is not one of "
+                f"{sizes}. " + fix
             )
 
 
