@@ -320,10 +320,21 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument(
         "--report-only", action="store_true", help="rebuild report.md and plots from results.json"
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print the resolved plan (launch, sharding, precision, reward, data, memory); "
+        "load no model",
+    )
 
 
 def run(args: Any) -> int:
     config = CompareConfig.from_yaml(args.config, parse_assignments(args.set))
+    if args.dry_run:
+        from experiments.plan import compare_plan
+
+        print("\n".join(compare_plan(config, args.config).lines()))
+        return 0
     report = run_comparison(config, report_only=args.report_only)
     print(report.read_text())
     print(f"\nwritten: {report.parent}")

@@ -194,6 +194,7 @@ class TrainingShape:
     completion_tokens: int  # max_completion_length
     gradient_checkpointing: bool
     reward_model: Architecture | None = None
+    prompt_rows: int | None = None  # prompts in the loss forward (rows / n: each group's prompt read once)
     eval_batch: int = 64
     eval_tokens: int = 2048  # prompt + max new tokens of one evaluation sequence
 
@@ -262,8 +263,9 @@ def estimate_memory(shape: TrainingShape) -> MemoryEstimate:
 
     Counted: every agent's weights, gradients and AdamW moments (all agents live in every process; FSDP
     divides them by the world size); the activations of ONE agent's forward/backward (agents step one at a
-    time, token passing); logits of the completion tokens in fp32 with their gradient; the rollout's KV
-    cache; the reward model in bf16; FSDP's gathered units (the root's embeddings plus two blocks in bf16).
+    time, token passing; with the shared-prompt loss each group's prompt is read once); logits of the
+    completion tokens in fp32 with their gradient; the rollout's KV cache; the reward model in bf16; FSDP's
+    gathered units (the root's embeddings plus two blocks in bf16).
     Not counted: allocator fragmentation, CUDA context (~0.5 GiB), temporary buffers of fused kernels.
     """
     if shape.world_size < 1:
@@ -276,17 +278,20 @@ def estimate_memory(shape: TrainingShape) -> MemoryEstimate:
         weights += (arch.parameters * base_bytes + (4 * trainable if shape.lora_rank else 0)) * share
         gradients += 4.0 * trainable * share
         optimizer += 8.0 * trainable * share
-    tokens = shape.rows * (shape.prompt_tokens + shape.completion_tokens)
+    tokens = shape.rows * (shape.prompt_tokens + shape.completion_tokens)  # generation: every row's cache
+    prompt_rows = shape.rows if shape.prompt_rows is None else shape.prompt_rows
+    loss_tokens = prompt_rows * shape.prompt_tokens + shape.rows * shape.completion_tokens
     per_agent_act = []
     for arch in shape.agents:
-        layer = _layer_activation_bytes(arch, tokens)
-        kept = 4.0 * tokens * arch.hidden * arch.layers + layer if shape.gradient_checkpointing else None
+        layer = _layer_activation_bytes(arch, loss_tokens)
+        kept = 4.0 * loss_tokens * arch.hidden * arch.layers + layer if shape.gradient_checkpointing else None
         per_agent_act.append(kept if kept is not None else layer * arch.layers)
     logits = max(12.0 * shape.rows * shape.completion_tokens * a.vocab for a in shape.agents)
     kv = max(_kv_bytes(a, tokens) for a in shape.agents)
     rm = 0.0
     if shape.reward_model is not None:
-        rm = 2.0 * shape.reward_model.parameters + _layer_activation_bytes(shape.reward_model, tokens) / 2
+        batch = 8 * (shape.prompt_tokens + shape.completion_tokens)  # RewardModelReward's batch of 8 texts
+        rm = 2.0 * shape.reward_model.parameters + _layer_activation_bytes(shape.reward_model, batch) / 2
     gathered = 0.0
     if shape.sharded and shape.world_size > 1:
         gathered = max(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from baselines.single_agent import train_single_agent
+from experiments.launch import needs_launch, train_in_processes
 from ilr_agents.config import ILRConfig
 from ilr_agents.trainer_parts import TrainResult
 from ilr_agents.training import train_ilr
@@ -22,8 +23,12 @@ METHODS: dict[str, Callable[[ILRConfig], TrainResult]] = {
 
 
 def train(config: ILRConfig) -> TrainResult:
-    """Run the method ``config.method`` names, under the config's sandbox policy."""
+    """Run the method ``config.method`` names, under the config's sandbox policy: here, or under
+    ``accelerate launch`` when the config asks for several processes or an accelerate config
+    (``experiments/launch.py``)."""
     require_bwrap_when_needed(config)
+    if needs_launch(config):
+        return train_in_processes(config)
     return METHODS[config.method](config)
 
 

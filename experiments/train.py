@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest complete checkpoint in output_dir"
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print the resolved plan (launch, sharding, precision, reward, data, memory); "
+        "load no model",
+    )
 
 
 def build_config(args: argparse.Namespace) -> ILRConfig:
@@ -59,6 +65,11 @@ def build_config(args: argparse.Namespace) -> ILRConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
+    if args.dry_run:
+        from experiments.plan import train_plan
+
+        print("\n".join(train_plan(config, args.config or "(flags)").lines()))
+        return 0
     from experiments.methods import train  # after validation: it imports torch
 
     result = train(config)

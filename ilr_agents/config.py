@@ -45,8 +45,8 @@ GRPO_RUN_OWNED: dict[str, str] = {
     "save_strategy": "checkpoints commit through the run's manifest every save_steps",
     "reward_weights": "the method's reward functions set their own weights",
     "data_seed": "it follows seed",
-    "bf16": "it follows dtype",
-    "fp16": "it follows dtype",
+    "bf16": "it follows mixed_precision",
+    "fp16": "it follows mixed_precision",
     "disable_tqdm": "the run shows one progress bar (progress)",
     "top_k": "every method samples with temperature alone, so they sample alike",
 }
@@ -218,7 +218,26 @@ class ILRConfig:
     vllm_server_urls: list[str] = _f(  # noqa: RUF009
         [], "vllm_mode=server: one base URL per agent, e.g. [http://10.0.0.2:8000, http://10.0.0.3:8000]"
     )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("float32", "model weight dtype")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f(
+        "float32",
+        "stored weight dtype; full fine-tuning needs float32 (master weights: AdamW updates below bf16's "
+        "resolution are lost), with mixed_precision: bf16 for bf16 compute; LoRA may load the base in bf16",
+    )
+    mixed_precision: Literal["no", "bf16"] = _f(
+        "no",
+        "bf16 = bf16 autocast compute over the stored weights (TRL/transformers bf16 mixed precision; under "
+        "FSDP, bf16 copies gathered for compute); no = compute in dtype",
+    )
+    num_processes: int = _f(
+        1,
+        "training processes, one per GPU; > 1 (or any accelerate_config) makes `ilr train` / `ilr compare` "
+        "start the run under accelerate launch",
+    )
+    accelerate_config: str | None = _f(
+        None,
+        "accelerate config for the launch: fsdp2 (each agent's model sharded across the processes), "
+        "multi-cpu (gloo data parallel, CPU tests) or a YAML path; None = multi-cpu when num_processes > 1",
+    )
     use_cpu: bool | None = _f(None, "force CPU (None = CPU when no GPU is present)")
     seed: int = _f(0, "seed for data order, modes and generation", structural=True)
     # --- output, logging, checkpoints --------------------------------------------------------------
@@ -532,6 +551,13 @@ def _check_values(c: ILRConfig) -> None:
         f"train_limit={c.train_limit}: need at least questions_per_step={c.questions_per_step} questions",
     )
     _need(c.validation_limit >= 1, f"validation_limit={c.validation_limit}: must be >= 1")
+    _need(
+        c.lora or c.dtype not in ("bfloat16", "float16"),
+        f"dtype={c.dtype} with full fine-tuning: AdamW updates below {c.dtype}'s resolution are lost (at "
+        "lr 1e-6 one step left almost every weight unchanged); set dtype: float32 with mixed_precision: bf16 "
+        "(fp32 master weights, bf16 compute), or lora: true",
+    )
+    _need(c.num_processes >= 1, f"num_processes={c.num_processes}: must be >= 1")
     _need(c.lora_r >= 1 and c.lora_alpha >= 1, f"lora_r={c.lora_r}, lora_alpha={c.lora_alpha}: must be >= 1")
     _need(c.logging_steps >= 1, f"logging_steps={c.logging_steps}: must be >= 1")
     _need(c.save_steps >= 0, f"save_steps={c.save_steps}: must be >= 0 (0 = only at the end)")

@@ -319,7 +319,8 @@ def grpo_args(
         save_steps=config.save_steps or config.max_steps,
         save_total_limit=None,  # the run prunes, only after a newer checkpoint is complete
         use_cpu=cpu,
-        bf16=(not cpu) and config.dtype == "bfloat16",
+        # bf16 autocast over the stored (fp32, for full fine-tuning) weights; it runs on CPU too
+        bf16=config.mixed_precision == "bf16",
         disable_tqdm=True,
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
