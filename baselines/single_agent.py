@@ -40,6 +40,7 @@ def train_single_agent(config: ILRConfig) -> TrainResult:
         )
         log = trainer_parts.attach_run(trainer, agent, run, writer)
         if not run.done:
+            trainer_parts.wrap_this_model_next(trainer)  # under FSDP: this model's own layers
             trainer.train(resume_from_checkpoint=run.resume_checkpoint(agent))
         log.close()
         step = trainer.state.global_step or step

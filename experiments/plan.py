@@ -205,7 +205,8 @@ def check_fits(memory: MemoryEstimate | None, gpu_gib: float = 80.0) -> list[str
     return [
         (
             f"training needs about {memory.training / GIB:.0f} GiB per GPU, more than a {gpu_gib:.0f} GiB "
-            "GPU: shard with accelerate_config: fsdp2 and more processes, or use lora: true"
+            "GPU: use GPUs with more memory (H200: 141 GB), shard over more processes (accelerate_config: "
+            "fsdp2, num_processes), or train LoRA adapters (lora: true)"
         )
     ]
 

@@ -558,6 +558,12 @@ def _check_values(c: ILRConfig) -> None:
         "(fp32 master weights, bf16 compute), or lora: true",
     )
     _need(c.num_processes >= 1, f"num_processes={c.num_processes}: must be >= 1")
+    _need(
+        not (c.shared_prompt_forward and "fsdp" in (c.accelerate_config or "")),
+        f"accelerate_config={c.accelerate_config!r} with shared_prompt_forward: true: the prompt-once loss "
+        "breaks FSDP2's backward (measured on GPU: a freed parameter shard); "
+        "set shared_prompt_forward: false",
+    )
     _need(c.lora_r >= 1 and c.lora_alpha >= 1, f"lora_r={c.lora_r}, lora_alpha={c.lora_alpha}: must be >= 1")
     _need(c.logging_steps >= 1, f"logging_steps={c.logging_steps}: must be >= 1")
     _need(c.save_steps >= 0, f"save_steps={c.save_steps}: must be >= 0 (0 = only at the end)")

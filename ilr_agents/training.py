@@ -54,6 +54,7 @@ def _run_threads(trainers: dict[str, Any], joint: JointRollout, run: trainer_par
     def go(name: str) -> None:
         try:
             joint.wait_turn(name)
+            trainer_parts.wrap_this_model_next(trainers[name])  # under FSDP: this agent's own layers
             trainers[name].train(resume_from_checkpoint=run.resume_checkpoint(name))
         except BaseException as exc:  # noqa: BLE001
             errors[name] = exc

@@ -16,10 +16,10 @@ from ilr_agents.config import ILRConfig
 
 def main(config_path: str, out_dir: str) -> None:
     seen = []
-    bind = joint_rollout.JointRollout.bind
+    play = joint_rollout.JointRollout._play
 
-    def observing_bind(self, trainers):
-        for name, trainer in trainers.items():
+    def observing_play(self, step, questions):  # first rollout: the trainers have wrapped their models
+        for name, trainer in ({} if seen else self.trainers).items():
             params = list(trainer.model.parameters())
             local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in params)
             seen.append(
@@ -33,9 +33,9 @@ def main(config_path: str, out_dir: str) -> None:
                     "full_numel": int(sum(p.numel() for p in params)),
                 }
             )
-        return bind(self, trainers)
+        return play(self, step, questions)
 
-    joint_rollout.JointRollout.bind = observing_bind
+    joint_rollout.JointRollout._play = observing_play
     METHODS["ilr"](ILRConfig.from_yaml(config_path))
     rank = os.environ.get("RANK", "0")
     Path(out_dir, f"probe.rank{rank}.json").write_text(json.dumps(seen))

@@ -42,7 +42,9 @@ def tiny(out: Path, rm: str, **changes) -> ILRConfig:
 
 
 def test_launch_command_is_what_the_docs_show(tmp_path):
-    config = ILRConfig(num_processes=8, accelerate_config="fsdp2", dtype="float32", mixed_precision="bf16")
+    config = ILRConfig(
+        num_processes=8, accelerate_config="fsdp2", mixed_precision="bf16", shared_prompt_forward=False
+    )
     assert needs_launch(config) and not needs_launch(ILRConfig())
     assert shown(launch_command(config, "run/launch.yaml")) == (
         "accelerate launch --config_file experiments/accelerate/fsdp2.yaml --num_processes 8 "
@@ -52,6 +54,8 @@ def test_launch_command_is_what_the_docs_show(tmp_path):
     assert shipped["distributed_type"] == "FSDP" and shipped["fsdp_config"]["fsdp_version"] == 2
     with pytest.raises(ConfigError, match="accelerate_config='zero9' not found: use one of fsdp2, multi-cpu"):
         accelerate_config_path("zero9")
+    with pytest.raises(ConfigError, match="shared_prompt_forward: false"):  # measured: breaks FSDP2 backward
+        ILRConfig(num_processes=8, accelerate_config="fsdp2")
 
 
 @pytest.mark.slow
@@ -83,12 +87,20 @@ def test_fsdp2_shards_every_agent_and_computes_in_bf16(tmp_path):
     processes = min(torch.cuda.device_count(), 2)
     rm = build_tiny_reward_model(str(tmp_path / "rm"))
     config = tiny(
-        tmp_path / "run", rm, num_processes=processes, accelerate_config="fsdp2", mixed_precision="bf16"
+        tmp_path / "run",
+        rm,
+        num_processes=processes,
+        accelerate_config="fsdp2",
+        mixed_precision="bf16",
+        shared_prompt_forward=False,
     )
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump(config.to_dict()))
     probe = [str(ROOT / "tests" / "fsdp_probe.py"), str(config_file), str(tmp_path)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     done = subprocess.run(launch_command(config, config_file, probe), cwd=ROOT, env=env, check=False)
     assert done.returncode == 0
     seen = [row for path in tmp_path.glob("probe.rank*.json") for row in json.loads(path.read_text())]
