@@ -57,7 +57,7 @@ log "model $MODEL, backend $BACKEND"
 
 log "1/3 ilr eval --backend $BACKEND (gsm8k, $LIMIT questions, greedy, $TOKENS tokens)"
 timed $PY -m experiments.cli eval --task gsm8k --limit $LIMIT --model "$MODEL" --backend $BACKEND \
-  --max-new-tokens $TOKENS --batch-size 64 --no-progress --out "$OUT/eval" 2>&1 | tail -n 12 | tee -a "$OUT/summary.txt"
+  --max-new-tokens $TOKENS --batch-size 64 --no-progress --out "$OUT/eval" 2>"$OUT/eval.log" | tee -a "$OUT/summary.txt"
 
 TRAIN_BACKEND=$BACKEND
 if [ $CPU = 1 ]; then TRAIN_BACKEND=transformers; log "CPU: vLLM cannot train here (packed CPU weights), ILR steps on transformers"; fi
@@ -98,5 +98,5 @@ print("summary:", (run / "train_summary.json").read_text() if (run / "train_summ
 PY
 
 log "3/3 bench --only gpu_vllm"
-timed $PY -m experiments.cli bench --only gpu_vllm --out "$OUT/bench" 2>&1 | tail -n 4 | tee -a "$OUT/summary.txt"
+timed $PY -m experiments.cli bench --only gpu_vllm --out "$OUT/bench" 2>"$OUT/bench.log" | tee -a "$OUT/summary.txt"
 log "done; summary in $OUT/summary.txt"
