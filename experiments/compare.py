@@ -224,11 +224,18 @@ def held_out_questions(config: CompareConfig) -> tuple[dict[str, list[Any]], dic
     return questions, counts
 
 
+def check_trainer_settings(config: CompareConfig) -> None:
+    """TRL's own check of every method's ``grpo:`` settings (a GRPOConfig is built), before anything loads."""
+    from ilr_agents.trainer_parts import check_grpo_args
+
+    for label in config.methods:
+        check_grpo_args(config.training_config(label, config.seeds[0]))
+
+
 def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
     from experiments.methods import train
     from experiments.report import write_report
     from experiments.viewer import transcript_stem, write_viewer
-    from ilr_agents.trainer_parts import check_grpo_args
 
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -240,8 +247,7 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
 
     import yaml
 
-    for label in config.methods:  # TRL's own check of every method's settings, before anything loads
-        check_grpo_args(config.training_config(label, config.seeds[0]))
+    check_trainer_settings(config)
     (run_dir / "compare.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
     questions, held_out = held_out_questions(config)
     results: dict[str, Any] = {
@@ -333,6 +339,7 @@ def run(args: Any) -> int:
     if args.dry_run:
         from experiments.plan import compare_plan
 
+        check_trainer_settings(config)
         print("\n".join(compare_plan(config, args.config).lines()))
         return 0
     report = run_comparison(config, report_only=args.report_only)

@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     if args.dry_run:
         from experiments.plan import train_plan
+        from ilr_agents.trainer_parts import check_grpo_args
 
+        check_grpo_args(config)
         print("\n".join(train_plan(config, args.config or "(flags)").lines()))
         return 0
     from experiments.methods import train  # after validation: it imports torch

@@ -48,6 +48,11 @@ def one_error_line(capsys: pytest.CaptureFixture[str], command: str) -> str:
             "write grpo: {learning_rate: 0.0001}",
         ),
         (["train", "--config", "ilr-tiny", "--set", "grpo.weight_decai=0.1"], "did you mean 'weight_decay'?"),
+        (
+            ["compare", "--config", "tiny-smoke", "--set", "grpo.weight_decai=0.1", "--dry-run"],
+            "did you mean 'weight_decay'?",
+        ),
+        (["train", "--config", "ilr-tiny", "--set", "grpo.num_iterations=x", "--dry-run"], "expected int"),
     ],
 )
 def test_user_errors_print_one_line_and_exit_2(
