@@ -21,6 +21,8 @@ from ilr_env.grading import (
 from ilr_env.grading.maths import unsafe_reason
 from ilr_env.tasks.base import Question
 
+VERDICT_TIMEOUT_S = 30.0
+
 
 def mq(answer: str, **meta: object) -> Question:
     return Question(id="q", prompt="?", answer=answer, task="t", kind="math", metadata=dict(meta))
@@ -128,7 +130,8 @@ def test_deep_nesting_is_linear() -> None:
     ],
 )
 def test_math_verify_equivalences(gold: str, pred: str) -> None:
-    g = grade(mq(gold), f"We get \\boxed{{{pred}}}.")
+    # a generous deadline: these check verdicts, and sympy can need seconds on a loaded 2-core machine
+    g = grade(mq(gold), f"We get \\boxed{{{pred}}}.", timeout=VERDICT_TIMEOUT_S)
     assert g.correct and g.reward == 1.0 and g.has_box and g.extracted == pred
 
 
@@ -136,7 +139,7 @@ def test_math_verify_equivalences(gold: str, pred: str) -> None:
     ("gold", "pred"), [("2", "3"), (r"\frac{1}{2}", "0.51"), ("x^2", "x^3"), ("12", "120")]
 )
 def test_math_mismatches(gold: str, pred: str) -> None:
-    g = grade(mq(gold), f"\\boxed{{{pred}}}")
+    g = grade(mq(gold), f"\\boxed{{{pred}}}", timeout=VERDICT_TIMEOUT_S)
     assert not g.correct and g.reward == 0.0 and g.reason == "mismatch"
 
 
