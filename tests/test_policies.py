@@ -267,6 +267,32 @@ def test_lora_adapter_is_applied(tiny: TransformersPolicy, tmp_path) -> None:
         assert torch.allclose(torch.tensor(c.logprobs), expected, atol=1e-4)
 
 
+def test_a_live_lora_model_decodes_merged_and_gets_its_exact_weights_back(tiny: TransformersPolicy) -> None:
+    """What a trainer's rollout does: a PEFT model with unmerged adapters, sampled between optimizer steps."""
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.lora import LoraLayer
+    from transformers import AutoModelForCausalLM
+
+    from ilr_agents.models import resolve_model
+
+    base = AutoModelForCausalLM.from_pretrained(resolve_model("tiny"))
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+    live = get_peft_model(base, config)
+    layers = [m for m in live.modules() if isinstance(m, LoraLayer)]
+    before = [m.get_base_layer().weight.detach().clone() for m in layers]
+    merged = TransformersPolicy(live, tiny.tokenizer)
+    separate = TransformersPolicy(live, tiny.tokenizer, merge_lora=False)
+    sampling = SamplingParams(max_new_tokens=6, temperature=1.0, n=3, seed=11)
+    a, b = merged.generate(CHATS, sampling), separate.generate(CHATS, sampling)
+    assert [[c.completion_ids for c in g] for g in a] == [[c.completion_ids for c in g] for g in b]
+    for ga, gb in zip(a, b):
+        for ca, cb in zip(ga, gb):
+            assert torch.allclose(torch.tensor(ca.logprobs), torch.tensor(cb.logprobs), atol=1e-4)
+    assert not any(m.merged for m in layers)  # adapters are separate layers again, trainable as before
+    for m, w in zip(layers, before):  # bit for bit: no (W + d) - d residue left in the frozen weights
+        assert torch.equal(m.get_base_layer().weight, w)
+
+
 def test_tokenizer_without_chat_template_is_a_clear_error(tiny: TransformersPolicy) -> None:
     from transformers import AutoTokenizer
 
