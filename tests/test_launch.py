@@ -19,28 +19,6 @@ torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny(out: Path, rm: str, **changes) -> ILRConfig:
-    base = {
-        "models": ["tiny", "tiny-llama"],
-        "task": "gsm8k",
-        "train_limit": 8,
-        "validation_limit": 4,
-        "num_generations": 2,
-        "per_device_train_batch_size": 4,
-        "max_steps": 2,
-        "max_completion_length": 8,
-        "max_stage_tokens": 6,
-        "grpo": {"learning_rate": 1e-3, "mask_truncated_completions": False},
-        "report_to": ["none"],
-        "progress": False,
-        "reward": "reward_model",
-        "reward_model": rm,
-        "save_steps": 2,
-        "output_dir": str(out),
-    }
-    return ILRConfig.from_dict({**base, **changes})
-
-
 def test_launch_command_is_what_the_docs_show(tmp_path):
     config = ILRConfig(
         num_processes=8, accelerate_config="fsdp2", mixed_precision="bf16", shared_prompt_forward=False
@@ -59,12 +37,11 @@ def test_launch_command_is_what_the_docs_show(tmp_path):
 
 
 @pytest.mark.slow
-def test_ilr_train_starts_two_processes_itself(tmp_path):
+def test_ilr_train_starts_two_processes_itself(tmp_path, tiny_run):
     from experiments.methods import train
-    from ilr_agents.rewards import build_tiny_reward_model
 
-    rm = build_tiny_reward_model(str(tmp_path / "rm"))
-    result = train(tiny(tmp_path / "run", rm, num_processes=2, accelerate_config="multi-cpu"))
+    fields = tiny_run(tmp_path / "run", num_processes=2, accelerate_config="multi-cpu", save_steps=2)
+    result = train(ILRConfig.from_dict(fields))
     assert result.step == 2
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["world_size"] == 2
@@ -78,22 +55,21 @@ def test_ilr_train_starts_two_processes_itself(tmp_path):
     not torch.cuda.is_available(),
     reason="accelerate enables FSDP only on GPUs (on CPU it silently falls back to data parallelism)",
 )
-def test_fsdp2_shards_every_agent_and_computes_in_bf16(tmp_path):
+def test_fsdp2_shards_every_agent_and_computes_in_bf16(tmp_path, tiny_run):
     from safetensors.numpy import load_file
 
     from ilr_agents.models import resolve_model
-    from ilr_agents.rewards import build_tiny_reward_model
 
     processes = min(torch.cuda.device_count(), 2)
-    rm = build_tiny_reward_model(str(tmp_path / "rm"))
-    config = tiny(
+    fields = tiny_run(
         tmp_path / "run",
-        rm,
         num_processes=processes,
         accelerate_config="fsdp2",
         mixed_precision="bf16",
         shared_prompt_forward=False,
+        save_steps=2,
     )
+    config = ILRConfig.from_dict(fields)
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump(config.to_dict()))
     probe = [str(ROOT / "tests" / "fsdp_probe.py"), str(config_file), str(tmp_path)]

@@ -93,6 +93,19 @@ class BenchContext:
         return n
 
 
+def idea3_episodes(ctx: BenchContext, episodes: int) -> tuple[list[Any], list[int]]:
+    """E two-agent Idea3 MATH-500 envs (mode drawn with p = 0.5) and one seed per episode: the workload the
+    rollout cases share, so their figures are about the same episodes."""
+    import ilr_env
+
+    questions = ilr_env.load_questions("math500", data_dir=ctx.data_dir)
+    envs = [
+        ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
+        for _ in range(episodes)
+    ]
+    return envs, [ctx.seed + e for e in range(episodes)]
+
+
 @dataclass
 class CaseResult:
     """One case's figures, ready for results.json and one row of the report table."""

@@ -19,6 +19,7 @@ from experiments.benchmarks.common import (
     BenchContext,
     CaseResult,
     Stat,
+    idea3_episodes,
     interleave,
     profile_top,
     ratios,
@@ -41,22 +42,16 @@ def scripted_message(chat: list[dict[str, str]]) -> str:
 
 
 def run(ctx: BenchContext) -> CaseResult:
-    import ilr_env
     from ilr_agents.policies import SamplingParams, ScriptedPolicy, TransformersPolicy
     from ilr_agents.rollout import run_episodes
     from ilr_env.grading.verify_pool import get_pool
 
     result = CaseResult(NAME, TITLE, "s/episode", "env / generation time per episode", "<", 0.02)
-    questions = ilr_env.load_questions("math500", data_dir=ctx.data_dir)
     episodes, gen_episodes = (8, 1) if ctx.quick else (64, 1)
     model_name = "tiny" if ctx.quick else "smollm2-135m"
     tokens = 8 if ctx.quick else TOKENS
-    envs = [
-        ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
-        for _ in range(episodes)
-    ]
+    envs, seeds = idea3_episodes(ctx, episodes)
     scripted = ScriptedPolicy(scripted_message, name="scripted")
-    seeds = [ctx.seed + e for e in range(episodes)]
     get_pool().warm()
 
     def play() -> list[Any]:

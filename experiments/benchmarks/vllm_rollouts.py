@@ -16,6 +16,7 @@ from experiments.benchmarks.common import (
     BenchContext,
     CaseResult,
     Stat,
+    idea3_episodes,
     interleave,
     profile_top,
     ratios,
@@ -61,17 +62,11 @@ def run(ctx: BenchContext) -> CaseResult:
 def measure(ctx: BenchContext, result: CaseResult, episodes: int, tokens: int, repeats: int) -> CaseResult:
     import vllm
 
-    import ilr_env
     from ilr_agents.policies import SamplingParams, VLLMPolicy
     from ilr_agents.rollout import run_episodes
 
-    questions = ilr_env.load_questions("math500", data_dir=ctx.data_dir)
-    envs = [
-        ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
-        for _ in range(episodes)
-    ]
+    envs, seeds = idea3_episodes(ctx, episodes)
     policy = VLLMPolicy(MODEL, return_logprobs=False, seed=ctx.seed, max_model_len=2048)
-    seeds = [ctx.seed + e for e in range(episodes)]
     params = SamplingParams(max_new_tokens=tokens, temperature=1.0, seed=ctx.seed)
     raw_params = vllm.SamplingParams(max_tokens=tokens, temperature=1.0, top_k=-1, seed=ctx.seed)
     records = run_episodes(envs, [policy, policy], seeds=seeds, params=params)  # warm-up + the prompts

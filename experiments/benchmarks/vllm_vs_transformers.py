@@ -10,7 +10,15 @@ the comparison is at equal work per token. This is the measurement behind the CP
 from __future__ import annotations
 
 from experiments.benchmarks import vllm_rollouts
-from experiments.benchmarks.common import BenchContext, CaseResult, Stat, interleave, ratios, timed
+from experiments.benchmarks.common import (
+    BenchContext,
+    CaseResult,
+    Stat,
+    idea3_episodes,
+    interleave,
+    ratios,
+    timed,
+)
 
 NAME = "vllm_vs_transformers"
 TITLE = "Rollouts on vLLM vs transformers (Idea3, n fusion samples, log-probs; tokens/s)"
@@ -27,17 +35,11 @@ def run(ctx: BenchContext) -> CaseResult:
         result.status = "skipped"
         result.notes.append(f"skipped: {why}")
         return result
-    import ilr_env
     from ilr_agents.policies import SamplingParams, TransformersPolicy, VLLMPolicy
     from ilr_agents.rollout import run_episodes
 
     episodes, tokens = (2, 8) if ctx.quick else (EPISODES, TOKENS)
-    questions = ilr_env.load_questions("math500", data_dir=ctx.data_dir)
-    envs = [
-        ilr_env.make("math500", num_agents=2, protocol="idea3", mode=0.5, questions=questions)
-        for _ in range(episodes)
-    ]
-    seeds = [ctx.seed + e for e in range(episodes)]
+    envs, seeds = idea3_episodes(ctx, episodes)
     params = SamplingParams(max_new_tokens=tokens, temperature=1.0, seed=ctx.seed)
     policies = {
         "vllm": VLLMPolicy(MODEL, seed=ctx.seed, max_model_len=2048),
