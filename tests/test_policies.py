@@ -374,3 +374,18 @@ def test_rollouts_are_the_same_with_and_without_prefix_reuse(protocol: str) -> N
         return [[st.said[a].completion_ids for st in r.stages for a in sorted(st.said)] for r in records]
 
     assert play(shared) == play(plain)
+
+
+def test_vllm_min_tokens_above_a_calls_maximum_means_that_maximum() -> None:
+    """The training benchmark forces full-length turns with one ``min_tokens`` for every call; stage turns
+    are shorter than answers, and vLLM refuses min_tokens > max_tokens."""
+    pytest.importorskip("vllm")
+    from types import SimpleNamespace
+
+    from ilr_agents.policies import VLLMPolicy
+
+    forced = SimpleNamespace(extra_sampling={"min_tokens": 32}, return_logprobs=True)
+    short = VLLMPolicy._sampling_params(forced, SamplingParams(max_new_tokens=8, temperature=1.0), seed=1)
+    long = VLLMPolicy._sampling_params(forced, SamplingParams(max_new_tokens=48, temperature=1.0), seed=1)
+    assert (short.min_tokens, short.max_tokens) == (8, 8)
+    assert (long.min_tokens, long.max_tokens) == (32, 48)

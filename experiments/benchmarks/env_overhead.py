@@ -73,7 +73,7 @@ def run(ctx: BenchContext) -> CaseResult:
         return gen_episodes
 
     runs = interleave(
-        {"env": lambda: timed(lambda: len(play())), "generation": lambda: timed(generate)}, ctx.reps(full=3)
+        {"env": lambda: timed(lambda: len(play())), "generation": lambda: timed(generate)}, ctx.reps(full=2)
     )
     env_spe = [1 / m.rate for m in runs["env"]]
     gen_spe = [1 / m.rate for m in runs["generation"]]

@@ -26,7 +26,7 @@ from experiments.benchmarks.common import (
 NAME = "vllm_rollouts"
 TITLE = "vLLM: Idea3 rollouts through ilr vs raw vLLM (tokens/s)"
 MODEL = "smollm2-135m"
-EPISODES = 8  # CPU sizes: the engine decodes a few dozen tokens/s on 2 cores
+EPISODES = 4  # CPU sizes: the engine decodes a few dozen tokens/s on 2 cores
 TOKENS = 24
 
 
@@ -40,6 +40,23 @@ def vllm_missing() -> str | None:
     except PolicyError as exc:
         return str(exc)
     return None
+
+
+_ENGINE: dict[str, Any] = {}
+
+
+def engine(ctx: BenchContext) -> Any:
+    """One ``vllm.LLM`` for MODEL, shared by the vLLM rollout cases of a bench run (an engine start is a
+    minute or more on 2 CPU cores); ``release_engine`` frees it."""
+    if MODEL not in _ENGINE:
+        from ilr_agents.policies import VLLMPolicy
+
+        _ENGINE[MODEL] = VLLMPolicy(MODEL, seed=ctx.seed, max_model_len=2048).llm
+    return _ENGINE[MODEL]
+
+
+def release_engine() -> None:
+    _ENGINE.clear()
 
 
 def generated_tokens(records: list[Any]) -> int:
@@ -66,7 +83,7 @@ def measure(ctx: BenchContext, result: CaseResult, episodes: int, tokens: int, r
     from ilr_agents.rollout import run_episodes
 
     envs, seeds = idea3_episodes(ctx, episodes)
-    policy = VLLMPolicy(MODEL, return_logprobs=False, seed=ctx.seed, max_model_len=2048)
+    policy = VLLMPolicy(engine(ctx), return_logprobs=False, seed=ctx.seed)
     params = SamplingParams(max_new_tokens=tokens, temperature=1.0, seed=ctx.seed)
     raw_params = vllm.SamplingParams(max_tokens=tokens, temperature=1.0, top_k=-1, seed=ctx.seed)
     records = run_episodes(envs, [policy, policy], seeds=seeds, params=params)  # warm-up + the prompts

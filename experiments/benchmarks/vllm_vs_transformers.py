@@ -42,7 +42,7 @@ def run(ctx: BenchContext) -> CaseResult:
     envs, seeds = idea3_episodes(ctx, episodes)
     params = SamplingParams(max_new_tokens=tokens, temperature=1.0, seed=ctx.seed)
     policies = {
-        "vllm": VLLMPolicy(MODEL, seed=ctx.seed, max_model_len=2048),
+        "vllm": VLLMPolicy(vllm_rollouts.engine(ctx), seed=ctx.seed),
         "transformers": TransformersPolicy(MODEL, seed=ctx.seed),
     }
 
@@ -73,5 +73,6 @@ def run(ctx: BenchContext) -> CaseResult:
     result.notes.append(
         f"{MODEL} fp32, E={episodes} episodes, turns <= {tokens} tokens, {FINAL_N} fusion samples per agent"
     )
+    vllm_rollouts.release_engine()
     result.judge()
     return result

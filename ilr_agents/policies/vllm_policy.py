@@ -32,7 +32,9 @@ class VLLMPolicy:
     """``vllm.LLM`` behind the Policy protocol; extra keyword arguments go to ``vllm.LLM``.
 
     ``extra_sampling`` holds further ``vllm.SamplingParams`` fields for every call (e.g.
-    ``{"min_tokens": 32}``, which the training benchmark uses to force equal generated tokens).
+    ``{"min_tokens": 32}``, which the training benchmark uses to force equal generated tokens). A
+    ``min_tokens`` above a call's ``max_new_tokens`` means that maximum, as transformers' ``min_new_tokens``
+    does (vLLM itself rejects it).
 
     Args:
         model_or_llm: a zoo name, folder or hub id (an engine is built), or a live ``vllm.LLM``.
@@ -103,6 +105,9 @@ class VLLMPolicy:
     def _sampling_params(self, params: SamplingParams, seed: int) -> Any:
         import vllm
 
+        extra = dict(self.extra_sampling)
+        if "min_tokens" in extra:
+            extra["min_tokens"] = min(extra["min_tokens"], params.max_new_tokens)
         return vllm.SamplingParams(
             n=params.n,
             temperature=params.temperature,
@@ -111,7 +116,7 @@ class VLLMPolicy:
             max_tokens=params.max_new_tokens,
             seed=seed,
             logprobs=0 if self.return_logprobs else None,  # 0 = only the sampled token's log-prob
-            **self.extra_sampling,
+            **extra,
         )
 
     def generate(self, chats: list[Chat], params: SamplingParams) -> list[list[Completion]]:
