@@ -197,7 +197,7 @@ def run(ctx: BenchContext) -> CaseResult:
                 "ours": lambda: timed(lambda: (ours(), n)[1]),
                 "reference": lambda: timed(lambda: (reference(), n)[1]),
             },
-            ctx.reps(full=3),
+            ctx.reps(full=2),
         )
     result.ours = Stat.of([m.rate for m in runs["ours"]])
     result.reference = Stat.of([m.rate for m in runs["reference"]])

@@ -100,7 +100,7 @@ def run(ctx: BenchContext) -> CaseResult:
     ]
     runs = interleave(
         {"ours": lambda: timed(lambda: len(ours())), "reference": lambda: timed(lambda: len(reference()))},
-        ctx.reps(full=4),
+        ctx.reps(full=3),
     )
     result.ours = Stat.of([m.rate for m in runs["ours"]])
     result.reference = Stat.of([m.rate for m in runs["reference"]])

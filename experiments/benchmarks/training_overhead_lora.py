@@ -14,4 +14,4 @@ TITLE = "Training overhead (ILR 2-agent step vs 2 x GRPO step, SmolLM2-135M LoRA
 
 
 def run(ctx: BenchContext) -> CaseResult:
-    return run_variant(ctx, model="smollm2-135m", lora=True, title=TITLE, name=NAME, steps=4, reps=1)
+    return run_variant(ctx, model="smollm2-135m", lora=True, title=TITLE, name=NAME, steps=3, reps=1)

@@ -73,7 +73,7 @@ def run(ctx: BenchContext) -> CaseResult:
         result.notes.append(f"skipped: {why}")
         return result
     episodes, tokens = (2, 8) if ctx.quick else (EPISODES, TOKENS)
-    return measure(ctx, result, episodes, tokens, repeats=ctx.reps(full=3))
+    return measure(ctx, result, episodes, tokens, repeats=ctx.reps(full=2))
 
 
 def measure(ctx: BenchContext, result: CaseResult, episodes: int, tokens: int, repeats: int) -> CaseResult:
