@@ -25,7 +25,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from ilr_agents.config import ConfigError, ILRConfig
-from ilr_agents.policies.base import Chat, Completion, PolicyError, SamplingParams, check_chats
+from ilr_agents.policies.base import (
+    Chat,
+    Completion,
+    PolicyError,
+    SamplingParams,
+    chat_token_ids,
+    check_chats,
+)
 
 
 def uses_vllm(config: ILRConfig) -> bool:
@@ -165,8 +172,7 @@ class ServerPolicy:
         self.name = name
 
     def encode_chat(self, chat: Chat) -> list[int]:
-        text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return chat_token_ids(self.tokenizer, chat)
 
     def generate(self, chats: list[Chat], params: SamplingParams) -> list[list[Completion]]:
         check_chats(chats)

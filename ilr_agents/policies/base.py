@@ -7,7 +7,7 @@ make exactly one call per (stage, agent) whatever the back-end. Policies never p
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Chat = list[dict[str, str]]
 FinishReason = Literal["stop", "length"]
@@ -86,6 +86,13 @@ class Policy(Protocol):
     def generate(self, chats: list[Chat], params: SamplingParams) -> list[list[Completion]]:
         """Return, for each chat, ``params.n`` completions (one batched call)."""
         ...
+
+
+def chat_token_ids(tokenizer: Any, chat: Chat) -> list[int]:
+    """A chat's prompt token ids exactly as generation sees them (chat template + generation prompt); the
+    text is tokenised without special tokens because the template already wrote them."""
+    text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def check_chats(chats: object) -> list[Chat]:

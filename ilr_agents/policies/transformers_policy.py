@@ -39,7 +39,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ilr_agents.policies.base import Chat, Completion, PolicyError, SamplingParams, check_chats
+from ilr_agents.policies.base import (
+    Chat,
+    Completion,
+    PolicyError,
+    SamplingParams,
+    chat_token_ids,
+    check_chats,
+)
 
 PREFILL_MODES = ("auto", "shared", "batched")
 
@@ -196,9 +203,7 @@ class TransformersPolicy:
         return next(self.model.parameters()).device
 
     def encode_chat(self, chat: Chat) -> list[int]:
-        """The prompt token ids exactly as generation sees them (chat template + generation prompt)."""
-        text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return chat_token_ids(self.tokenizer, chat)
 
     def generate(self, chats: list[Chat], params: SamplingParams) -> list[list[Completion]]:
         import torch

@@ -24,7 +24,14 @@ import random
 from pathlib import Path
 from typing import Any
 
-from ilr_agents.policies.base import Chat, Completion, PolicyError, SamplingParams, check_chats
+from ilr_agents.policies.base import (
+    Chat,
+    Completion,
+    PolicyError,
+    SamplingParams,
+    chat_token_ids,
+    check_chats,
+)
 from ilr_agents.policies.vllm_setup import GIB, check_vllm_setup, cpu_kv_cache_gib, on_cpu
 
 
@@ -98,9 +105,7 @@ class VLLMPolicy:
         self._rng = random.Random(seed)
 
     def encode_chat(self, chat: Chat) -> list[int]:
-        """The prompt token ids exactly as generation sees them (chat template + generation prompt)."""
-        text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return chat_token_ids(self.tokenizer, chat)
 
     def _sampling_params(self, params: SamplingParams, seed: int) -> Any:
         import vllm
