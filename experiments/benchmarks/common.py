@@ -154,6 +154,20 @@ def timed(fn: Callable[[], float]) -> Measurement:
     return Measurement(time.perf_counter() - start, float(units))
 
 
+def rate_ratio(
+    result: CaseResult, runs: dict[str, list[Measurement]], ours: str, reference: str
+) -> dict[str, Any]:
+    """Fill ``result``'s two rates and their per-repeat ratio from two interleaved arms; returns the raw
+    units and seconds of every arm for ``result.details``."""
+    rate_o, rate_r = [m.rate for m in runs[ours]], [m.rate for m in runs[reference]]
+    result.ours, result.reference = Stat.of(rate_o), Stat.of(rate_r)
+    result.ratio = Stat.of(ratios(rate_o, rate_r))
+    return {
+        "tokens": {k: [m.units for m in v] for k, v in runs.items()},
+        "seconds": {k: [m.seconds for m in v] for k, v in runs.items()},
+    }
+
+
 def ratios(num: Sequence[float], den: Sequence[float]) -> list[float]:
     """Per-repeat ratios (pairs taken in order, so neighbouring runs are compared)."""
     return [a / b if b else math.inf for a, b in zip(num, den, strict=True)]

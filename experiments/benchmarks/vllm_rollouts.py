@@ -15,11 +15,10 @@ from typing import Any
 from experiments.benchmarks.common import (
     BenchContext,
     CaseResult,
-    Stat,
     idea3_episodes,
     interleave,
     profile_top,
-    ratios,
+    rate_ratio,
     timed,
 )
 
@@ -103,16 +102,8 @@ def measure(ctx: BenchContext, result: CaseResult, episodes: int, tokens: int, r
         return total
 
     runs = interleave({"ours": lambda: timed(ours), "raw": lambda: timed(raw)}, repeats)
-    rate_o, rate_r = [m.rate for m in runs["ours"]], [m.rate for m in runs["raw"]]
-    result.ours, result.reference = Stat.of(rate_o), Stat.of(rate_r)
-    result.ratio = Stat.of(ratios(rate_o, rate_r))
-    result.details = {
-        "episodes": episodes,
-        "tokens_per_turn": tokens,
-        "model": MODEL,
-        "tokens": {k: [m.units for m in v] for k, v in runs.items()},
-        "seconds": {k: [m.seconds for m in v] for k, v in runs.items()},
-    }
+    raw_figures = rate_ratio(result, runs, "ours", "raw")
+    result.details = {"episodes": episodes, "tokens_per_turn": tokens, "model": MODEL, **raw_figures}
     result.notes.append(
         f"{MODEL}, E={episodes} episodes x 6 turns x <= {tokens} tokens, prompts from a warm-up run"
     )

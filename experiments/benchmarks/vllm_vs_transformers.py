@@ -13,10 +13,9 @@ from experiments.benchmarks import vllm_rollouts
 from experiments.benchmarks.common import (
     BenchContext,
     CaseResult,
-    Stat,
     idea3_episodes,
     interleave,
-    ratios,
+    rate_ratio,
     timed,
 )
 
@@ -59,16 +58,13 @@ def run(ctx: BenchContext) -> CaseResult:
     for policy in policies.values():  # warm-up: first-call allocations, not a whole arm
         policy.generate([[{"role": "user", "content": "Hello"}]], params.replace(max_new_tokens=4))
     runs = interleave({k: (lambda k=k: timed(lambda: arm(k))) for k in policies}, ctx.reps(full=2))
-    rate_v, rate_t = [m.rate for m in runs["vllm"]], [m.rate for m in runs["transformers"]]
-    result.ours, result.reference = Stat.of(rate_v), Stat.of(rate_t)
-    result.ratio = Stat.of(ratios(rate_v, rate_t))
+    raw_figures = rate_ratio(result, runs, "vllm", "transformers")
     result.details = {
         "episodes": episodes,
         "tokens_per_turn": tokens,
         "final_n": FINAL_N,
         "model": MODEL,
-        "tokens": {k: [m.units for m in v] for k, v in runs.items()},
-        "seconds": {k: [m.seconds for m in v] for k, v in runs.items()},
+        **raw_figures,
     }
     result.notes.append(
         f"{MODEL} fp32, E={episodes} episodes, turns <= {tokens} tokens, {FINAL_N} fusion samples per agent"
