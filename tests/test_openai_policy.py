@@ -28,6 +28,8 @@ class FakeServer:
         self.lock = threading.Lock()
         self.inflight = 0
         self.max_inflight = 0
+        self.crowd = threading.Condition(self.lock)
+        self.hold_for: int | None = None  # hold each request until this many are in flight (or 0.5 s)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,13 +44,25 @@ class FakeServer:
                     action = server.script.pop(0) if server.script else "ok"
                     server.inflight += 1
                     server.max_inflight = max(server.max_inflight, server.inflight)
+                    server.crowd.notify_all()
+                    if server.hold_for is not None:  # makes concurrency observable with instant replies
+                        server.crowd.wait_for(lambda: server.inflight >= server.hold_for, timeout=0.5)
                 try:
-                    server.respond(self, action, body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout): expected
-                finally:
+                    reply = server.respond(action, body)
+                finally:  # out of flight before the client can read the answer and send its next request
                     with server.lock:
                         server.inflight -= 1
+                if reply is None:
+                    return
+                status, payload = reply
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): expected
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -57,16 +71,13 @@ class FakeServer:
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
 
-    def respond(self, handler: BaseHTTPRequestHandler, action: str, body: dict) -> None:
+    def respond(self, action: str, body: dict) -> tuple[int, bytes] | None:
+        """The scripted reply (status, JSON body), or None for a request left hanging until released."""
         if action == "hang":
             self.release.wait(10)
-            return
+            return None
         if action in ("500", "429", "401"):
-            handler.send_response(int(action))
-            handler.send_header("Content-Type", "application/json")
-            handler.end_headers()
-            handler.wfile.write(b'{"error": "scripted failure"}')
-            return
+            return int(action), b'{"error": "scripted failure"}'
         n = 1 if action == "short" else body["n"]
         last = body["messages"][-1]["content"]
         choices = [
@@ -78,12 +89,7 @@ class FakeServer:
             }
             for k in range(n)
         ]
-        payload = json.dumps({"id": "x", "object": "chat.completion", "choices": choices}).encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
+        return 200, json.dumps({"id": "x", "object": "chat.completion", "choices": choices}).encode()
 
 
 @pytest.fixture
@@ -170,6 +176,7 @@ def test_fewer_choices_than_n_are_topped_up(server: FakeServer) -> None:
 
 
 def test_concurrency_limit_is_respected(server: FakeServer) -> None:
+    server.hold_for = 3  # a client that keeps its limit of 2 never gets there; one that does not, at once
     chats = [[{"role": "user", "content": f"q{i}"}] for i in range(12)]
     out = make_policy(server, max_concurrency=2).generate(chats, SamplingParams())
     assert [g[0].text.split()[1] for g in out] == [f"q{i}" for i in range(12)]
