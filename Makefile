@@ -25,7 +25,7 @@ install: $(STAMP) bwrap
 
 # The code sandbox's isolation: installed as root with apt-get, else one warning line (see SECURITY.md).
 bwrap:
-	@sh experiments/install_bwrap.sh
+	@sh experiments/scripts/install_bwrap.sh
 
 test: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -n 2 --timeout 900
@@ -42,7 +42,7 @@ test-all: install browser
 
 # every vLLM test (engine start-up dominates: a few minutes on 2 CPU cores)
 test-vllm: install
-	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -m '' --timeout 3600 tests/test_vllm_*.py
+	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python -m pytest -q -m '' --timeout 3600 tests/*/test_vllm_*.py
 
 demo: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/ilr demo

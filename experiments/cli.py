@@ -15,18 +15,24 @@ import importlib
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "tasks": ("experiments.tasks_cmd", "list tasks and load/grade a benchmark's gold answers"),
-    "eval": ("experiments.evaluate", "evaluate a model alone or several models in discussion"),
-    "train": ("experiments.train", "ILR co-training of m agents (or the single-agent baseline)"),
-    "difficulty": ("experiments.difficulty_cmd", "question difficulty D_q by the models' own self-ranking"),
-    "compare": ("experiments.compare", "single-agent GRPO vs ILR from the same models, with a report"),
-    "demo": ("experiments.demo", "the main job: the cpu-demo comparison (what `make demo` runs)"),
-    "bench": ("experiments.bench", "the performance benchmark suite"),
+    "tasks": ("experiments.commands.tasks", "list tasks and load/grade a benchmark's gold answers"),
+    "eval": ("experiments.commands.evaluate", "evaluate a model alone or several models in discussion"),
+    "train": ("experiments.commands.train", "ILR co-training of m agents (or the single-agent baseline)"),
+    "difficulty": (
+        "experiments.commands.difficulty",
+        "question difficulty D_q by the models' own self-ranking",
+    ),
+    "compare": (
+        "experiments.commands.compare",
+        "single-agent GRPO vs ILR from the same models, with a report",
+    ),
+    "demo": ("experiments.commands.demo", "the main job: the cpu-demo comparison (what `make demo` runs)"),
+    "bench": ("experiments.commands.bench", "the performance benchmark suite"),
     "doctor": (
-        "experiments.doctor",
+        "experiments.commands.doctor",
         "check this machine: sandbox isolation, GPU, vLLM, hub, data, models, caches",
     ),
-    "view": ("experiments.viewer", "a run's discussions as one self-contained HTML page"),
+    "view": ("experiments.reports.viewer", "a run's discussions as one self-contained HTML page"),
 }
 
 

@@ -10,7 +10,7 @@ So when a peer's rewards are constant, the term saturates at ``±1/(m−1)`` (th
 sample ties the peer's mean. Each term lies in ``[−1/(m−1), 1/(m−1)]``, so the total shift lies in
 ``[−1, 1]``. With one agent (m = 1) there are no peers and calibration is the identity.
 
-What calibration can and cannot change (checked in tests/test_calibration.py): without the clip, Eq. 5
+What calibration can and cannot change (checked in tests/agents/test_calibration.py): without the clip, Eq. 5
 is an affine map of ``R[i,·]`` per question (slope m, a constant offset), and std-normalised GRPO
 advantages ``(R − mean)/std`` ignore affine maps with positive slope. Therefore:
 

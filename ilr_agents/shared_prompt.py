@@ -10,7 +10,7 @@ prompts minus their last token run once with a KV cache, the cache is indexed ou
 rows run "last prompt token + completion" on top of it through TRL's own fused log-prob head. Position
 ids equal TRL's (``arange`` over prompt + completion, padding included), the mask is the same, and
 gradients flow back through the cache into the shared prompt pass, so log-probs, entropies and gradients
-match TRL's forward up to float rounding (tests/test_shared_prompt.py). Anything this path does not
+match TRL's forward up to float rounding (tests/agents/test_shared_prompt.py). Anything this path does not
 cover (multimodal inputs, MoE aux loss, gradient checkpointing, caches other than full-attention
 ``DynamicLayer``s, chunked no-grad passes, batches without repeated prompts) goes to TRL's forward.
 """

@@ -4,7 +4,7 @@
 load difficulties and abilities, build one trainer per agent, run every trainer's ``train()`` once in its
 own thread (they meet inside ``rollout_func``, see joint_rollout.py), checkpoint crash-safely
 (checkpoint.py) and log. The parts every run shares (models, GRPOConfig, run folder, resume, log) live in
-trainer_parts.py; ``experiments/methods.py`` picks this trainer or the single-agent baseline.
+trainer_parts.py; ``experiments/pipeline/methods.py`` picks this trainer or the single-agent baseline.
 
 Which tokens receive gradient: only the final stage (the fusion answer in Idea3, the last round in
 debate). Earlier turns enter as prompt context, exactly as the agent saw them; they are sampled once
@@ -87,7 +87,9 @@ def _run_threads(trainers: dict[str, Any], joint: JointRollout, run: trainer_par
 def train_ilr(config: ILRConfig) -> TrainResult:
     """Run ILR co-training of ``config.models`` as the config says."""
     if config.method != "ilr":
-        raise ConfigError(f"method={config.method!r} is not ILR: train it with experiments.methods.train")
+        raise ConfigError(
+            f"method={config.method!r} is not ILR: train it with experiments.pipeline.methods.train"
+        )
     run = trainer_parts.RunFolder(config)
     train_q, val_q = trainer_parts.load_training_questions(config)
     if (

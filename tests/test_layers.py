@@ -90,7 +90,8 @@ def test_no_import_cycles() -> None:
 def test_the_walker_sees_imports_inside_functions(tmp_path: Path) -> None:
     """The checks above would pass vacuously if the walker missed lazy or relative imports."""
     source = tmp_path / "mod.py"
-    source.write_text("from . import sibling\n\ndef f():\n    from experiments.methods import train\n")
-    known = {"pkg.mod", "pkg.sibling", "experiments.methods"}
-    assert imports_of("pkg.mod", source, known) == {"pkg.sibling", "experiments.methods"}
-    assert "experiments.methods" in graph()["experiments.compare"]  # a real lazy import
+    code = "from . import sibling\n\ndef f():\n    from experiments.pipeline.methods import train\n"
+    source.write_text(code)
+    known = {"pkg.mod", "pkg.sibling", "experiments.pipeline.methods"}
+    assert imports_of("pkg.mod", source, known) == {"pkg.sibling", "experiments.pipeline.methods"}
+    assert "experiments.pipeline.methods" in graph()["experiments.commands.compare"]  # a real lazy import

@@ -1,7 +1,7 @@
 """Case 5 — training overhead: an ILR step (2 agents) vs single-agent GRPO steps, and their peak memory.
 
-Each run is a separate ``experiments.methods.train`` process (so ``ru_maxrss`` is that run's own peak):
-ILR with models [M, M] and single-agent GRPO with [M], both built from the same ``grpo_args``, the same
+Each run is a separate ``experiments.pipeline.methods.train`` process (so ``ru_maxrss`` is that run's own
+peak): ILR with models [M, M] and single-agent GRPO with [M], both built from the same ``grpo_args``, the same
 questions and n. Step times come from step-begin timestamps taken inside the child (successive
 ``on_step_begin`` events of agent_0's trainer) — the same clock for both methods, covering generation,
 rewards, calibration, loss, backward, the optimiser step and logging. The first step is dropped
@@ -105,7 +105,7 @@ def child_main(config_path: str) -> int:
 
     from transformers.trainer_callback import CallbackHandler
 
-    from experiments.methods import train
+    from experiments.pipeline.methods import train
     from ilr_agents.config import ILRConfig
 
     data = json.loads(Path(config_path).read_text())

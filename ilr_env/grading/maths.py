@@ -2,7 +2,7 @@
 
 Hostile answers (exponent towers, huge or deeply nested LaTeX, control characters) are rejected by cheap
 pre-filters before any sympy work; anything else that turns out slow is cut off by the worker pool's
-hard deadline. Verdicts on ordinary answers equal math-verify's own (tests/test_grading_gold.py).
+hard deadline. Verdicts on ordinary answers equal math-verify's own (tests/env/test_grading_gold.py).
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def test_require_bwrap_raises_where_bwrap_is_missing(tmp_path: Path) -> None:
     assert "refused: this run requires bubblewrap" in r.stdout and "bwrap is not installed" in r.stdout
 
 
-INSTALL_STEP = Path(__file__).resolve().parents[2] / "experiments" / "install_bwrap.sh"
+INSTALL_STEP = Path(__file__).resolve().parents[2] / "experiments" / "scripts" / "install_bwrap.sh"
 
 
 def test_install_step_says_in_one_line_what_is_missing_when_it_cannot_install(tmp_path: Path) -> None:
@@ -156,8 +156,8 @@ def test_install_step_says_in_one_line_what_is_missing_when_it_cannot_install(tm
 
 
 def test_code_training_and_the_paper_presets_require_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
-    from experiments.compare import CompareConfig
-    from experiments.methods import require_bwrap_when_needed
+    from experiments.commands.compare import CompareConfig
+    from experiments.pipeline.methods import require_bwrap_when_needed
     from ilr_agents.config import ILRConfig
 
     monkeypatch.setenv("ILR_SANDBOX", "auto")  # restored after the test

@@ -1,0 +1,298 @@
+"""`ilr eval`: accuracy of a model alone, or of several models in discussion (paper Table 4 layout).
+
+Thin CLI over ilr_agents.evaluation. Writes ``results.json`` (metrics with 95% bootstrap CIs and
+per-question rows), ``results.md`` (a markdown table) and ``transcripts.jsonl`` (every prompt and
+message), plus ``viewer.html`` (the discussions, see ``ilr view``) to ``--out``, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ilr_agents.config import ConfigError, apply_overrides, parse_assignments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="task name (see `ilr tasks`), e.g. gsm8k, math500")
+    parser.add_argument("--split", default="test")
+    parser.set_defaults(task_kwargs={})
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any option below by its name (YAML value), and task options with dotted keys: "
+        "--set task_kwargs.min_terms=2 --set 'task_kwargs.operators=[+, -]' (reasoning-gym tasks)",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="first N questions only")
+    parser.add_argument("--seed", type=int, default=0)
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="one model: zoo name (tiny, smollm2-135m), folder or hub id")
+    who.add_argument(
+        "--models", nargs="+", help="one model per agent (or, with --protocol single, each alone)"
+    )
+    parser.add_argument("--protocol", choices=["single", "idea3", "debate"], default="single")
+    parser.add_argument(
+        "--num-agents", type=int, default=2, help="agents when --model is used with idea3/debate"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="debate rounds")
+    parser.add_argument(
+        "--turn-order",
+        choices=["simultaneous", "alternating"],
+        default="simultaneous",
+        help="idea3: every agent writes each stage at once, or A, B, A, B, A, B (paper figure)",
+    )
+    parser.add_argument(
+        "--mode", default="dynamic", help="idea3 interaction: dynamic, cooperate, compete or p in [0,1]"
+    )
+    parser.add_argument(
+        "--difficulty",
+        default=None,
+        help="D_q for dynamic mode: 'level', a JSON file {question_id: D_q}, or an `ilr difficulty` file "
+        "(each agent then uses its own model's ranking)",
+    )
+    parser.add_argument(
+        "--abilities",
+        default=None,
+        help="gamma per agent for dynamic mode: a JSON file or comma-separated floats",
+    )
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0)
+    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--n", type=int, default=1, help="samples per question (single protocol)")
+    parser.add_argument(
+        "--pass-k", type=int, nargs="*", default=[], help="report pass@k for these k (needs --n >= k)"
+    )
+    parser.add_argument("--backend", choices=["transformers", "vllm", "openai"], default="transformers")
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai backend server")
+    parser.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="env var holding the openai backend key"
+    )
+    parser.add_argument("--device", default=None, help="transformers backend: cpu, cuda, cuda:1 ...")
+    parser.add_argument("--dtype", default=None, help="transformers backend: float32, bfloat16, auto")
+    parser.add_argument("--adapter", default=None, help="transformers and vllm backends: LoRA adapter folder")
+    parser.add_argument("--batch-size", type=int, default=16, help="questions per lockstep batch")
+    parser.add_argument("--data-dir", default=None, help="local data folder (default: $ILR_DATA_DIR)")
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: runs/eval-<task>-<protocol>-<time>)"
+    )
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def apply_settings(args: argparse.Namespace) -> argparse.Namespace:
+    """``--set KEY=VALUE`` applied over the parsed flags (the override syntax train and compare share)."""
+    settings = parse_assignments(args.set)
+    known = [k for k in vars(args) if k != "set"]
+    for key in settings:
+        if key.split(".")[0] not in known:
+            close = difflib.get_close_matches(key.split(".")[0], known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"options: {', '.join(known)}"
+            raise ConfigError(f"--set {key}: no such eval option; {hint}")
+    return argparse.Namespace(**apply_overrides(vars(args), settings))
+
+
+def _policy(spec: str, args: argparse.Namespace, cache: dict[str, Any]) -> Any:
+    """Same spec -> same policy object: loaded once, and the rollout merges its agents into one call."""
+    if spec in cache:
+        return cache[spec]
+    if args.backend == "transformers":
+        from ilr_agents.policies import TransformersPolicy
+
+        policy = TransformersPolicy(
+            spec,
+            device=args.device,
+            dtype=args.dtype,
+            adapter=args.adapter,
+            return_logprobs=False,
+            seed=args.seed,
+        )
+    elif args.backend == "vllm":
+        from ilr_agents.policies import VLLMPolicy
+
+        policy = VLLMPolicy(spec, return_logprobs=False, seed=args.seed, lora_adapter=args.adapter)
+    else:
+        from ilr_agents.policies import OpenAIPolicy
+
+        policy = OpenAIPolicy(args.base_url, spec, api_key_env=args.api_key_env, seed=args.seed)
+    cache[spec] = policy
+    return policy
+
+
+def _mode(value: str) -> str | float:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _difficulty(value: str, models: list[str]) -> Any:
+    """'level', a JSON file of D_q, or a file from `ilr difficulty`: then each agent gets its own model's
+    ranking (the default reading of self-ranking)."""
+    from ilr_agents.self_ranking import SELF_RANK_METHOD, difficulty_for_agents
+    from ilr_env import difficulty as dif
+
+    if value == "level" or not Path(value).is_file():
+        return value  # the env names the problem with a missing file
+    try:
+        est = dif.load_json(value, kind="difficulty")
+    except dif.DifficultyError:
+        return value
+    if est.metadata.get("method") != SELF_RANK_METHOD:
+        return est
+    agents = [f"agent_{i}" for i in range(len(models))]
+    return difficulty_for_agents(est, agents, models, shared=False)
+
+
+def _abilities(value: str, models: list[str]) -> list[float] | dict[str, float]:
+    """Comma-separated floats are one gamma per agent; anything else is a JSON file keyed by agent name
+    (agent_0, ...) or by model name, matched by key (an unknown key is an error)."""
+    from ilr_env import difficulty as dif
+
+    try:
+        return [float(x) for x in value.split(",")]
+    except ValueError:
+        pass
+    try:
+        values = dif.load_json(value, kind="ability").values
+    except dif.DifficultyError:
+        raw = json.loads(Path(value).read_text()) if Path(value).is_file() else None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"--abilities {value!r}: not a JSON object of gamma values nor a,b,... floats")
+        values = raw
+    agents = [f"agent_{i}" for i in range(len(models))]
+    try:
+        return dif.abilities_by_agent(values, agents, models)
+    except dif.DifficultyError as exc:
+        raise ConfigError(f"--abilities {value!r}: {exc}") from exc
+
+
+def _fmt(x: Any) -> str:
+    return f"{100 * x:.1f}" if isinstance(x, float) else "–"
+
+
+def markdown_table(task: str, protocol: str, metrics: dict[str, dict[str, Any]]) -> str:
+    extra = sorted({k for m in metrics.values() for k in m if k.startswith("pass@")})
+    head = ["model / agent", "accuracy %", "95% CI", "boxed %", "mean tokens", *extra]
+    lines = [f"### {task} — {protocol}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in metrics.items():
+        ci = m.get("ci95") or [None, None]
+        tokens = m.get("mean_tokens")
+        row = [
+            name,
+            _fmt(m.get("accuracy")),
+            f"{_fmt(ci[0])}–{_fmt(ci[1])}",
+            _fmt(m.get("boxed_rate")),
+            f"{tokens:.0f}" if isinstance(tokens, float) else "–",
+            *(_fmt(m.get(k)) for k in extra),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    import ilr_env
+    from experiments.reports.viewer import write_viewer
+    from ilr_agents.evaluation import evaluate_alone, evaluate_together
+    from ilr_agents.policies import SamplingParams
+    from ilr_agents.rollout import write_jsonl
+
+    args = apply_settings(args)
+    if args.protocol != "single" and args.n != 1:
+        raise ConfigError(
+            "--n samples only apply to --protocol single (discussions grade one answer per agent)"
+        )
+    if any(k < 1 or k > args.n for k in args.pass_k):
+        raise ConfigError(f"--pass-k {args.pass_k} needs 1 <= k <= --n ({args.n}): raise --n")
+    try:  # checked before any model loads or request is sent (e.g. --n 2 with greedy decoding)
+        params = SamplingParams(
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            n=args.n,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if not isinstance(args.task_kwargs, dict):
+        raise ConfigError(f"task_kwargs={args.task_kwargs!r}: give a mapping, e.g. --set task_kwargs.size=50")
+    started = time.perf_counter()
+    questions = ilr_env.load_questions(
+        args.task, split=args.split, data_dir=args.data_dir, limit=args.limit, **args.task_kwargs
+    )
+    cache: dict[str, Any] = {}
+    specs = args.models or [args.model]
+    progress = not args.no_progress
+    env_kwargs: dict[str, Any] = {"data_dir": args.data_dir} if args.data_dir else {}
+    results = []
+    if args.protocol == "single":
+        for spec in specs:
+            results.append(
+                evaluate_alone(
+                    _policy(spec, args, cache),
+                    questions,
+                    params,
+                    task=args.task,
+                    n=args.n,
+                    ks=args.pass_k,
+                    seed=args.seed,
+                    batch_size=args.batch_size,
+                    progress=progress,
+                    env_kwargs=env_kwargs,
+                )
+            )
+    else:
+        if args.models is None:
+            specs = specs * args.num_agents
+        if len(specs) < 2:
+            raise ConfigError(
+                f"--protocol {args.protocol} needs at least 2 agents: pass --models A B (got {specs})"
+            )
+        env_kwargs.update(mode=_mode(args.mode), debate_rounds=args.rounds)
+        if args.protocol == "idea3":
+            env_kwargs["turn_order"] = args.turn_order
+        if args.difficulty is not None:
+            env_kwargs["difficulty"] = _difficulty(args.difficulty, specs)
+        if args.abilities is not None:
+            env_kwargs["abilities"] = _abilities(args.abilities, specs)
+        policies = {f"agent_{i}": _policy(s, args, cache) for i, s in enumerate(specs)}
+        results.append(
+            evaluate_together(
+                policies,
+                questions,
+                params,
+                protocol=args.protocol,
+                task=args.task,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                progress=progress,
+                env_kwargs=env_kwargs,
+            )
+        )
+    seconds = time.perf_counter() - started
+    metrics = {name: m for r in results for name, m in r.metrics.items()}
+    out = Path(args.out or f"runs/eval-{args.task}-{args.protocol}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    config = {k: v for k, v in vars(args).items() if k != "out"}
+    payload = {
+        "config": config,
+        "seconds": seconds,
+        "metrics": metrics,
+        "per_question": [row for r in results for row in r.per_question],
+    }
+    (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    table = markdown_table(args.task, args.protocol, metrics)
+    (out / "results.md").write_text(table + f"\n{len(questions)} questions, {seconds:.1f} s.\n")
+    write_jsonl([rec for r in results for rec in r.records], out / "transcripts.jsonl")
+    write_viewer(out)
+    print(table)
+    for name, m in metrics.items():
+        print(f"{name}: accuracy {100 * m['accuracy']:.1f}% on {m['n_questions']} questions")
+    print(f"wrote {out}/results.json, results.md, transcripts.jsonl, viewer.html ({seconds:.1f} s)")
+    return 0

@@ -1,0 +1,40 @@
+"""The training methods `ilr train` and `ilr compare` can run, by the name a config's ``method`` gives.
+
+The one place a method is chosen: ILR co-training (ilr_agents) and the single-agent GRPO baseline
+(baselines) both take a validated ``ILRConfig`` and return the same ``TrainResult``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from baselines.single_agent import train_single_agent
+from experiments.pipeline.launch import needs_launch, train_in_processes
+from ilr_agents.config import ILRConfig
+from ilr_agents.trainer_parts import TrainResult
+from ilr_agents.training import train_ilr
+from ilr_env.grading.sandbox import set_sandbox_policy
+from ilr_env.tasks import get_task
+
+METHODS: dict[str, Callable[[ILRConfig], TrainResult]] = {
+    "ilr": train_ilr,
+    "grpo": train_single_agent,
+}
+
+
+def train(config: ILRConfig) -> TrainResult:
+    """Run the method ``config.method`` names, under the config's sandbox policy: here, or under
+    ``accelerate launch`` when the config asks for several processes or an accelerate config
+    (``experiments/pipeline/launch.py``)."""
+    require_bwrap_when_needed(config)
+    if needs_launch(config):
+        return train_in_processes(config)
+    return METHODS[config.method](config)
+
+
+def require_bwrap_when_needed(config: ILRConfig) -> None:
+    """Make grading code without bubblewrap an error in this process (and its children) when the config
+    says ``sandbox: require_bwrap`` or trains on a code task: an RL policy optimises against its grader,
+    and the rlimits fallback is only a speed bump."""
+    if config.sandbox == "require_bwrap" or get_task(config.task).kind == "code":
+        set_sandbox_policy("require_bwrap")
