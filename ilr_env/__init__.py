@@ -6,11 +6,13 @@ Public face::
     env = ilr_env.make("math500", num_agents=2, protocol="idea3")
     ilr_env.list_tasks(); ilr_env.load_questions("gsm8k", split="test", limit=10)
     ilr_env.grade(question, completion)
+    ilr_env.agent_names(2)  # ["agent_0", "agent_1"]
 
 Nothing here imports torch: the environment is usable with any policy, including remote APIs.
 """
 
 from ilr_env import difficulty
+from ilr_env.config import agent_names
 from ilr_env.env import ILREnvError, ILRParallelEnv
 from ilr_env.grading import Grade, grade
 from ilr_env.protocols import single_prompt
@@ -23,6 +25,7 @@ __all__ = [
     "ILRParallelEnv",
     "Question",
     "TaskNotFoundError",
+    "agent_names",
     "difficulty",
     "grade",
     "list_envs",

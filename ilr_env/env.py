@@ -1,38 +1,24 @@
 """The ILR discussion as a PettingZoo ``ParallelEnv``: one question per episode, one step per stage.
 
-Agents are ``agent_0 .. agent_{m-1}``; every live agent acts in every step (one message each). What each
-agent sees — its observation is the stage prompt, ``infos[agent]["messages"]`` the same prompt as chat:
+Agents are ``agent_0 .. agent_{m-1}`` (``agent_names(m)``); every live agent acts in every step (one
+message each). What each agent sees at each stage is its protocol's business (``ilr_env.protocols``:
+``idea3``, the default for m ≥ 2; ``debate``; ``single``, the only one for m = 1): its observation is the
+stage prompt, and ``infos[agent]["messages"]`` the same prompt as chat. The last stage's reply is graded.
 
-Idea3 (``protocol="idea3"``, m ≥ 2 agents, 3 steps)
-  * ``share``   — the question and its own mode framing, nothing from peers: ideas are formed
-    independently, so the discussion starts from m different views instead of m copies of the first one.
-    (Except with ``turn_order="alternating"``, below.)
-  * ``analyse`` — the question, its own idea and **every** peer's idea (each labelled with the peer's
-    name): analysis is about the others' ideas, and with m > 2 nobody is left out.
-  * ``fuse``    — the question, its own and every peer's idea, its own analysis and every peer's analysis
-    (which includes what the peers said about this agent's ideas): fusion is where an agent repairs its
-    approach with the criticism it received, so it must see that criticism. Its reply is graded.
-Debate (``protocol="debate"``, R = ``debate_rounds`` steps, Du et al. 2023)
-  * ``round_0`` — the question alone; each agent answers.
-  * ``round_r`` — the question, its own round r−1 answer and every peer's round r−1 answer (older rounds
-    are not repeated: they are what the r−1 answers already responded to, and prompts stay bounded).
-    The last round's reply is graded.
-Single (``protocol="single"``, the only protocol for m = 1; 1 step)
-  * ``answer``  — exactly ``ilr_env.protocols.single_prompt(question)``, the plain test-time prompt.
-
-Idea3 turn order. ``turn_order="simultaneous"`` (default) is the above. ``"alternating"`` is the paper's
-figure (A, B, A, B, A, B): 3·m steps, one agent writing per step in agent order, and each prompt also
-shows what the agents before it already wrote in the same stage (``{earlier_in_stage}`` in the
-templates). Every agent stays live until the end (PettingZoo's parallel API); ``infos[agent]["acting"]``
-marks whose turn it is, only that agent's action is read, and a waiting agent observes its prompt of the
-stage (the one it answered, or the one it would get now).
+Turn order. ``turn_order="simultaneous"`` (default): everyone writes in every stage. ``"alternating"``
+(Idea3; the paper's figure: A, B, A, B, A, B): m steps per stage, one agent writing per step, and each
+prompt also shows what the agents before it already wrote in the same stage (``{earlier_in_stage}`` in
+the templates). ``first_speaker="fixed"`` lets agent_0 open every stage; ``"rotate"`` draws the opener
+per episode from the env's seeded generator. Every agent stays live until the end (PettingZoo's parallel
+API); ``infos[agent]["acting"]`` marks whose turn it is, only that agent's action is read, and a waiting
+agent observes its prompt of the stage (the one it answered, or the one it would get now).
 
 Modes are per agent and per question, drawn at ``reset`` (``options["modes"]`` overrides them):
 ``"dynamic"`` cooperates iff P(q, i) = 1/(1+exp(-1.7(γ_i − D_q))) < 0.5 (``difficulty`` is one D_q for
 everyone, or ``{agent: {question id: D_q}}`` when each agent ranked the questions itself); a float p
 cooperates with probability p (the env's own seeded generator); ``"cooperate"`` / ``"compete"`` are
 fixed. An agent's framing (system message, and the Idea3 stage wording) follows its own mode; it is not
-told the peers' modes. The single protocol has no peers and no framing: its infos report ``mode=None``.
+told the peers' modes. A protocol without framing (single) has no modes: its infos report ``mode=None``.
 
 Length and garbage. ``max_message_chars`` bounds only what is relayed: peers (and the agent itself, in
 later stages) see the first ``max_message_chars`` characters of a message followed by a marker saying how
@@ -53,14 +39,9 @@ non-string action (``ILRActionTypeError``, also a TypeError).
 
 from __future__ import annotations
 
-import copy
 import difflib
-import functools
-import math
-import unicodedata
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -69,198 +50,24 @@ from gymnasium.spaces import Text
 from pettingzoo import ParallelEnv
 
 from ilr_env import difficulty as dif
+from ilr_env.config import EnvConfig, agent_names
+from ilr_env.episode import Episode, Messages
+from ilr_env.errors import ILRActionTypeError, ILRConfigError, ILREnvError
 from ilr_env.grading import Grade
 from ilr_env.grading.base import GraderUnavailableError
-from ilr_env.protocols import MODES, PROTOCOLS, PromptSet, load_prompts, stage_names
+from ilr_env.protocols import MODES, PromptSet, StageView, get_protocol, load_prompts
+from ilr_env.sources import resolve_abilities, resolve_difficulties
+from ilr_env.spaces import OBS_MAX_LENGTH, TextObservation, own_text_space, sanitise, wide_charset
 from ilr_env.tasks import load_questions
 from ilr_env.tasks.base import Question
 
 Grader = Callable[[Question, str], Grade]
-Messages = list[dict[str, str]]
-
-OBS_MAX_LENGTH = 10_000_000
-"""Upper bound of an observation's length: prompts are bounded by the question plus m × stages × limit."""
-
-_RENDER_MODES = (None, "ansi", "human")
-TURN_ORDERS = ("simultaneous", "alternating")
-
-
-class ILREnvError(ValueError):
-    """A misuse of the environment (bad action dict, step after the end), naming the agent and the fix."""
-
-
-class ILRActionTypeError(ILREnvError, TypeError):
-    """An action that is not a string (decode token ids to text before stepping)."""
-
-
-class ILRConfigError(ILREnvError):
-    """An invalid ``make``/constructor argument; the message names the value and the accepted ones."""
-
-
-class TextObservation(str):
-    """A ``str`` whose ``dtype`` matches ``gymnasium.spaces.Text``.
-
-    PettingZoo's AEC ``api_test`` compares ``observation_space.dtype`` with ``observation.dtype``, which
-    a plain ``str`` does not have; everything else treats this exactly as a ``str``.
-    """
-
-    __slots__ = ()
-    dtype = np.dtype(str)
-
-
-@functools.cache
-def wide_charset() -> frozenset[str]:
-    """Printable code points plus whitespace controls and space/format separators.
-
-    Left out: other control characters, surrogates, private-use and unassigned code points.
-
-    Wide enough for any benchmark text, emoji and scripts; small enough (~145k) for ``Text`` to index.
-    """
-    keep_controls = set("\t\n\r\x0b\x0c")
-    chars = []
-    for cp in range(0x110000):
-        c = chr(cp)
-        if c.isprintable() or c in keep_controls or unicodedata.category(c) in ("Zs", "Zl", "Zp", "Cf"):
-            chars.append(c)
-    return frozenset(chars)
-
-
-@functools.cache
-def _text_space(max_length: int) -> Text:
-    return Text(max_length=max_length, charset=wide_charset())
-
-
-def _own_text_space(max_length: int) -> Text:
-    """A Text space with its own RNG, sharing the (large, read-only) charset tables of a cached prototype."""
-    space = copy.copy(_text_space(max_length))
-    space._np_random = None  # a fresh generator, created on first use or by seed()
-    return space
-
-
-def sanitise(text: str) -> str:
-    """Replace characters outside the observation charset with U+FFFD."""
-    cs = wide_charset()
-    if all(c in cs for c in text):
-        return text
-    return "".join(c if c in cs else "\ufffd" for c in text)
 
 
 def _default_grader(question: Question, completion: str) -> Grade:
     from ilr_env.grading import grade  # resolved per call so a patched or late-loaded grader is used
 
     return grade(question, completion)
-
-
-# ------------------------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True)
-class EnvConfig:
-    """Validated constructor arguments (see ``ilr_env.make``); derived values live on the env."""
-
-    task: str
-    num_agents: int = 2
-    protocol: str | None = None
-    debate_rounds: int = 2
-    mode: str | float = "dynamic"
-    split: str = "test"
-    data_dir: str | Path | None = None
-    limit: int | None = None
-    max_message_chars: int = 4000
-    format_reward: float = 0.0
-    render_mode: str | None = None
-    task_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    turn_order: str = "simultaneous"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.task, str) or not self.task:
-            raise ILRConfigError(f"task must be a non-empty task name such as 'math500', got {self.task!r}")
-        if isinstance(self.num_agents, bool) or not isinstance(self.num_agents, int) or self.num_agents < 1:
-            raise ILRConfigError(
-                f"num_agents must be an int ≥ 1 (1 gives protocol='single'), got {self.num_agents!r}"
-            )
-        protocol = (
-            self.protocol if self.protocol is not None else ("idea3" if self.num_agents >= 2 else "single")
-        )
-        if protocol not in PROTOCOLS:
-            close = difflib.get_close_matches(str(protocol), PROTOCOLS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ILRConfigError(f"protocol must be one of {list(PROTOCOLS)}, got {protocol!r}{hint}")
-        if protocol != "single" and self.num_agents < 2:
-            raise ILRConfigError(
-                f"protocol={protocol!r} needs num_agents ≥ 2, got {self.num_agents}; use "
-                "protocol='single' for one agent"
-            )
-        object.__setattr__(self, "protocol", protocol)
-        if (
-            isinstance(self.debate_rounds, bool)
-            or not isinstance(self.debate_rounds, int)
-            or self.debate_rounds < 1
-        ):
-            raise ILRConfigError(f"debate_rounds must be an int ≥ 1, got {self.debate_rounds!r}")
-        if isinstance(self.mode, str):
-            if self.mode not in ("dynamic", *MODES):
-                raise ILRConfigError(
-                    f"mode must be 'dynamic', 'cooperate', 'compete' or a cooperation probability in [0, "
-                    f"1], got {self.mode!r}"
-                )
-        elif (
-            isinstance(self.mode, bool)
-            or not isinstance(self.mode, int | float)
-            or not 0.0 <= float(self.mode) <= 1.0
-        ):
-            raise ILRConfigError(
-                f"mode as a cooperation probability must be a number in [0, 1], got {self.mode!r}"
-            )
-        if self.limit is not None and (
-            isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
-        ):
-            raise ILRConfigError(f"limit must be None or an int ≥ 1, got {self.limit!r}")
-        mmc = self.max_message_chars
-        if isinstance(mmc, bool) or not isinstance(mmc, int) or mmc < 1:
-            raise ILRConfigError(
-                f"max_message_chars must be an int > 0 (characters kept per message), got {mmc!r}"
-            )
-        fr = self.format_reward
-        if isinstance(fr, bool) or not isinstance(fr, int | float) or not math.isfinite(fr) or fr < 0:
-            raise ILRConfigError(f"format_reward must be a finite number ≥ 0, got {fr!r}")
-        object.__setattr__(self, "format_reward", float(fr))
-        if not isinstance(self.mode, str):
-            object.__setattr__(self, "mode", float(self.mode))
-        if self.render_mode not in _RENDER_MODES:
-            raise ILRConfigError(f"render_mode must be None, 'ansi' or 'human', got {self.render_mode!r}")
-        if self.turn_order not in TURN_ORDERS:
-            raise ILRConfigError(f"turn_order must be one of {list(TURN_ORDERS)}, got {self.turn_order!r}")
-        if self.turn_order == "alternating" and protocol != "idea3":
-            raise ILRConfigError(
-                f"turn_order='alternating' is defined for protocol='idea3' (agents take turns within each "
-                f"stage), got protocol={protocol!r}; use turn_order='simultaneous'"
-            )
-        if not isinstance(self.task_kwargs, Mapping):
-            raise ILRConfigError(
-                f"task_kwargs must be a dict of load_questions keyword arguments, got {self.task_kwargs!r}"
-            )
-
-
-# ------------------------------------------------------------------------------------------ episode
-
-
-@dataclass
-class _Episode:
-    """Everything one episode accumulates; ``reset`` replaces it whole, so nothing leaks across episodes."""
-
-    question: Question
-    modes: dict[str, str | None]
-    difficulty: dict[str, float | None]
-    p_correct: dict[str, float | None]
-    stage_index: int = 0
-    turn_index: int = 0
-    prompts: list[dict[str, Messages]] = field(default_factory=list)  # per stage: agent -> prompt it acted on
-    shown: list[dict[str, str]] = field(default_factory=list)  # per stage: agent -> message, in turn order
-    answers: dict[str, str] = field(default_factory=dict)  # each agent's final-stage action
-    rewards: dict[str, float] = field(default_factory=dict)
-    grades: dict[str, Grade] = field(default_factory=dict)
-    done: bool = False
 
 
 class ILRParallelEnv(ParallelEnv[str, str, str]):
@@ -298,6 +105,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         grader: Grader | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         turn_order: str = "simultaneous",
+        first_speaker: str = "fixed",
     ) -> None:
         self.config = EnvConfig(
             task=task,
@@ -313,48 +121,36 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             render_mode=render_mode,
             task_kwargs=dict(task_kwargs or {}),
             turn_order=turn_order,
+            first_speaker=first_speaker,
         )
         self.protocol: str = self.config.protocol  # type: ignore[assignment]  # resolved in __post_init__
+        self.rules = get_protocol(self.protocol)
         self.render_mode = render_mode
         self.prompts = load_prompts(prompts)
-        self.stages = stage_names(self.protocol, debate_rounds)
-        self.possible_agents = [f"agent_{i}" for i in range(num_agents)]
-        self.turns = self._turn_plan()
+        self.stages = self.rules.stages(debate_rounds)
+        self.possible_agents = agent_names(num_agents)
+        self.rules.check_turn_order(turn_order, self.prompts, len(self.stages))
+        self.turns = self.rules.turn_plan(self.possible_agents, len(self.stages), turn_order)
         self.agents = []
-        self.observation_spaces = {a: _own_text_space(OBS_MAX_LENGTH) for a in self.possible_agents}
-        self.action_spaces = {a: _own_text_space(max_message_chars) for a in self.possible_agents}
+        self.observation_spaces = {a: own_text_space(OBS_MAX_LENGTH) for a in self.possible_agents}
+        self.action_spaces = {a: own_text_space(max_message_chars) for a in self.possible_agents}
         self._grader: Grader = grader if grader is not None else _default_grader
         if grader is not None and not callable(grader):
             raise ILRConfigError(f"grader must be callable (question, completion) -> Grade, got {grader!r}")
         self._difficulty_source = difficulty
-        self._abilities = self._resolve_abilities(abilities)
+        self._abilities = resolve_abilities(abilities, self.possible_agents)
         self._questions: list[Question] | None = None
         self._by_id: dict[str, Question] = {}
         self._difficulties: dict[str, dict[str, float]] | None = None  # agent -> question id -> D_q
         self._rng: np.random.Generator | None = None
-        self._episode: _Episode | None = None
+        self._episode: Episode | None = None
         if questions is not None:
             self._set_questions(self._check_questions(questions))
 
-    def _turn_plan(self) -> list[tuple[int, tuple[str, ...]]]:
-        """(stage index, agents that write in this step) for every step of an episode.
-
-        Simultaneous: one step per stage, everyone writes. Alternating (the paper's figure: A, B, A, B, A,
-        B): one step per agent and stage in agent order, and each prompt template must show what was
-        already written in the stage (``{earlier_in_stage}``), or the turn order would change nothing.
-        """
-        if self.config.turn_order == "simultaneous":
-            return [(k, tuple(self.possible_agents)) for k in range(len(self.stages))]
-        for k in range(len(self.stages)):
-            for mode in MODES:
-                path = self.prompts.stage_path(self.protocol, k, mode)
-                if "{earlier_in_stage}" not in self.prompts.template(*path):
-                    raise ILRConfigError(
-                        f"turn_order='alternating' shows each agent what was already written in its "
-                        f"stage through {{earlier_in_stage}}, which prompt {'.'.join(path)} lacks; add "
-                        "it to that template or use turn_order='simultaneous'"
-                    )
-        return [(k, (a,)) for k in range(len(self.stages)) for a in self.possible_agents]
+    @property
+    def _dynamic(self) -> bool:
+        """Whether modes come from P(q, i): only for protocols whose agents have a framing."""
+        return self.config.mode == "dynamic" and self.rules.framed
 
     # ------------------------------------------------------------------------------ spaces & data
 
@@ -412,117 +208,15 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         return qs
 
     def _set_questions(self, questions: list[Question]) -> None:
-        self._difficulties = self._resolve_difficulties(questions)
+        self._difficulties = resolve_difficulties(
+            self._difficulty_source,
+            questions,
+            self.possible_agents,
+            dynamic=self._dynamic,
+            task=self.config.task,
+        )
         self._questions = questions
         self._by_id = {q.id: q for q in questions}
-
-    def _resolve_difficulties(self, questions: list[Question]) -> dict[str, dict[str, float]] | None:
-        """D_q for every agent: one shared source, or ``{agent: {question id: D_q}}`` (each agent's own)."""
-        src = self._difficulty_source
-        per_agent = (
-            isinstance(src, Mapping) and bool(src) and all(isinstance(v, Mapping) for v in src.values())
-        )
-        if not per_agent:
-            shared = self._resolve_one_difficulty(src, questions, "difficulty")
-            return None if shared is None else dict.fromkeys(self.possible_agents, shared)
-        assert isinstance(src, Mapping)
-        unknown = [a for a in src if a not in self.possible_agents]
-        missing = [a for a in self.possible_agents if a not in src]
-        if unknown or missing:
-            raise ILRConfigError(
-                f"per-agent difficulty must give exactly the agents {self.possible_agents}; unknown "
-                f"{unknown}, missing {missing}"
-            )
-        return {
-            a: self._resolve_one_difficulty(src[a], questions, f"difficulty[{a!r}]") or {}
-            for a in self.possible_agents
-        }
-
-    def _resolve_one_difficulty(
-        self, src: Any, questions: list[Question], what: str
-    ) -> dict[str, float] | None:
-        dynamic = self.config.mode == "dynamic" and self.protocol != "single"
-        if src is None and dynamic:
-            if all(dif.question_level(q) is not None for q in questions):
-                src = "level"
-            else:
-                raise ILRConfigError(
-                    f"mode='dynamic' needs a difficulty D_q per question, and task {self.config.task!r} "
-                    "has no "
-                    "'level' field to fall back on. Pass difficulty=<dict qid->D_q or JSON path> (made "
-                    "once with "
-                    "ilr_env.difficulty.rank_difficulty or empirical_difficulty, saved with save_json), "
-                    "or choose "
-                    "mode='cooperate', 'compete' or a cooperation probability p"
-                )
-        if src is None:
-            return None
-        try:
-            if isinstance(src, dif.Estimates):
-                est = src
-            elif isinstance(src, str) and src == "level":
-                est = dif.level_difficulty(questions)
-            elif isinstance(src, str | Path):
-                est = dif.load_json(src, kind="difficulty")
-            elif isinstance(src, Mapping):
-                est = dif.Estimates("difficulty", {str(k): float(v) for k, v in src.items()})
-            else:
-                raise ILRConfigError(
-                    f"{what} must be None, 'level', a dict qid->D_q (or agent -> such a dict), an "
-                    "Estimates or a JSON path, "
-                    f"got {type(src).__name__}"
-                )
-        except dif.DifficultyError as exc:
-            raise ILRConfigError(str(exc)) from exc
-        if est.kind != "difficulty":
-            raise ILRConfigError(f"{what} got {est.kind} estimates; pass difficulty estimates")
-        bad = [k for k, v in est.values.items() if not math.isfinite(v)]
-        if bad:
-            raise ILRConfigError(
-                f"{what} for {bad[0]!r} is {est.values[bad[0]]}; difficulties must be finite"
-            )
-        missing = [q.id for q in questions if q.id not in est.values]
-        if dynamic and missing:
-            raise ILRConfigError(
-                f"mode='dynamic' needs a difficulty for every question ({what}); {len(missing)} of "
-                f"{len(questions)} have "
-                f"none (e.g. {missing[:3]}). Estimate them for this split, or restrict the pool with "
-                "questions=/limit="
-            )
-        return dict(est.values)
-
-    def _resolve_abilities(self, src: Any) -> dict[str, float] | None:
-        if src is None:
-            return None
-        try:
-            if isinstance(src, str | Path):
-                src = dif.load_json(src, kind="ability")
-        except dif.DifficultyError as exc:
-            raise ILRConfigError(str(exc)) from exc
-        if isinstance(src, dif.Estimates):
-            if src.kind != "ability":
-                raise ILRConfigError(f"abilities got {src.kind} estimates; pass ability estimates")
-            src = src.values
-        if isinstance(src, Mapping):
-            try:
-                values = dif.abilities_by_agent(src, self.possible_agents)
-            except dif.DifficultyError as exc:
-                raise ILRConfigError(f"{exc}, or pass a list in agent order") from exc
-        elif isinstance(src, Sequence | np.ndarray):
-            if len(src) != len(self.possible_agents):
-                raise ILRConfigError(
-                    f"abilities list has {len(src)} values for {len(self.possible_agents)} agents"
-                )
-            values = {a: float(v) for a, v in zip(self.possible_agents, src, strict=True)}
-        else:
-            raise ILRConfigError(
-                f"abilities must be a dict agent->γ, a list, an Estimates or a JSON path, got "
-                f"{type(src).__name__}"
-            )
-        bad = [a for a, v in values.items() if not math.isfinite(v)]
-        if bad:
-            raise ILRConfigError(f"ability of {bad[0]} is {values[bad[0]]}; abilities must be finite")
-        return values
 
     # ----------------------------------------------------------------------------------- episodes
 
@@ -547,7 +241,10 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         question = self._pick_question(options)
         modes, d, p = self._draw_modes(question)
         modes.update(overrides)
-        self._episode = _Episode(question=question, modes=modes, difficulty=d, p_correct=p)
+        if self.config.first_speaker == "rotate":  # drawn after the modes: their stream stays as with "fixed"
+            first = int(self._rng.integers(len(self.possible_agents)))
+            self.turns = self.rules.turn_plan(self.possible_agents, len(self.stages), "alternating", first)
+        self._episode = Episode(question=question, modes=modes, difficulty=d, p_correct=p)
         self.agents = list(self.possible_agents)
         self._begin_turn(self._episode)
         if self.render_mode == "human":
@@ -566,8 +263,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             q = options["question"]
             if not isinstance(q, Question):
                 raise ILREnvError(f"options['question'] must be an ilr_env.Question, got {type(q).__name__}")
-            dynamic = self.config.mode == "dynamic" and self.protocol != "single"
-            if dynamic and not self._has_difficulty(q.id):
+            if self._dynamic and not self._has_difficulty(q.id):
                 raise ILREnvError(
                     f"options['question'] {q.id!r} has no difficulty, which mode='dynamic' needs"
                 )
@@ -584,9 +280,10 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
     def _mode_overrides(self, overrides: Any) -> dict[str, str]:
         if overrides is None:
             return {}
-        if self.protocol == "single":
+        if not self.rules.framed:
             raise ILREnvError(
-                "options['modes'] has no effect with protocol='single' (no peers, no framing); drop it"
+                f"options['modes'] has no effect with protocol={self.protocol!r} (no peers, no framing); "
+                "drop it"
             )
         if not isinstance(overrides, Mapping):
             raise ILREnvError(
@@ -612,7 +309,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             a: (dif.p_correct(gammas[a], d[a]) if d[a] is not None and gammas is not None else None)
             for a in self.possible_agents
         }
-        if self.protocol == "single":
+        if not self.rules.framed:
             return dict.fromkeys(self.possible_agents), d, p
         modes: dict[str, str | None] = {}
         for a in self.possible_agents:
@@ -657,7 +354,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             self.render()
         return obs, rewards, terminations, truncations, infos
 
-    def _begin_turn(self, ep: _Episode) -> None:
+    def _begin_turn(self, ep: Episode) -> None:
         """Enter step ``ep.turn_index``: open its stage and build the prompts of the agents who write now."""
         k, acting = self.turns[ep.turn_index]
         ep.stage_index = k
@@ -667,7 +364,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         for a in acting:
             ep.prompts[k][a] = self._stage_messages(a)
 
-    def _check_actions(self, actions: Any) -> _Episode:
+    def _check_actions(self, actions: Any) -> Episode:
         if self._episode is None:
             raise ILREnvError("step() called before reset(); call env.reset(seed=...) first")
         if not isinstance(actions, Mapping):
@@ -746,7 +443,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             )
         return [dict(m) for m in ep.prompts[last][agent]]
 
-    def _require_episode(self) -> _Episode:
+    def _require_episode(self) -> Episode:
         if self._episode is None:
             raise ILREnvError("no episode yet; call env.reset() first")
         return self._episode
@@ -755,44 +452,17 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
 
     def _stage_messages(self, agent: str) -> Messages:
         ep = self._require_episode()
-        q = ep.question
-        peers = [a for a in self.possible_agents if a != agent]
-        framing = {
-            "agent": agent,
-            "peers": _join_names(peers),
-            "num_agents": len(self.possible_agents),
-            "num_peers": len(peers),
-        }
-        fields: dict[str, object] = {
-            **framing,
-            "question": sanitise(q.prompt),
-            "answer_format": self.prompts.answer_format(q.kind),
-        }
-        k = ep.stage_index
-        if self.protocol == "idea3":
-            earlier = [p for p in ep.shown[k] if p != agent]  # turn order: alternating fills a stage in turns
-            fields["earlier_in_stage"] = (
-                self.prompts.render(("earlier_in_stage",), messages=self._quote(earlier, ep.shown[k]))
-                if earlier
-                else ""
-            )
-        if self.protocol == "idea3" and k >= 1:
-            fields["own_idea"] = ep.shown[0][agent]
-            fields["peer_ideas"] = self._quote(peers, ep.shown[0])
-        if self.protocol == "idea3" and k >= 2:
-            fields["own_analysis"] = ep.shown[1][agent]
-            fields["peer_analyses"] = self._quote(peers, ep.shown[1])
-        if self.protocol == "debate" and k >= 1:
-            fields["own_previous"] = ep.shown[k - 1][agent]
-            fields["peer_previous"] = self._quote(peers, ep.shown[k - 1])
-            fields["round"] = k + 1
-            fields["num_rounds"] = len(self.stages)
-        system = self.prompts.system(ep.modes[agent], **framing)
-        user = self.prompts.render(self.prompts.stage_path(self.protocol, k, ep.modes[agent]), **fields)
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-    def _quote(self, peers: list[str], said: dict[str, str]) -> str:
-        return "\n\n".join(self.prompts.render(("peer_message",), peer=p, message=said[p]) for p in peers)
+        view = StageView(
+            agent=agent,
+            agents=tuple(self.possible_agents),
+            stage_index=ep.stage_index,
+            num_stages=len(self.stages),
+            shown=ep.shown,
+            question=sanitise(ep.question.prompt),
+            answer_format=self.prompts.answer_format(ep.question.kind),
+            mode=ep.modes[agent],
+        )
+        return self.rules.messages(self.prompts, view)
 
     def _current_messages(self, agent: str) -> Messages:
         """The prompt of ``agent`` in the current stage: the one it answered or is answering now, else (its
@@ -848,32 +518,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
     def transcript(self) -> str:
         """The episode so far as readable text: question, modes, every message, grades."""
         ep = self._require_episode()
-        q = ep.question
-        lines = [
-            f"=== {q.task} · {q.id} · protocol={self.protocol} · prompts={self.prompts.version} ===",
-            q.prompt,
-            "",
-        ]
-        for a in self.possible_agents:
-            extra = ""
-            if ep.difficulty[a] is not None:
-                extra = f" D_q={ep.difficulty[a]:+.3f}"
-            if ep.p_correct[a] is not None:
-                extra += f" P={ep.p_correct[a]:.3f}"
-            lines.append(f"{a}: mode={ep.modes[a]}{extra}")
-        for k, said in enumerate(ep.shown):
-            lines += ["", f"--- stage {k + 1}/{len(self.stages)}: {self.stages[k]} ---"]
-            for a, text in said.items():  # in the order they were written
-                lines += [f"[{a}]", text, ""]
-        if ep.done:
-            lines.append("--- result ---")
-            for a in self.possible_agents:
-                g = ep.grades[a]
-                lines.append(
-                    f"{a}: extracted={g.extracted!r} correct={g.correct} reward={ep.rewards[a]:.3f} "
-                    f"({g.reason})"
-                )
-        return "\n".join(lines)
+        return ep.transcript(self.protocol, self.prompts.version, self.possible_agents, self.stages)
 
     def render(self) -> str | None:
         """``ansi``: return the transcript; ``human``: print it; no render_mode: warn and return None."""
@@ -897,12 +542,6 @@ def _as_text(messages: Messages) -> str:
     return "\n\n".join(m["content"] for m in messages)
 
 
-def _join_names(names: list[str]) -> str:
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
 __all__ = [
     "OBS_MAX_LENGTH",
     "EnvConfig",
@@ -911,6 +550,7 @@ __all__ = [
     "ILREnvError",
     "ILRParallelEnv",
     "TextObservation",
+    "agent_names",
     "sanitise",
     "wide_charset",
 ]

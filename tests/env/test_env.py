@@ -744,7 +744,7 @@ def test_alternating_turns_show_what_was_already_written_in_the_stage():
 
 
 def test_alternating_turn_errors():
-    with pytest.raises(ILRConfigError, match="defined for protocol='idea3'"):
+    with pytest.raises(ILRConfigError, match=re.escape("not defined for protocol='debate'")):
         make_toy(protocol="debate", turn_order="alternating")
     with pytest.raises(ILRConfigError, match=re.escape("turn_order must be one of")):
         make_toy(turn_order="round_robin")
