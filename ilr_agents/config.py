@@ -91,6 +91,11 @@ class ILRConfig:
         "idea3 turns: simultaneous (every agent writes each stage at once) or alternating (paper figure: "
         "A, B, A, B, A, B; an agent also sees what was already written in its stage)",
     )
+    first_speaker: Literal["fixed", "rotate"] = _f(
+        "fixed",
+        "who opens each stage with alternating turns: fixed = agent_0 always; rotate = drawn per episode "
+        "from the env's seeded generator, each agent equally often",
+    )
     mode: Literal["dynamic", "cooperate", "compete"] | float = _f(
         "dynamic",
         "dynamic = cooperate when P(q,i) < 0.5 (paper); cooperate or compete = that mode for every "
@@ -299,7 +304,9 @@ class ILRConfig:
 
     @property
     def final_stage(self) -> str:
-        return "fuse" if self.protocol == "idea3" else f"round_{self.debate_rounds - 1}"
+        from ilr_env.protocols import get_protocol  # the env is imported only when a config asks
+
+        return get_protocol(self.protocol).final_stage(self.debate_rounds)
 
 
 # --- files and overrides ---------------------------------------------------------------------------
@@ -586,6 +593,11 @@ def _check_values(c: ILRConfig) -> None:
     _need(
         c.turn_order == "simultaneous" or c.protocol == "idea3",
         f"turn_order={c.turn_order!r} is defined for protocol idea3, not {c.protocol!r}; use simultaneous",
+    )
+    _need(
+        c.first_speaker == "fixed" or c.turn_order == "alternating",
+        f"first_speaker={c.first_speaker!r} orders alternating turns; set turn_order: alternating or "
+        "first_speaker: fixed",
     )
     if isinstance(c.abilities, list):
         _need(

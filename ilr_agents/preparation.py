@@ -32,8 +32,8 @@ from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.policies import SamplingParams
 from ilr_agents.policies.transformers_policy import TransformersPolicy
 from ilr_agents.training_data import plain_prompts
+from ilr_env import agent_names, grade
 from ilr_env import difficulty as diff
-from ilr_env import grade
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _abilities_from_file(config: ILRConfig) -> list[float]:
         return [float(x) for x in raw]
     if not isinstance(raw, dict):
         raise ConfigError(f"abilities={config.abilities!r} must hold a JSON list or object of γ values")
-    agents = [f"agent_{i}" for i in range(config.num_agents)]
+    agents = agent_names(config.num_agents)
     try:
         by_agent = diff.abilities_by_agent(raw, agents, config.models)
     except diff.DifficultyError as exc:
@@ -100,7 +100,7 @@ def _abilities_from_file(config: ILRConfig) -> list[float]:
 
 def _per_agent(difficulty: dict[str, Any], num_agents: int) -> dict[str, dict[str, float]]:
     """{agent: {question id: D_q}}: a shared D_q (question id -> value) is given to every agent."""
-    agents = [f"agent_{i}" for i in range(num_agents)]
+    agents = agent_names(num_agents)
     if difficulty and all(isinstance(v, dict) for v in difficulty.values()):
         return {a: difficulty[a] for a in agents}
     return dict.fromkeys(agents, difficulty)
@@ -133,7 +133,7 @@ def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
         )
     else:
         est = diff.load_json(config.difficulty, kind="difficulty")
-    agents = [f"agent_{i}" for i in range(config.num_agents)]
+    agents = agent_names(config.num_agents)
     by_agent = difficulty_for_agents(est, agents, config.models, shared=settings.shared)
     return by_agent if not settings.shared else by_agent[agents[0]]
 

@@ -108,6 +108,7 @@ def train_ilr(config: ILRConfig) -> TrainResult:
             protocol=config.protocol,
             debate_rounds=config.debate_rounds,
             turn_order=config.turn_order,
+            first_speaker=config.first_speaker,
             mode=config.mode,
             questions=train_q,
             prompts=config.prompts or None,

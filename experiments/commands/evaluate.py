@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ilr_agents.config import ConfigError, apply_overrides, parse_assignments
+from ilr_env import agent_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +146,7 @@ def _difficulty(value: str, models: list[str]) -> Any:
         return value
     if est.metadata.get("method") != SELF_RANK_METHOD:
         return est
-    agents = [f"agent_{i}" for i in range(len(models))]
+    agents = agent_names(len(models))
     return difficulty_for_agents(est, agents, models, shared=False)
 
 
@@ -165,7 +166,7 @@ def _abilities(value: str, models: list[str]) -> list[float] | dict[str, float]:
         if not isinstance(raw, dict):
             raise ConfigError(f"--abilities {value!r}: not a JSON object of gamma values nor a,b,... floats")
         values = raw
-    agents = [f"agent_{i}" for i in range(len(models))]
+    agents = agent_names(len(models))
     try:
         return dif.abilities_by_agent(values, agents, models)
     except dif.DifficultyError as exc:
@@ -261,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
             env_kwargs["difficulty"] = _difficulty(args.difficulty, specs)
         if args.abilities is not None:
             env_kwargs["abilities"] = _abilities(args.abilities, specs)
-        policies = {f"agent_{i}": _policy(s, args, cache) for i, s in enumerate(specs)}
+        policies = {a: _policy(s, args, cache) for a, s in zip(agent_names(len(specs)), specs, strict=True)}
         results.append(
             evaluate_together(
                 policies,

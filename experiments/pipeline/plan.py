@@ -22,6 +22,8 @@ from experiments.pipeline.memory import (
     estimate_memory,
 )
 from ilr_agents.config import ILRConfig
+from ilr_env import agent_names
+from ilr_env.protocols import get_protocol
 
 # Tokens of a question with its chat template and answer instructions (MATH/olympiad problems; generous).
 QUESTION_TOKENS = 512
@@ -48,9 +50,9 @@ class Plan:
         out = [f"plan: {self.name} (dry run: validated, no model loaded)", "", "launch:"]
         out += [f"  {cmd}" for cmd in self.launch]
         out += ["", "models:"]
-        for i, (model, params) in enumerate(self.models):
+        for agent, (model, params) in zip(agent_names(len(self.models)), self.models, strict=True):
             size = f"{params / 1e9:.2f}B parameters" if params else "size unknown"
-            out.append(f"  agent_{i}: {model} ({size})")
+            out.append(f"  {agent}: {model} ({size})")
         out += [
             f"methods: {', '.join(self.methods)}",
             f"sharding: {self.sharding}",
@@ -151,7 +153,7 @@ def training_shape(cfg: ILRConfig, eval_batch: int = 64, eval_tokens: int = 2048
     """The per-GPU training shape of ``cfg`` (raises UnknownModelSizeError for a model of unknown size)."""
     discussion = 0
     if cfg.method == "ilr":
-        earlier_stages = 2 if cfg.protocol == "idea3" else cfg.debate_rounds - 1
+        earlier_stages = len(get_protocol(cfg.protocol).stages(cfg.debate_rounds)) - 1
         discussion = earlier_stages * cfg.num_agents * cfg.max_stage_tokens
     world = int(getattr(cfg, "num_processes", 1))
     return TrainingShape(
