@@ -282,6 +282,55 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
+def _check_rank_args(
+    ids: list[str], batch_size: int, batches_per_pass: int | None, passes: int, max_retries: int
+) -> None:
+    if batch_size < 2:
+        raise DifficultyError(f"batch_size={batch_size}: a ranking needs at least 2 questions per batch")
+    if passes < 1 or max_retries < 0 or (batches_per_pass is not None and batches_per_pass < 1):
+        raise DifficultyError(
+            f"passes={passes}, max_retries={max_retries}, batches_per_pass={batches_per_pass}: "
+            "need passes ≥ 1, max_retries ≥ 0 and batches_per_pass ≥ 1 (or None for all)"
+        )
+    if len(set(ids)) != len(ids) or len(ids) < 2:
+        raise DifficultyError(
+            f"rank_difficulty needs ≥ 2 questions with unique ids, got {len(ids)} ({len(set(ids))} unique)"
+        )
+
+
+def _ask_until_parsed(
+    ranker: Ranker, chats: list[Any], sizes: list[int], max_retries: int, counts: dict[str, int]
+) -> dict[int, list[int]]:
+    """Each batch's parsed ranking (1-based labels, easiest first), asking again for unparsed replies.
+
+    Batches still unparsed after ``max_retries`` more calls are left out and counted as skipped.
+    """
+    parsed: dict[int, list[int]] = {}
+    pending = list(range(len(chats)))
+    for attempt in range(max_retries + 1):
+        if not pending:
+            break
+        if attempt:
+            counts["retried_calls"] += 1
+        replies = list(ranker([chats[b] for b in pending]))
+        if len(replies) != len(pending):
+            raise DifficultyError(
+                f"ranker returned {len(replies)} replies for {len(pending)} chats; it must return "
+                "one string per chat"
+            )
+        still: list[int] = []
+        for b, reply in zip(pending, replies, strict=True):
+            labels = parse_ranking(reply, sizes[b])
+            if labels is None:
+                still.append(b)
+            else:
+                counts["parsed"] += 1
+                parsed[b] = labels
+        pending = still
+    counts["skipped"] += len(pending)
+    return parsed
+
+
 def rank_difficulty(
     questions: Sequence[Question],
     ranker: Ranker,
@@ -301,18 +350,8 @@ def rank_difficulty(
     is never invented. A final batch of one question carries no order and is dropped (counted).
     Questions that end up in no parsed batch are absent from ``values`` and counted as ``unranked``.
     """
-    if batch_size < 2:
-        raise DifficultyError(f"batch_size={batch_size}: a ranking needs at least 2 questions per batch")
-    if passes < 1 or max_retries < 0 or (batches_per_pass is not None and batches_per_pass < 1):
-        raise DifficultyError(
-            f"passes={passes}, max_retries={max_retries}, batches_per_pass={batches_per_pass}: "
-            "need passes ≥ 1, max_retries ≥ 0 and batches_per_pass ≥ 1 (or None for all)"
-        )
     ids = [q.id for q in questions]
-    if len(set(ids)) != len(ids) or len(ids) < 2:
-        raise DifficultyError(
-            f"rank_difficulty needs ≥ 2 questions with unique ids, got {len(ids)} ({len(set(ids))} unique)"
-        )
+    _check_rank_args(ids, batch_size, batches_per_pass, passes, max_retries)
     rng = np.random.default_rng(seed)
     sums = dict.fromkeys(ids, 0.0)
     seen = dict.fromkeys(ids, 0)
@@ -326,36 +365,17 @@ def rank_difficulty(
             batches.pop()
             counts["singletons_dropped"] += 1
         counts["batches"] += len(batches)
-        pending = list(range(len(batches)))
         chats = [
             ranking_prompt([questions[j] for j in b], max_question_chars=max_question_chars, prompts=prompts)
             for b in batches
         ]
-        for attempt in range(max_retries + 1):
-            if not pending:
-                break
-            if attempt:
-                counts["retried_calls"] += 1
-            replies = list(ranker([chats[b] for b in pending]))
-            if len(replies) != len(pending):
-                raise DifficultyError(
-                    f"ranker returned {len(replies)} replies for {len(pending)} chats; it must return "
-                    "one string per chat"
-                )
-            still: list[int] = []
-            for b, reply in zip(pending, replies, strict=True):
-                batch = batches[b]
-                order_labels = parse_ranking(reply, len(batch))
-                if order_labels is None:
-                    still.append(b)
-                    continue
-                counts["parsed"] += 1
-                for position, label in enumerate(order_labels):
-                    qid = ids[batch[label - 1]]
-                    sums[qid] += (position + 0.5) / len(batch)
-                    seen[qid] += 1
-            pending = still
-        counts["skipped"] += len(pending)
+        rankings = _ask_until_parsed(ranker, chats, [len(b) for b in batches], max_retries, counts)
+        for b, order_labels in rankings.items():
+            batch = batches[b]
+            for position, label in enumerate(order_labels):
+                qid = ids[batch[label - 1]]
+                sums[qid] += (position + 0.5) / len(batch)
+                seen[qid] += 1
     mean_rank = {qid: sums[qid] / seen[qid] for qid in ids if seen[qid]}
     values = {qid: float(_to_scale(r)) for qid, r in mean_rank.items()}
     counts["questions"] = len(ids)
