@@ -228,6 +228,8 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         ``options["question"]`` (a Question) plays a question from outside the pool;
         ``options["modes"]`` ({agent: "cooperate" | "compete"}) overrides the drawn mode of those agents for
         this episode (the draw still happens, so the generator's stream does not depend on overrides).
+        ``options["first_speaker"]`` (an agent) opens every stage of this alternating episode, e.g. for a
+        caller that rotates the opener per batch, so that one policy call still serves every episode.
         Other option keys are ignored with a warning (PettingZoo's API test passes a dummy one).
         """
         if seed is not None:
@@ -238,12 +240,17 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             self._rng = np.random.default_rng()
         options = dict(options or {})
         overrides = self._mode_overrides(options.get("modes"))
+        opener = self._opener_override(options.get("first_speaker"))
         question = self._pick_question(options)
         modes, d, p = self._draw_modes(question)
         modes.update(overrides)
+        first = 0
         if self.config.first_speaker == "rotate":  # drawn after the modes: their stream stays as with "fixed"
             first = int(self._rng.integers(len(self.possible_agents)))
-            self.turns = self.rules.turn_plan(self.possible_agents, len(self.stages), "alternating", first)
+        first = opener if opener is not None else first
+        self.turns = self.rules.turn_plan(
+            self.possible_agents, len(self.stages), self.config.turn_order, first
+        )
         self._episode = Episode(question=question, modes=modes, difficulty=d, p_correct=p)
         self.agents = list(self.possible_agents)
         self._begin_turn(self._episode)
@@ -252,10 +259,11 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         return self._observations(), self._infos()
 
     def _pick_question(self, options: dict[str, Any]) -> Question:
-        unknown = sorted(set(options) - {"question_id", "question", "modes"})
+        unknown = sorted(set(options) - {"question_id", "question", "modes", "first_speaker"})
         if unknown:
             warnings.warn(
-                f"reset ignores unknown options {unknown}; known: 'question_id', 'question', 'modes'",
+                f"reset ignores unknown options {unknown}; known: 'question_id', 'question', 'modes', "
+                "'first_speaker'",
                 stacklevel=3,
             )
         assert self._rng is not None
@@ -276,6 +284,16 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
                 raise ILREnvError(f"no question with id {qid!r} in this env's pool; closest: {close}")
             return self._by_id[qid]
         return pool[int(self._rng.integers(len(pool)))]
+
+    def _opener_override(self, agent: Any) -> int | None:
+        if agent is None:
+            return None
+        if self.config.turn_order != "alternating":
+            raise ILREnvError(
+                f"options['first_speaker']={agent!r} orders alternating turns, but this env has "
+                f"turn_order={self.config.turn_order!r}; drop it"
+            )
+        return self.possible_agents.index(self._known(agent))
 
     def _mode_overrides(self, overrides: Any) -> dict[str, str]:
         if overrides is None:

@@ -211,3 +211,26 @@ def test_rotating_env_passes_pettingzoo_seed_test() -> None:
             first_speaker="rotate",
         )
     )
+
+
+def test_reset_option_first_speaker_opens_every_stage_and_leaves_the_draws_alone() -> None:
+    env = ilr_env.make("toy", questions=questions(), num_agents=3, mode=0.5, turn_order="alternating")
+    plain = [
+        (i["agent_0"]["question_id"], i["agent_0"]["mode"]) for i in (env.reset(seed=s)[1] for s in range(8))
+    ]
+    opened = []
+    for s in range(8):
+        _, infos = env.reset(seed=s, options={"first_speaker": "agent_2"})
+        opened.append((infos["agent_0"]["question_id"], infos["agent_0"]["mode"]))
+        order = []
+        while env.agents:
+            order += [a for a in infos if infos[a]["acting"]]
+            *_, infos = env.step({a: "x" for a in env.agents})
+        assert order == ["agent_2", "agent_0", "agent_1"] * 3
+    assert opened == plain
+    assert openers(env, [0]) == ["agent_0"]  # an override lasts one episode
+    with pytest.raises(ilr_env.ILREnvError, match="unknown agent 'agent_7'"):
+        env.reset(seed=0, options={"first_speaker": "agent_7"})
+    simultaneous = ilr_env.make("toy", questions=questions(), mode=0.5)
+    with pytest.raises(ilr_env.ILREnvError, match="orders alternating turns"):
+        simultaneous.reset(seed=0, options={"first_speaker": "agent_1"})
