@@ -56,7 +56,7 @@ from ilr_env.errors import ILRActionTypeError, ILRConfigError, ILREnvError
 from ilr_env.grading import Grade
 from ilr_env.grading.base import GraderUnavailableError
 from ilr_env.protocols import MODES, PromptSet, StageView, get_protocol, load_prompts
-from ilr_env.sources import resolve_abilities, resolve_difficulties
+from ilr_env.sources import check_questions, resolve_abilities, resolve_difficulties
 from ilr_env.spaces import OBS_MAX_LENGTH, TextObservation, own_text_space, sanitise, wide_charset
 from ilr_env.tasks import load_questions
 from ilr_env.tasks.base import Question
@@ -71,7 +71,10 @@ def _default_grader(question: Question, completion: str) -> Grade:
 
 
 class ILRParallelEnv(ParallelEnv[str, str, str]):
-    """m agents discuss one question per episode through Idea3, debate or a single answer (module doc)."""
+    """m agents discuss one question per episode under a registered protocol (module doc).
+
+    ``protocol`` is its name and ``rules`` the protocol object the env asks for stages and prompts.
+    """
 
     metadata: ClassVar[dict[str, Any]] = {
         "name": "ilr_v0",
@@ -145,7 +148,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         self._rng: np.random.Generator | None = None
         self._episode: Episode | None = None
         if questions is not None:
-            self._set_questions(self._check_questions(questions))
+            self._set_questions(check_questions(questions))
 
     @property
     def _dynamic(self) -> bool:
@@ -176,7 +179,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
             loaded = load_questions(
                 c.task, c.split, data_dir=c.data_dir, limit=c.limit, **dict(c.task_kwargs)
             )
-            self._set_questions(self._check_questions(loaded))
+            self._set_questions(check_questions(loaded))
         assert self._questions is not None
         return self._questions
 
@@ -190,22 +193,6 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
     def question(self) -> Question:
         """The current episode's question."""
         return self._require_episode().question
-
-    @staticmethod
-    def _check_questions(questions: Sequence[Question]) -> list[Question]:
-        qs = list(questions) if not isinstance(questions, str | bytes) else None
-        if not qs:
-            raise ILRConfigError(
-                f"questions must be a non-empty list of ilr_env.Question, got {questions!r:.80}"
-            )
-        bad = [i for i, q in enumerate(qs) if not isinstance(q, Question)]
-        if bad:
-            raise ILRConfigError(f"questions[{bad[0]}] is {type(qs[bad[0]]).__name__}, not ilr_env.Question")
-        ids = [q.id for q in qs]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise ILRConfigError(f"question ids must be unique; {dup!r} appears more than once")
-        return qs
 
     def _set_questions(self, questions: list[Question]) -> None:
         self._difficulties = resolve_difficulties(

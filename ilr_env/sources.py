@@ -1,8 +1,9 @@
-"""Resolve the env's ``difficulty=`` and ``abilities=`` arguments into plain per-agent numbers.
+"""Resolve the env's ``questions=``, ``difficulty=`` and ``abilities=`` arguments, checked once.
 
-Both accept several shapes (a JSON path, an ``Estimates``, a dict, ``"level"``, a list in agent order);
-this turns each into ``{agent: {question id: D_q}}`` / ``{agent: γ}`` once, at construction, and fails
-with the accepted shapes named, so a bad source never surfaces as a wrong mode in the middle of training.
+The difficulty and ability sources accept several shapes (a JSON path, an ``Estimates``, a dict,
+``"level"``, a list in agent order); each is turned into ``{agent: {question id: D_q}}`` / ``{agent: γ}``
+once, at construction, failing with the accepted shapes named, so a bad source never surfaces as a wrong
+mode in the middle of training.
 """
 
 from __future__ import annotations
@@ -138,4 +139,19 @@ def _ability_values(src: Any, agents: list[str]) -> dict[str, float]:
     )
 
 
-__all__ = ["resolve_abilities", "resolve_difficulties"]
+def check_questions(questions: Sequence[Question]) -> list[Question]:
+    """A non-empty list of Questions with unique ids (the pool an env draws from)."""
+    qs = list(questions) if not isinstance(questions, str | bytes) else None
+    if not qs:
+        raise ILRConfigError(f"questions must be a non-empty list of ilr_env.Question, got {questions!r:.80}")
+    bad = [i for i, q in enumerate(qs) if not isinstance(q, Question)]
+    if bad:
+        raise ILRConfigError(f"questions[{bad[0]}] is {type(qs[bad[0]]).__name__}, not ilr_env.Question")
+    ids = [q.id for q in qs]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ILRConfigError(f"question ids must be unique; {dup!r} appears more than once")
+    return qs
+
+
+__all__ = ["check_questions", "resolve_abilities", "resolve_difficulties"]

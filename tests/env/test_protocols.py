@@ -8,6 +8,8 @@ from collections import Counter
 from typing import ClassVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import ilr_env
@@ -234,3 +236,18 @@ def test_reset_option_first_speaker_opens_every_stage_and_leaves_the_draws_alone
     simultaneous = ilr_env.make("toy", questions=questions(), mode=0.5)
     with pytest.raises(ilr_env.ILREnvError, match="orders alternating turns"):
         simultaneous.reset(seed=0, options={"first_speaker": "agent_1"})
+
+
+@given(m=st.integers(1, 6), num_stages=st.integers(1, 5), first=st.integers(0, 20))
+def test_turn_plans_give_everyone_one_turn_per_stage_in_cyclic_order(
+    m: int, num_stages: int, first: int
+) -> None:
+    agents = ilr_env.agent_names(m)
+    first %= m
+    plan = get_protocol("idea3").turn_plan(agents, num_stages, "alternating", first)
+    assert [k for k, _ in plan] == [k for k in range(num_stages) for _ in range(m)]
+    for k in range(num_stages):
+        assert [w for kk, (w,) in plan if kk == k] == agents[first:] + agents[:first]
+    assert get_protocol("debate").turn_plan(agents, num_stages, "simultaneous", first) == [
+        (k, tuple(agents)) for k in range(num_stages)
+    ]
