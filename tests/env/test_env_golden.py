@@ -122,8 +122,28 @@ def record(name: str) -> list[dict[str, Any]]:
     return episodes
 
 
+def compact(x: Any, table: dict[str, int]) -> Any:
+    """Long strings (prompts repeat across steps and agents) stored once: ``{"$": index}`` into a table."""
+    if isinstance(x, dict):
+        return {k: compact(v, table) for k, v in x.items()}
+    if isinstance(x, list):
+        return [compact(v, table) for v in x]
+    if isinstance(x, str) and len(x) > 60:
+        return {"$": table.setdefault(x, len(table))}
+    return x
+
+
+def expand(x: Any, strings: list[str]) -> Any:
+    if isinstance(x, dict):
+        return strings[x["$"]] if set(x) == {"$"} else {k: expand(v, strings) for k, v in x.items()}
+    if isinstance(x, list):
+        return [expand(v, strings) for v in x]
+    return x
+
+
 def test_env_episodes_match_the_golden_record() -> None:
-    golden = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    stored = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    golden = expand(stored["scenarios"], stored["strings"])
     assert sorted(golden) == sorted(SCENARIOS)
     for name in SCENARIOS:
         now = json.loads(json.dumps(record(name), ensure_ascii=False, allow_nan=False))
@@ -133,9 +153,15 @@ def test_env_episodes_match_the_golden_record() -> None:
                 assert g == w, f"{name} episode {e} step {s} differs"
 
 
-if __name__ == "__main__":
-    out = {name: record(name) for name in SCENARIOS}
+def write_fixture(scenarios: dict[str, Any]) -> None:
+    table: dict[str, int] = {}
+    packed = compact(scenarios, table)
+    out = {"strings": list(table), "scenarios": packed}
     FIXTURE.write_text(
         json.dumps(out, ensure_ascii=False, indent=1, allow_nan=False) + "\n", encoding="utf-8"
     )
+
+
+if __name__ == "__main__":
+    write_fixture({name: record(name) for name in SCENARIOS})
     print(f"wrote {FIXTURE} ({FIXTURE.stat().st_size} bytes)", file=sys.stderr)
