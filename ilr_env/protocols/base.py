@@ -1,4 +1,4 @@
-"""What a protocol is, and the registry the env looks protocols up in.
+"""What a protocol is, and how one is registered for ``make(..., protocol=name)``.
 
 A protocol owns the shape of a discussion: its stages (one env step each, or one per agent with
 alternating turns; the last stage's reply is graded), the templates of its prompts.yaml section, and
@@ -9,6 +9,7 @@ so a new protocol is a subclass registered with ``register_protocol`` and never 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -40,7 +41,7 @@ class StageView:
         return [a for a in self.agents if a != self.agent]
 
 
-class Protocol:
+class Protocol(ABC):
     """One way for m agents to discuss a question; subclasses fill in the class attributes and methods.
 
     ``framed``: agents have peers and a cooperate/compete framing (modes are drawn); ``min_agents``:
@@ -58,13 +59,13 @@ class Protocol:
     schema: ClassVar[Schema]
     templates: ClassVar[Mapping[str, Any] | None] = None
 
+    @abstractmethod
     def stages(self, rounds: int) -> tuple[str, ...]:
         """Stage names in order (``rounds`` is the env's ``debate_rounds``, for protocols that repeat)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def template_path(self, stage_index: int, mode: str | None) -> tuple[str, ...]:
         """The prompts.yaml path of the user prompt of a stage, for an agent in ``mode``."""
-        raise NotImplementedError
 
     def stage_fields(self, prompts: PromptSet, view: StageView) -> dict[str, object]:
         """The placeholders of the stage's template that come from the discussion so far."""
