@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+import ilr_env
 from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.policies import ScriptedPolicy
+from ilr_agents.rollout import run_episodes
+from ilr_env.tasks import Question
 
 
 def test_first_speaker_defaults_to_fixed_and_rotate_needs_alternating_turns() -> None:
@@ -25,11 +29,6 @@ def test_per_episode_rotation_splits_each_turns_batch_across_the_policies() -> N
     """Lockstep rollouts make one policy call per (turn, policy): openers that differ across the episodes
     of a batch make every policy write at every turn (twice the sequential calls with 2 agents), where one
     opener for the whole batch keeps one call per agent turn. This is the price of "rotate"."""
-    import ilr_env
-    from ilr_agents.policies import ScriptedPolicy
-    from ilr_agents.rollout import run_episodes
-    from ilr_env.tasks import Question
-
     qs = [Question(id=f"q{i}", prompt=f"{i}+1?", answer=str(i + 1), task="t", kind="math") for i in range(8)]
 
     def calls(first_speaker: str) -> list[int]:
