@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("experiments.commands.tasks", "list tasks and load/grade a benchmark's gold answers"),
@@ -106,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     sub_parser = argparse.ArgumentParser(prog=f"ilr {command}", description=SUBCOMMANDS[command][1])
     module.add_arguments(sub_parser)
     args = _parse(sub_parser, argv[1:])
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        print(
+            f"ilr {command}: error: --data-dir {data_dir}: no such folder; give the folder that holds the "
+            "benchmark files, or leave it out to use $ILR_DATA_DIR",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return int(module.run(args) or 0)
     except Exception as exc:

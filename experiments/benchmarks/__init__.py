@@ -1,4 +1,4 @@
-"""The performance benchmark suite behind `ilr bench` (issue 7): one module per case, in run order.
+"""The performance benchmark suite behind `ilr bench`: one module per case, in run order.
 
 Each case module defines ``NAME``, ``TITLE`` and ``run(ctx: BenchContext) -> CaseResult``. Light cases run
 first so a torch-heavy process does not slow the fork-based reference harnesses.

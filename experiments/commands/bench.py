@@ -62,6 +62,10 @@ def run_case(name: str, ctx: BenchContext) -> CaseResult:
 
 def run(args: argparse.Namespace) -> int:
     names = select_cases(args.only or args.cases)
+    if args.repeats is not None and args.repeats < 1:
+        raise BenchError(
+            f"--repeats {args.repeats}: give at least 1 (or leave it out for each case's own count)"
+        )
     ctx = BenchContext(
         quick=args.quick,
         repeats=args.repeats,

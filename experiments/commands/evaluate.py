@@ -95,7 +95,20 @@ def apply_settings(args: argparse.Namespace) -> argparse.Namespace:
             close = difflib.get_close_matches(key.split(".")[0], known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"options: {', '.join(known)}"
             raise ConfigError(f"--set {key}: no such eval option; {hint}")
+        _check_type(key, settings[key], getattr(args, key.split(".")[0]))
     return argparse.Namespace(**apply_overrides(vars(args), settings))
+
+
+def _check_type(key: str, value: Any, default: Any) -> None:
+    """A ``--set`` value has the type of the flag it replaces (an int where a float is expected is fine);
+    flags without a default (``None``) take any YAML value and are checked where they are used."""
+    if default is None or "." in key:
+        return
+    expected: tuple[type, ...] = (int, float) if type(default) is float else (type(default),)
+    if isinstance(value, bool) and bool not in expected or not isinstance(value, expected):
+        raise ConfigError(
+            f"--set {key}={value!r}: expected {' or '.join(t.__name__ for t in expected)}, like {default!r}"
+        )
 
 
 def _policy(spec: str, args: argparse.Namespace, cache: dict[str, Any]) -> Any:

@@ -6,6 +6,7 @@ make exactly one call per (stage, agent) whatever the back-end. Policies never p
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -15,6 +16,16 @@ FinishReason = Literal["stop", "length"]
 
 class PolicyError(RuntimeError):
     """A back-end failed in a way the caller cannot fix by retrying (the message names the fix)."""
+
+
+_FIELD_TYPES: dict[str, type] = {
+    "max_new_tokens": numbers.Integral,
+    "temperature": numbers.Real,
+    "top_p": numbers.Real,
+    "top_k": numbers.Integral,
+    "n": numbers.Integral,
+    "seed": numbers.Integral,
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,13 @@ class SamplingParams:
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        for name, kind in _FIELD_TYPES.items():
+            value = getattr(self, name)
+            if name == "seed" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, kind):
+                whole = " whole" if kind is numbers.Integral else ""
+                raise ValueError(f"{name}={value!r}: must be a{whole} number")  # noqa: TRY004 (one error type)
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={self.max_new_tokens}: must be >= 1")
         if self.temperature < 0:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ilr_env.tasks.base import Question
-from ilr_env.tasks.errors import TaskNotFoundError, UnknownSplitError
+from ilr_env.tasks.errors import TaskArgumentError, TaskNotFoundError, UnknownSplitError
 from ilr_env.tasks.sources import resolve_data_dir
 
 
@@ -90,5 +90,5 @@ def load_questions(
             f"task {task!r} has no split {split!r}; valid splits: {', '.join(spec.splits)}"
         )
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+        raise TaskArgumentError(f"limit={limit!r}: give a whole number >= 0, or no limit for every question")
     return spec.load(split, resolve_data_dir(data_dir), limit, **task_kwargs)
