@@ -274,7 +274,8 @@ def _chunks(bodies: Iterable[list[dict[str, Any]]]) -> Iterator[tuple[int, int, 
 
 def _pack(rows: list[str]) -> str:
     raw = ("[" + ",".join(rows) + "]").encode("utf-8")
-    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+    packed = gzip.compress(raw, compresslevel=3, mtime=0)  # 4x faster to write than 6, 10% larger
+    return base64.b64encode(packed).decode("ascii")
 
 
 def page_data(table: Table, title: str, subtitle: str) -> tuple[dict[str, Any], list[str]]:

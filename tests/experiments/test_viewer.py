@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,15 @@ def correct_of(label: str, bench: int, q: int) -> bool:
     return (q * (3 + len(label)) + bench * 7) % 5 < 2
 
 
+VOCAB = "the sum of two and so we get add both sides hence therefore equals answer is divide by root".split()  # noqa: SIM905
+
+
 def write_compare_run(
     run_dir: Path, labels: list[str], benchmarks: int, questions: int, words: int = 20
 ) -> Path:
-    """A synthetic `ilr compare` run folder: every label answers every question of every benchmark."""
-    filler = " ".join(f"step{k} 12 + 30 = 42." for k in range(words // 4))
+    """A synthetic `ilr compare` run folder: every label answers every question of every benchmark, with
+    ``words`` words of reasoning (drawn at random, so the text compresses like prose, not like a pattern)."""
+    rng = random.Random(0)
     for b in range(benchmarks):
         qs = [
             {
@@ -97,10 +102,11 @@ def write_compare_run(
             for q in range(questions)
         ]
         for label in labels:
-            records = [
-                alone_record(qd, f"{label} thinks. {filler} \\boxed{{{q + b}}}", correct_of(label, b, q))
-                for q, qd in enumerate(qs)
-            ]
+            records = []
+            for q, qd in enumerate(qs):
+                reasoning = " ".join(rng.choice(VOCAB) + str(rng.randrange(100)) for _ in range(words))
+                text = f"{label} thinks. {reasoning} \\boxed{{{q + b}}}"
+                records.append(alone_record(qd, text, correct_of(label, b, q)))
             add_transcripts(run_dir, label, f"bench{b}:test", records, seed=0)
     return run_dir
 
