@@ -228,17 +228,27 @@ def check_trainer_settings(config: CompareConfig) -> None:
         check_grpo_args(config.training_config(label, config.seeds[0]))
 
 
+def write_page(run_dir: Path) -> None:
+    """The viewer, which must not cost a run its report: a folder from an older ilr (whose transcripts the
+    viewer no longer reads) still gets its report rebuilt, and says why it has no page."""
+    from experiments.reports.viewer import ViewerInputError, write_viewer
+
+    try:
+        write_viewer(run_dir)
+    except ViewerInputError as exc:
+        print(f"viewer.html not written: {exc}")
+
+
 def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
     from experiments.pipeline.methods import train
     from experiments.reports.report import write_report
-    from experiments.reports.viewer import write_viewer
 
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     results_path = run_dir / "results.json"
     if report_only:
         results = json.loads(results_path.read_text())
-        write_viewer(run_dir)
+        write_page(run_dir)
         return write_report(run_dir, results, [tuple(p) for p in config.paired])
 
     import yaml
@@ -293,5 +303,5 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
             results_path.write_text(
                 json.dumps(results, indent=1, default=str)
             )  # partial results survive a crash
-    write_viewer(run_dir)
+    write_page(run_dir)
     return write_report(run_dir, results, [tuple(p) for p in config.paired])

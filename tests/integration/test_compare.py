@@ -1,6 +1,8 @@
 """End to end: `ilr compare` on the tiny-smoke preset trains both methods, evaluates alone and reports."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +85,17 @@ def test_report_only_rebuilds_from_results(smoke_run):
     report.unlink()
     rebuilt = run_comparison(config, report_only=True)
     assert rebuilt.is_file() and "| base tiny |" in rebuilt.read_text()
+
+
+def test_report_only_on_a_folder_without_records_still_writes_the_report(tmp_path, capsys):
+    """A run from an older ilr (its results.json only, as docs/results keeps) gets its report, and says why it
+    has no viewer."""
+    (tmp_path / "cpu-demo").mkdir()
+    shutil.copy(Path(__file__).parents[2] / "docs/results/cpu-demo/results.json", tmp_path / "cpu-demo")
+    config = CompareConfig.from_yaml("cpu-demo", {"output_root": str(tmp_path)})
+    report = run_comparison(config, report_only=True)
+    assert "| ilr agent_1 |" in report.read_text() and not (tmp_path / "cpu-demo" / "viewer.html").exists()
+    assert "viewer.html not written" in capsys.readouterr().out
 
 
 def test_evaluating_on_the_training_split_is_refused():
