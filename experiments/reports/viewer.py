@@ -39,6 +39,10 @@ TRANSCRIPTS = "transcripts"
 INDEX_NAME = "index.json"
 CHUNK_BYTES = 256 * 1024  # raw JSON per gzip chunk: one opened row decodes at most this much
 CHANGED = {False: 0, True: 1, None: 2}  # kept its answer / changed it / no answer at the first stage
+# Characters of training text (turns and final samples) a page holds, shared by the run's training logs. A
+# paper-size ILR run logs ~350 MB of discussions; the evaluations always go in whole, the training steps
+# in order until this is spent, and the page says which steps ``--steps`` brings back.
+TRAINING_CHARS = 48_000_000
 
 
 class ViewerInputError(ValueError):
@@ -53,6 +57,37 @@ class Source:
     group: str  # rows of different groups never share a row (a benchmark, an evaluation, a training run)
     column: str | None = None  # None: one column per agent; else this label (with the agent when m > 1)
     training: bool = False
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The training steps a page shows: ``start <= step < stop`` (``ilr view --steps START:STOP``)."""
+
+    start: int = 0
+    stop: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Steps:
+        if text.strip() == "none":
+            return cls(0, 0)
+        start, sep, stop = text.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            bounds = (int(start) if start.strip() else 0, int(stop) if stop.strip() else None)
+        except ValueError:
+            raise ViewerInputError(
+                f"--steps {text!r}: give START:STOP (either may be left out, e.g. 100: or :50), or none"
+            ) from None
+        return cls(*bounds)
+
+    def __contains__(self, step: object) -> bool:
+        value = step if isinstance(step, int) else 0
+        return self.start <= value and (self.stop is None or value < self.stop)
+
+
+def _chars(cell: dict[str, Any]) -> int:
+    return sum(len(t[1] or "") for t in cell["turns"]) + sum(len(f["text"]) for f in cell["finals"])
 
 
 @dataclass
@@ -134,16 +169,36 @@ class Table:
             self.rows.append(row)
         row.cells[column] = cell
 
-    def add_source(self, source: Source) -> None:
+    def add_record(self, source: Source, record: dict[str, Any]) -> int:
+        """Add one episode's cells; returns the characters of text they hold."""
+        group = f"{source.group} · step {record.get('step')}" if source.training else source.group
+        agents = record.get("agents") or sorted(record["final_samples"])
+        added = 0
+        for agent in agents:
+            column = agent if source.column is None else source.column
+            if source.column is not None and len(agents) > 1:
+                column = f"{source.column} {agent}"
+            cell = agent_cell(record, agent)
+            self.add(group, record, column, cell)
+            added += _chars(cell)
+        return added
+
+    def add_source(self, source: Source, steps: Steps = Steps(), budget: int | None = None) -> str | None:
+        """Add a file's episodes (training: those in ``steps``, whole steps until ``budget`` characters are
+        used); returns a note naming the first step left out for the budget, else None."""
+        used, last = 0, None
         for record in read_records(source.path):
-            group = f"{source.group} · step {record.get('step')}" if source.training else source.group
-            agents = record.get("agents") or sorted(record["final_samples"])
-            for agent in agents:
-                if source.column is None:
-                    column = agent
-                else:
-                    column = source.column if len(agents) == 1 else f"{source.column} {agent}"
-                self.add(group, record, column, agent_cell(record, agent))
+            step = record.get("step")
+            if source.training and step not in steps:
+                continue
+            if source.training and budget is not None and used >= budget and step != last:
+                return (
+                    f"{source.group} ({source.path.name}): steps from {step} on left out to keep the page "
+                    f"small; `ilr view RUN --steps {step}:` shows them"
+                )
+            used += self.add_record(source, record)
+            last = step
+        return None
 
 
 def _eval_group(run_dir: Path) -> str:
@@ -214,9 +269,11 @@ def sources(run_dir: Path) -> list[Source]:
     return found + _compare_sources(run_dir) + _training_sources(run_dir)
 
 
-def collect(run_dir: str | Path) -> tuple[Table, list[str]]:
-    """The run's table, and one line per file that could not be read (shown on the page, not fatal: the
-    evaluations stay readable when one training log is damaged or from an older ilr)."""
+def collect(
+    run_dir: str | Path, steps: Steps = Steps(), training_chars: int = TRAINING_CHARS
+) -> tuple[Table, list[str]]:
+    """The run's table, and one note per file that could not be read or was cut short (shown on the page,
+    not fatal: the evaluations stay readable when one training log is damaged or from an older ilr)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ViewerInputError(
@@ -230,11 +287,14 @@ def collect(run_dir: str | Path) -> tuple[Table, list[str]]:
             "rollouts.rank*.jsonl; pass a folder `ilr eval --out`, `ilr train` or `ilr compare` wrote"
         )
     table, problems = Table(), []
+    budget = training_chars // max(1, sum(s.training for s in found))
     for source in found:
         try:
-            table.add_source(source)
+            note = table.add_source(source, steps, budget)
         except (RecordError, OSError, KeyError, TypeError, AttributeError) as exc:
-            problems.append(f"{source.path.relative_to(run_dir)} skipped: {exc}")
+            note = f"{source.path.relative_to(run_dir)} skipped: {exc}"
+        if note:
+            problems.append(note)
     if not table.rows:
         raise ViewerInputError(f"{str(run_dir)!r} holds no episode records: " + "; ".join(problems))
     return table, problems
@@ -314,11 +374,11 @@ def _embedded(data: Any) -> str:
     return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-def write_viewer(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def write_viewer(run_dir: str | Path, out: str | Path | None = None, steps: Steps = Steps()) -> Path:
     """Write the run's viewer (default ``RUN_DIR/viewer.html``) and return its path. Nothing is written
     when the folder is not a run."""
     run_dir = Path(run_dir)
-    table, problems = collect(run_dir)
+    table, problems = collect(run_dir, steps)
     n_cells = sum(len(r.cells) for r in table.rows)
     subtitle = f"{len(table.rows)} questions, {n_cells} answers, from {run_dir}"
     if problems:

@@ -23,7 +23,14 @@ from hypothesis import strategies as st
 
 from experiments.cli import main as ilr
 from experiments.reports import viewer
-from experiments.reports.viewer import PAGE_NAME, ViewerInputError, add_transcripts, collect, write_viewer
+from experiments.reports.viewer import (
+    PAGE_NAME,
+    Steps,
+    ViewerInputError,
+    add_transcripts,
+    collect,
+    write_viewer,
+)
 from ilr_agents.evaluation import evaluate_together
 from ilr_agents.policies import SamplingParams, ScriptedPolicy
 from ilr_agents.rollout import EpisodeRecord, Sample, StageRecord, write_jsonl
@@ -289,3 +296,35 @@ def test_ilr_view_of_a_folder_that_is_not_a_run_is_one_line(
     assert err.count("\n") == 1 and err.startswith("ilr view: error: ") and "Traceback" not in err
     assert ("does not exist" if case == "missing" else "is not a run folder") in err
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def _steps_shown(table: viewer.Table) -> list[int]:
+    return sorted({int(r.group.rsplit(" ", 1)[1]) for r in table.rows})
+
+
+def test_training_steps_are_chosen_and_a_long_run_is_cut_at_a_whole_step(tmp_path: Path) -> None:
+    lines = [line for step in (1, 2, 3, 4) for line in training_records(step, 0, 0.0)]
+    _write_lines(tmp_path / "rollouts.rank0.jsonl", lines)
+    table, problems = collect(tmp_path)
+    assert _steps_shown(table) == [1, 2, 3, 4] and problems == []
+    assert _steps_shown(collect(tmp_path, Steps.parse("2:4"))[0]) == [2, 3]
+    assert _steps_shown(collect(tmp_path, Steps.parse("3:"))[0]) == [3, 4]
+    first = [c for r in table.rows if r.group.endswith("step 1") for c in r.cells.values()]
+    one_step = sum(viewer._chars(c) for c in first)
+    cut, notes = collect(tmp_path, training_chars=one_step + 1)  # step 2 starts past the budget: 1 and 2 kept
+    assert _steps_shown(cut) == [1, 2] and len(cut.rows) == 2 * len(QUESTIONS)  # whole steps, never half
+    assert notes == [
+        (
+            "train (rollouts.rank0.jsonl): steps from 3 on left out to keep the page small; "
+            "`ilr view RUN --steps 3:` shows them"
+        )
+    ]
+    with pytest.raises(ViewerInputError, match="holds no episode records"):
+        collect(tmp_path, Steps.parse("none"))
+
+
+@pytest.mark.parametrize("bad", ["abc", "1-5", "a:b"])
+def test_a_bad_steps_range_is_one_line(bad: str, run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ilr(["view", str(run_dir), "--steps", bad, "--out", str(run_dir / "x.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--steps {bad!r}" in err and not (run_dir / "x.html").exists()
