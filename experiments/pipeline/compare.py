@@ -192,8 +192,8 @@ def release_memory() -> None:
     """Give a finished phase's models, optimisers and caches back before the next phase loads its own.
 
     Trainers hold reference cycles (callbacks, accelerator state), so they die only at a collection; glibc
-    then keeps freed arenas mapped unless asked to trim. Before this, an ablation process with two ILR runs
-    peaked at 24.6 GB where one ILR run peaked at 16.4 GB.
+    then keeps freed arenas mapped unless asked to trim, and a process that trains several methods would
+    otherwise hold every finished phase's peak at once.
     """
     gc.collect()
     try:
