@@ -338,6 +338,30 @@ def _pack(rows: list[str]) -> str:
     return base64.b64encode(packed).decode("ascii")
 
 
+def _columns_of(label: str, columns: list[str]) -> dict[str, int]:
+    """The columns an evaluated label became, by seed suffix ("" for a seed-free base model)."""
+    return {c[len(label) :]: i for i, c in enumerate(columns) if c == label or c.startswith(label + " seed ")}
+
+
+def report_pairs(run_dir: Path, columns: list[str]) -> list[list[int]]:
+    """The report's paired tests (``paired`` in the compare config) as column pairs, seed by seed: one click
+    shows the questions behind each McNemar count."""
+    try:
+        paired = json.loads((run_dir / "results.json").read_text())["config"]["paired"] or []
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    pairs = []
+    for pair in paired:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            continue
+        left, right = (_columns_of(str(label), columns) for label in pair)
+        for suffix, a in left.items():
+            b = right.get(suffix, right.get(""))
+            if b is not None:
+                pairs.append([a, b])
+    return pairs
+
+
 def page_data(table: Table, title: str, subtitle: str) -> tuple[dict[str, Any], list[str]]:
     """The index the page filters on (small, parsed at load) and the gzip chunks of texts (decoded when a
     row is opened)."""
@@ -384,6 +408,7 @@ def write_viewer(run_dir: str | Path, out: str | Path | None = None, steps: Step
     if problems:
         subtitle += " · " + " · ".join(problems)
     index, chunks = page_data(table, f"ilr · {run_dir.resolve().name}", subtitle)
+    index["pairs"] = report_pairs(run_dir, index["columns"])
     template = resources.files("experiments.reports").joinpath("viewer_page.html").read_text(encoding="utf-8")
     html = template.replace("__CHUNKS__", _embedded(chunks)).replace("__DATA__", _embedded(index))
     page = Path(out) if out is not None else run_dir / PAGE_NAME

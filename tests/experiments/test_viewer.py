@@ -328,3 +328,11 @@ def test_a_bad_steps_range_is_one_line(bad: str, run_dir: Path, capsys: pytest.C
     assert ilr(["view", str(run_dir), "--steps", bad, "--out", str(run_dir / "x.html")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--steps {bad!r}" in err and not (run_dir / "x.html").exists()
+
+
+def test_the_reports_pairs_become_column_pairs_seed_by_seed(tmp_path: Path) -> None:
+    columns = ["base m"] + [f"{m} agent_0 seed {k}" for m in ("grpo", "ilr") for k in (0, 1)]
+    paired = [["ilr agent_0", "grpo agent_0"], ["ilr agent_0", "base m"], ["ilr agent_1", "grpo agent_1"]]
+    (tmp_path / "results.json").write_text(json.dumps({"config": {"paired": paired}}))
+    assert viewer.report_pairs(tmp_path, columns) == [[3, 1], [4, 2], [3, 0], [4, 0]]
+    assert viewer.report_pairs(tmp_path / "no-run", columns) == []

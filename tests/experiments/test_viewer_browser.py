@@ -133,6 +133,8 @@ def _expected_pair(a: str, b: str) -> dict[str, int]:
 
 def test_a_compare_run_of_the_papers_size_shows_every_question_side_by_side(tmp_path: Path) -> None:
     run_dir = write_compare_run(tmp_path, PAPER_LABELS, PAPER_BENCHMARKS, PAPER_QUESTIONS, words=250)
+    paired = [["ilr agent_0", "grpo agent_0"], ["ilr agent_1", "grpo agent_1"]]
+    (run_dir / "results.json").write_text(json.dumps({"config": {"paired": paired}}))
     page = write_viewer(run_dir)
     total = PAPER_BENCHMARKS * PAPER_QUESTIONS
     with Browser() as browser:
@@ -145,10 +147,15 @@ def test_a_compare_run_of_the_papers_size_shows_every_question_side_by_side(tmp_
         assert sorted(ids) == sorted(
             f"b{b}/{q}" for b in range(PAPER_BENCHMARKS) for q in range(PAPER_QUESTIONS)
         )
-        # the paired test's table, made visible: ILR agent_0 against GRPO agent_0
+        # the paired test's table, made visible: the report's pair ILR agent_0 vs GRPO agent_0, in one click
         a, b = "ilr agent_0 seed 0", "grpo agent_0 seed 0"
-        _pick(browser, "f-a", _option(browser, "f-a", a))
-        _pick(browser, "f-b", _option(browser, "f-b", b))
+        browser.evaluate(f"document.querySelector('#report-pairs button[data-a=\"{a}\"]').click()")
+        picked = browser.evaluate(
+            "['f-a', 'f-b', 'f-rel'].map((id) => { const s = document.getElementById(id);"
+            " return s.options[s.selectedIndex].text; })"
+        )
+        assert picked == [a, b, "where they differ"]
+        _pick(browser, "f-rel", "")
         expected = _expected_pair(a, b)
         counts = browser.evaluate(
             "Object.fromEntries([...document.querySelectorAll('#pair-counts button')]"
