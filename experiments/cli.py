@@ -33,13 +33,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "experiments.commands.doctor",
         "check this machine: sandbox isolation, GPU, vLLM, hub, data, models, caches",
     ),
-    "view": ("experiments.reports.viewer", "a run's discussions as one self-contained HTML page"),
+    "view": (
+        "experiments.commands.view",
+        "every question of a run, one column per model, as one self-contained HTML page",
+    ),
 }
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types that mean "the input is wrong" (their messages name the value and the fix)."""
     from experiments.benchmarks.common import BenchError
+    from experiments.reports.viewer import ViewerInputError
     from ilr_agents.checkpoint import CheckpointError
     from ilr_agents.config import ConfigError
     from ilr_agents.models import UnknownModelError
@@ -71,6 +75,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         PolicyError,
         SelfRankError,
         BenchError,
+        ViewerInputError,
     )
 
 

@@ -23,7 +23,7 @@ from ilr_agents.rollout import EpisodeRecord, Sample, run_episodes
 from ilr_agents.stats import bootstrap_ci
 from ilr_env.grading import pass_at_k
 
-__all__ = ["EvalResult", "evaluate_alone", "evaluate_together", "summarise"]
+__all__ = ["EvalResult", "completion_tokens", "evaluate_alone", "evaluate_together", "summarise"]
 
 
 @dataclass
@@ -46,6 +46,12 @@ def _interval(values: Sequence[float], seed: int) -> tuple[float, float]:
     return (low, high)
 
 
+def completion_tokens(sample: Sample) -> int | None:
+    """A reply's length: its completion tokens, None when the policy gave no token ids (an API server).
+    The one definition of length that every report (summaries, compare's per-question columns) uses."""
+    return None if sample.completion_ids is None else len(sample.completion_ids)
+
+
 def summarise(
     samples: Sequence[Sequence[Sample]], *, ks: Sequence[int] = (), seed: int = 0
 ) -> dict[str, Any]:
@@ -55,7 +61,7 @@ def summarise(
     """
     first = [float(s[0].correct) for s in samples]
     n_correct = [sum(x.correct for x in s) for s in samples]
-    lengths = [len(s[0].completion_ids or ()) for s in samples if s[0].completion_ids is not None]
+    lengths = [n for s in samples if (n := completion_tokens(s[0])) is not None]
     low, high = _interval(first, seed)
     out: dict[str, Any] = {
         "n_questions": len(samples),

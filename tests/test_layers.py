@@ -94,4 +94,4 @@ def test_the_walker_sees_imports_inside_functions(tmp_path: Path) -> None:
     source.write_text(code)
     known = {"pkg.mod", "pkg.sibling", "experiments.pipeline.methods"}
     assert imports_of("pkg.mod", source, known) == {"pkg.sibling", "experiments.pipeline.methods"}
-    assert "experiments.pipeline.methods" in graph()["experiments.commands.compare"]  # a real lazy import
+    assert "experiments.pipeline.methods" in graph()["experiments.pipeline.compare"]  # a real lazy import

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.commands import compare
+from experiments.pipeline.compare import CompareConfig, run_comparison
 
 
 def add_arguments(parser: Any) -> None:
@@ -17,8 +17,8 @@ def add_arguments(parser: Any) -> None:
 
 
 def run(args: Any) -> int:
-    config = compare.CompareConfig.from_yaml(args.config, {"output_root": args.output_root})
-    report = compare.run_comparison(config)
+    config = CompareConfig.from_yaml(args.config, {"output_root": args.output_root})
+    report = run_comparison(config)
     print(report.read_text())
     print(f"\nreport, plots and transcripts: {report.parent}")
     return 0

@@ -3,7 +3,8 @@
 Chromium started with ``--remote-debugging-pipe`` reads protocol messages from file descriptor 3 and
 writes replies and events to descriptor 4, each a JSON object ended by a NUL byte. That is all the
 viewer needs to check a page the way a person would see it: load it, collect console errors and
-uncaught exceptions, run a line of JavaScript (to pick a filter), and save a screenshot. Used by the
+uncaught exceptions, run a line of JavaScript (to pick a filter, or await a row's texts), and save a
+screenshot. Used by the
 slow browser test and by ``ilr view --screenshot``.
 """
 
@@ -185,9 +186,16 @@ class Browser:
         self.call("Page.navigate", session=True, url=url)
         self._wait_event("Page.loadEventFired")
 
-    def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression in the page (exceptions become BrowserError)."""
-        result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True)
+    def evaluate(self, expression: str, *, await_promise: bool = False) -> Any:
+        """The value of a JavaScript expression in the page (exceptions become BrowserError); with
+        ``await_promise``, the value a returned promise settles to (a row whose texts decode first)."""
+        result = self.call(
+            "Runtime.evaluate",
+            session=True,
+            expression=expression,
+            returnByValue=True,
+            awaitPromise=await_promise,
+        )
         if "exceptionDetails" in result:
             raise BrowserError(f"{expression!r} raised: {result['exceptionDetails'].get('text')}")
         return result.get("result", {}).get("value")
