@@ -149,7 +149,8 @@ def _startup_floor(isolated: bool) -> dict[str, float]:
 
 def _judge_profile(question: Any, isolation: str) -> list[str]:
     """cProfile of one judge run (the parent only waits on a pipe, so its own profile says nothing)."""
-    from ilr_env.grading.sandbox import build_program, judge_once
+    from ilr_env.grading.code import build_program
+    from ilr_env.grading.sandbox import judge_once
 
     m = question.metadata
     proc = judge_once(

@@ -33,22 +33,26 @@ class Check:
 
 
 def sandbox_checks() -> list[Check]:
-    """The isolation mode ``isolation="auto"`` will use and why, and the policy in force."""
+    """The isolation mode ``isolation="auto"`` will use, why, and what that mode guarantees (SECURITY.md)."""
     from ilr_env.grading import sandbox
 
-    mode, why = sandbox.isolation_mode()
     try:
         policy = sandbox.sandbox_policy()
     except ValueError as exc:
-        return [Check("sandbox", "problem", str(exc), f"set {sandbox.POLICY_ENV} to auto or require_bwrap")]
-    if mode != "rlimits":
-        return [Check("sandbox", "ok", f"{mode}: {why} (policy {policy})")]
-    consequence = (
-        "code grading raises (policy require_bwrap)"
-        if policy == "require_bwrap"
-        else "code is graded with the weak rlimits fallback, with a warning (see SECURITY.md)"
-    )
-    return [Check("sandbox", "problem", f"rlimits: {why}; {consequence}", BWRAP_FIX)]
+        return [
+            Check(
+                "sandbox",
+                "problem",
+                str(exc),
+                f"set {sandbox.POLICY_ENV} to one of {sandbox.SANDBOX_POLICIES}",
+            )
+        ]
+    mode, why = sandbox.isolation_mode()
+    if mode.startswith("bwrap"):
+        return [Check("sandbox", "ok", f"{mode}: {why} (policy {policy}); {sandbox.guarantees(mode)}")]
+    if mode == "unsafe_subprocess":
+        return [Check("sandbox", "problem", f"{mode}: {why}; {sandbox.guarantees(mode)}", BWRAP_FIX)]
+    return [Check("sandbox", "problem", f"{mode}: {why}", BWRAP_FIX)]
 
 
 def vllm_check() -> Check:

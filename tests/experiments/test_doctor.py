@@ -56,7 +56,7 @@ def test_doctor_shows_the_missing_bwrap_and_each_data_source(tmp_path: Path, dat
     rows = _rows(r.stdout)
     assert r.returncode == 1, r.stdout + r.stderr  # problems were found
     status, detail, fix = rows["sandbox"]
-    assert status == "problem" and "bwrap is not installed" in detail and "rlimits" in detail
+    assert status == "problem" and "bwrap is not installed" in detail and "code grading raises" in detail
     assert "apt-get install bubblewrap" in fix
     assert rows["data: gsm8k"][:2] == ["ok", "train: gsm8k_train.jsonl; test: gsm8k.jsonl"]
     status, detail, fix = rows["data: math500"]
