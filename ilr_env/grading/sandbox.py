@@ -230,43 +230,76 @@ MAX_IDLE_JUDGES = 32
 _JUDGES = PerProcess(_make_judges, WorkerPool.close)
 
 
-def _run_judge(job: dict[str, Any]) -> SandboxResult:
-    judges = _JUDGES.get()
-    judge = judges.acquire()
-    deadline = time.monotonic() + job["timeout_s"] + 15
+START_GRACE_S = 60.0  # for the judge to take the job and start the program (a zygote's first start included)
+VERDICT_GRACE_S = 5.0  # after the program's own deadline, for the judge's clean-up and verdict line
+
+
+class _NotStarted(Exception):
+    """The judge went away before it started the program: the grader's problem, never the program's."""
+
+
+class _JudgeDied(Exception):
+    """The judge went away while the program ran."""
+
+
+def _await_verdict(judge: _Judge, job: dict[str, Any]) -> bytes:
+    """The verdict's JSON. The deadline is the program's own (``timeout_s``) from the moment the judge says
+    it started it, plus a grace: a judge stuck past it (in C code, say, on hash-colliding values) is
+    stopped by the caller. Raises TimeoutError for that, _NotStarted or _JudgeDied."""
+    started = f"ILR-STARTED {job['nonce']}".encode()
     marker = f"ILR-VERDICT {job['nonce']} ".encode()
+    deadline, running = time.monotonic() + START_GRACE_S, False
     try:
         judge.proc.stdin.write(json.dumps(job).encode() + b"\n")
         judge.proc.stdin.flush()
-        while True:
+    except OSError:
+        raise _NotStarted("the judge did not take the job") from None
+    while True:
+        try:
             line = judge.read_line(deadline)
-            if line is None:
-                raise SandboxError(
-                    f"the judge gave no verdict (exit {judge.proc.poll()}): {judge.stderr_tail()}"
-                )
-            if line.startswith(marker):
-                break
+        except TimeoutError:
+            if running:
+                raise
+            raise SandboxError(
+                f"the judge did not start the program within {START_GRACE_S:.0f} s: {judge.stderr_tail()}"
+            ) from None
+        if line is None:
+            raise (_JudgeDied if running else _NotStarted)(f"exit {judge.proc.poll()}")
+        if line == started:
+            deadline, running = time.monotonic() + job["timeout_s"] + VERDICT_GRACE_S, True
+        elif line.startswith(marker):
+            return line[len(marker) :]
+
+
+def _result(job: dict[str, Any], status: str, detail: str) -> SandboxResult:
+    return SandboxResult(status, detail, None, "", "", False, job["timeout_s"], job["isolation"])
+
+
+def _run_judge(job: dict[str, Any], *, probe: bool = False, tries: int = 2) -> SandboxResult:
+    judges = _JUDGES.get()
+    judge = judges.acquire()
+    try:
+        verdict = _await_verdict(judge, job)
     except TimeoutError:
         judges.discard(judge)
-        return SandboxResult(
-            "timeout",
-            "the judge itself overran its deadline",
-            None,
-            "",
-            "",
-            False,
-            job["timeout_s"],
-            job["isolation"],
-        )
-    except (BrokenPipeError, OSError) as exc:
+        return _result(job, "timeout", f"no verdict within {job['timeout_s']} s: the judge was stopped")
+    except _NotStarted as exc:  # a judge that died idle: another one, then the grader is broken
         tail = judge.stderr_tail()
         judges.discard(judge)
-        raise SandboxError(f"the judge went away ({exc}): {tail}") from None
+        if tries > 1:
+            return _run_judge(job, probe=probe, tries=tries - 1)
+        raise SandboxError(f"the judge went away before starting the program ({exc}): {tail}") from None
+    except _JudgeDied as exc:
+        tail = judge.stderr_tail()
+        judges.discard(judge)
+        if probe or not _judge_works(job["isolation"]):
+            raise SandboxError(f"the judge died ({exc}); a fresh one cannot run a program: {tail}") from None
+        return _result(job, "failed", f"the judge died while checking this program ({exc})")
     except BaseException:
         judges.discard(judge)
         raise
     judges.release(judge)
-    r = json.loads(line[len(marker) :])
+    r = json.loads(verdict)
     return SandboxResult(
         r["status"],
         r["detail"],
@@ -277,6 +310,25 @@ def _run_judge(job: dict[str, Any]) -> SandboxResult:
         r["duration_s"],
         job["isolation"],
     )
+
+
+def _judge_works(isolation: str) -> bool:
+    """After a judge died under a program: can a fresh judge run an empty one? If so, the program killed it
+    (a graded failure); if not, the grader is broken (an error, never a score)."""
+    with tempfile.TemporaryDirectory(prefix="ilr-sandbox-") as host_dir:
+        job = _build_job(
+            "",
+            mode="run",
+            timeout_s=DEFAULT_TIMEOUT_S,
+            memory_mb=DEFAULT_MEMORY_MB,
+            isolation=isolation,  # type: ignore[arg-type]
+            output_limit=DEFAULT_OUTPUT_LIMIT,
+            host_dir=host_dir,
+        )
+        try:
+            return _run_judge(job, probe=True).ok
+        except SandboxError:
+            return False
 
 
 def _with_host_dir(fn: Any) -> Any:

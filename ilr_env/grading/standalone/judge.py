@@ -18,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # run by path: ``-I`` puts no script directory on sys.path
     sys.path.insert(0, HERE)
 
+import builtins
 import json
 import resource
 import select
@@ -46,33 +47,39 @@ class Timeout(Exception):
 
 
 class RemoteHandle:
-    """An opaque program-side object (not plain data). Equal to nothing but itself."""
+    """An opaque program-side object (not plain data), equal to nothing but itself. Its attributes and calls
+    go to the program (tests build trees of the program's classes); what comes back is plain data again."""
 
-    def __init__(self, ident: int, type_name: str) -> None:
-        self.ident, self.type_name = ident, type_name
+    __slots__ = ("_ilr_channel", "_ilr_ident", "_ilr_type")
+
+    def __init__(self, channel: Channel, ident: int, type_name: str) -> None:
+        object.__setattr__(self, "_ilr_channel", channel)
+        object.__setattr__(self, "_ilr_ident", ident)
+        object.__setattr__(self, "_ilr_type", type_name)
 
     def __repr__(self) -> str:
-        return f"<program object {self.type_name}>"
+        return f"<program object {self._ilr_type}>"
 
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") or attr in RemoteHandle.__slots__:
+            raise AttributeError(attr)
+        return self._ilr_channel.ask({"op": "getattr", "handle": self._ilr_ident, "attr": attr})
 
-def _remote_handle(rest: list[Any]) -> RemoteHandle:
-    if len(rest) != 2 or type(rest[0]) is not int or type(rest[1]) is not str:
-        raise ProtocolError("malformed handle")
-    return RemoteHandle(rest[0], rest[1][:100])
+    def __setattr__(self, attr: str, value: Any) -> None:
+        if attr.startswith("__") or attr in RemoteHandle.__slots__:
+            raise AttributeError(f"cannot set {attr} on a program object")
+        self._ilr_channel.ask(
+            {"op": "setattr", "handle": self._ilr_ident, "attr": attr, "value": encode(value)}
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ilr_channel.call({"handle": self._ilr_ident}, args, kwargs)
 
 
 def _handle_of(x: Any) -> list[Any]:
     if isinstance(x, RemoteHandle):
-        return ["h", x.ident]
+        return ["h", x._ilr_ident]
     raise TypeError(f"cannot pass a {type(x).__name__} to the program under test")
-
-
-def decode(x: Any) -> Any:
-    """Strictly rebuild plain data from the program's message; anything unexpected is a ProtocolError."""
-    try:
-        return codec.decode(x, _remote_handle)
-    except codec.MalformedValue as exc:
-        raise ProtocolError(str(exc)) from None
 
 
 def encode(x: Any) -> Any:
@@ -102,6 +109,10 @@ class Channel:
             buf += chunk
         return buf
 
+    def _tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise Timeout()
+
     def request(self, msg: dict[str, Any]) -> dict[str, Any]:
         try:
             view = memoryview(codec.frame(msg))
@@ -113,27 +124,47 @@ class Channel:
             size = codec.message_size(self._read(codec.HEADER.size))
         except codec.MalformedValue as exc:
             raise ProtocolError(str(exc)) from None
+        data = self._read(size)
         try:
-            reply = json.loads(self._read(size))
-        except ValueError:
-            raise ProtocolError("malformed message") from None
+            reply = json.loads(data)
+        except (ValueError, RecursionError, MemoryError) as exc:
+            raise ProtocolError(f"undecodable message ({type(exc).__name__})") from None
         if not isinstance(reply, dict) or type(reply.get("ok")) is not bool:
             raise ProtocolError("malformed reply")
         return reply
 
-    def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def decode(self, x: Any) -> Any:
+        """Strictly rebuild plain data from the program's message; anything unexpected is a ProtocolError,
+        and a decode that runs past the deadline is a Timeout."""
+
+        def handle(rest: list[Any]) -> RemoteHandle:
+            if len(rest) != 2 or type(rest[0]) is not int or type(rest[1]) is not str:
+                raise ProtocolError("malformed handle")
+            return RemoteHandle(self, rest[0], rest[1][:100])
+
+        try:
+            return codec.decode(x, handle, tick=self._tick)
+        except codec.MalformedValue as exc:
+            raise ProtocolError(str(exc)) from None
+        except (RecursionError, MemoryError) as exc:
+            raise ProtocolError(f"undecodable value ({type(exc).__name__})") from None
+
+    def ask(self, msg: dict[str, Any]) -> Any:
+        """One request whose reply is a value; the program's exception is the candidate's."""
         self.calls += 1
-        reply = self.request(
-            {
-                "op": "call",
-                "name": name,
-                "args": [encode(a) for a in args],
-                "kwargs": {str(k): encode(v) for k, v in kwargs.items()},
-            }
-        )
+        reply = self.request(msg)
         if not reply["ok"]:
             raise CandidateError(str(reply.get("error", "error"))[:500])
-        return decode(reply.get("value"))
+        return self.decode(reply.get("value"))
+
+    def call(self, target: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        msg = {
+            "op": "call",
+            **target,
+            "args": [encode(a) for a in args],
+            "kwargs": {str(k): encode(v) for k, v in kwargs.items()},
+        }
+        return self.ask(msg)
 
 
 class Remote:
@@ -143,7 +174,22 @@ class Remote:
         self._channel, self.__name__ = channel, name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._channel.call(self.__name__, args, kwargs)
+        return self._channel.call({"name": self.__name__}, args, kwargs)
+
+
+class TestGlobals(dict):
+    """The trusted tests' globals: their own names first, then the real built-ins, and only then the
+    program's functions. A program that defines ``abs``, ``range`` or ``check`` changes nothing the tests
+    see; a name nothing else defines (the entry point, a class whose objects the tests build) is its."""
+
+    def __init__(self, channel: Channel, program_names: list[str]) -> None:
+        super().__init__(__name__="__ilr_tests__")
+        self.channel, self.program_names = channel, frozenset(program_names)
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.program_names and not hasattr(builtins, key):
+            return Remote(self.channel, key)
+        raise KeyError(key)  # the interpreter then looks in the built-ins
 
 
 class LogReader(threading.Thread):
@@ -482,15 +528,14 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ProtocolError("malformed name list")
     test = job["test"]
-    ns: dict[str, Any] = {"__name__": "__ilr_tests__"}
+    ns = TestGlobals(channel, names[:1000])
     if test.get("setup"):
         exec(compile(test["setup"], "setup.py", "exec"), ns)  # noqa: S102
     entry = test.get("entry_point")
     if entry and entry not in names:
         return "failed", f"the program does not define {entry}()"
-    for name in names[:1000]:
-        if name == entry or name not in ns:
-            ns[name] = Remote(channel, name)
+    if entry:
+        ns[entry] = Remote(channel, entry)  # the program's, even where the prompt defined a stub
     try:
         exec(compile(test["code"], "tests.py", "exec"), ns)  # noqa: S102
     except (Timeout, ProtocolError):
@@ -511,9 +556,14 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
     return "passed", f"tests passed ({channel.calls} calls)"
 
 
+def _started(nonce: str) -> None:
+    """Tell the grader the program runs: its own clock for this job's deadline starts now."""
+    sys.stdout.write(f"ILR-STARTED {nonce}\n")
+    sys.stdout.flush()
+
+
 def _handle(job: dict[str, Any]) -> dict[str, Any]:
     start = time.monotonic()
-    deadline = start + float(job["timeout_s"])
     mode = "run" if job["mode"] == "run" else "serve"
     limit = int(job["output_limit"])
     proc: Any = None
@@ -527,6 +577,8 @@ def _handle(job: dict[str, Any]) -> dict[str, Any]:
         proc = PopenProgram(job, mode, limit)
     for log in proc.logs:
         log.start()
+    _started(job["nonce"])
+    deadline = time.monotonic() + float(job["timeout_s"])  # the program's time, not the zygote's start-up
     try:
         if mode == "run":
             status, detail = _run_program(job, proc, deadline)
