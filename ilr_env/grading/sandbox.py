@@ -49,6 +49,7 @@ from ilr_env.grading.isolation import (
     use_bwrap,
 )
 from ilr_env.grading.pool import PerProcess, WorkerPool
+from ilr_env.grading.standalone import seccomp
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MEMORY_MB = 1024
@@ -153,6 +154,7 @@ def _build_job(
         "program_path": path,
         "drop_uid": drop_uid,
         "guard": not bwrap,
+        "seccomp": seccomp.supported(),
         "rlimits": rlimits,
         "timeout_s": timeout_s,
         "output_limit": output_limit,

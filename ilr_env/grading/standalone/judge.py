@@ -283,6 +283,7 @@ class PopenProgram:
             mode,
             "1" if job["guard"] else "0",
             job["program_path"],
+            "1" if job.get("seccomp") else "0",
         ]
         with open(os.devnull, "rb") as devnull:
             err_r, err_w = os.pipe()
@@ -448,6 +449,7 @@ class ZygoteProgram:
             "uid": job["drop_uid"],
             "mode": mode,
             "rlimits": job["rlimits"],
+            "seccomp": bool(job.get("seccomp")),
             "tmpfs_bytes": job.get("tmpfs_bytes", 64 * 1024 * 1024),
         }
         try:

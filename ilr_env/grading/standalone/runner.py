@@ -1,11 +1,11 @@
 """The program side of the sandbox: the first code that runs in it, before any of the program's.
 
-Started by path, ``python -I -S -B runner.py UID MODE GUARD PATH`` (or called as ``main`` by the zygote in
-a program it forked). It drops to the sandbox uid when ``UID >= 0``, installs the fallback guards when
-``GUARD`` is 1, then either runs the program at ``PATH`` as ``__main__`` (``MODE`` "run") or loads it and
-serves the judge's requests over stdin/stdout (``MODE`` "serve"): calls of its functions, and calls and
-attribute access on objects it returned; length-prefixed JSON, arguments and results in the shared codec.
-Standard library only.
+Started by path, ``python -I -S -B runner.py UID MODE GUARD PATH SECCOMP`` (or called as ``main`` by the
+zygote in a program it forked). It drops to the sandbox uid when ``UID >= 0``, installs the seccomp filter
+(``seccomp.py``) when ``SECCOMP`` is 1 and the fallback guards when ``GUARD`` is 1, then either runs the
+program at ``PATH`` as ``__main__`` (``MODE`` "run") or loads it and serves the judge's requests over
+stdin/stdout (``MODE`` "serve"): calls of its functions, and calls and attribute access on objects it
+returned; length-prefixed JSON, arguments and results in the shared codec. Standard library only.
 """
 
 from __future__ import annotations
@@ -171,9 +171,13 @@ def serve(path: str) -> None:
         replies.write(codec.frame(reply))
 
 
-def main(uid: int, mode: str, guard: bool, path: str) -> None:
+def main(uid: int, mode: str, guard: bool, path: str, syscall_filter: bool = False) -> None:
     if uid >= 0:
         drop_to(uid)
+    if syscall_filter:
+        import seccomp
+
+        seccomp.install()
     if guard:
         install_guard(os.path.dirname(path))
     if HERE in sys.path:  # the program imports only what it would without us
@@ -186,4 +190,4 @@ def main(uid: int, mode: str, guard: bool, path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1", sys.argv[4])
+    main(int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1", sys.argv[4], sys.argv[5] == "1")

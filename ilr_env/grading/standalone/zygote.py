@@ -100,7 +100,7 @@ def _program(spec: dict[str, Any], fds: list[int]) -> None:
     for name, value in spec["rlimits"].items():
         resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (value, value))
     random.seed()  # not the zygote's state, shared by every program it forks
-    runner.main(-1, spec["mode"], False, SOURCE_PATH)
+    runner.main(-1, spec["mode"], False, SOURCE_PATH, bool(spec.get("seccomp")))
 
 
 def _namespace_init(spec: dict[str, Any], fds: list[int]) -> NoReturn:
