@@ -49,7 +49,7 @@ from ilr_env.grading.isolation import (
     use_bwrap,
 )
 from ilr_env.grading.pool import PerProcess, WorkerPool
-from ilr_env.grading.standalone import seccomp
+from ilr_env.grading.standalone import cgroup, seccomp
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MEMORY_MB = 1024
@@ -79,6 +79,16 @@ class SandboxResult:
     @property
     def timed_out(self) -> bool:
         return self.status == "timeout"
+
+
+@functools.lru_cache(maxsize=1)
+def cgroup_problem() -> str | None:
+    """Why programs get no cgroup of their own here (None when they do); see ``standalone/cgroup.py``."""
+    return cgroup.problem()
+
+
+def cgroups_usable() -> bool:
+    return cgroup_problem() is None
 
 
 def _user_process_count(uid: int) -> int:
@@ -155,6 +165,7 @@ def _build_job(
         "drop_uid": drop_uid,
         "guard": not bwrap,
         "seccomp": seccomp.supported(),
+        "cgroup": {"memory": memory_mb << 20, "tasks": SANDBOX_PROCESSES} if cgroups_usable() else None,
         "rlimits": rlimits,
         "timeout_s": timeout_s,
         "output_limit": output_limit,
@@ -443,6 +454,7 @@ __all__ = [
     "bwrap_available",
     "bwrap_namespace_args",
     "bwrap_problem",
+    "cgroup_problem",
     "guarantees",
     "isolation_mode",
     "judge_once",

@@ -30,6 +30,7 @@ import time
 import traceback
 from typing import Any
 
+import cgroup
 import codec
 import linux
 
@@ -261,11 +262,13 @@ def _kill_all(proc: Any, keep: frozenset[int] = frozenset()) -> None:
                 pass
 
 
-def _limits_preexec(job: dict[str, Any]) -> Any:
+def _limits_preexec(job: dict[str, Any], group: cgroup.ProgramCgroup | None) -> Any:
     limits = job["rlimits"]
 
     def preexec() -> None:
         _prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the judge
+        if group is not None:
+            group.join()  # before bwrap or the runner: everything the program starts is in its group
         for name, value in limits.items():
             res = getattr(resource, f"RLIMIT_{name.upper()}")
             resource.setrlimit(res, (value, value))
@@ -276,7 +279,7 @@ def _limits_preexec(job: dict[str, Any]) -> Any:
 class PopenProgram:
     """A program started directly (rlimits fallback, or bwrap per program when no zygote can be used)."""
 
-    def __init__(self, job: dict[str, Any], mode: str, limit: int) -> None:
+    def __init__(self, job: dict[str, Any], mode: str, limit: int, group: Any = None) -> None:
         argv = [
             *job["runner_argv"],
             str(job["drop_uid"]),
@@ -296,7 +299,7 @@ class PopenProgram:
                 env=job["env"],
                 cwd=job["cwd"],
                 start_new_session=True,
-                preexec_fn=_limits_preexec(job),  # noqa: PLW1509
+                preexec_fn=_limits_preexec(job, group),  # noqa: PLW1509
                 close_fds=True,
             )
         os.close(err_w)
@@ -437,7 +440,7 @@ def _drop_zygote() -> None:
 class ZygoteProgram:
     """A program the zygote forked into fresh namespaces (see zygote.py); killing it kills its namespace."""
 
-    def __init__(self, job: dict[str, Any], mode: str, limit: int) -> None:
+    def __init__(self, job: dict[str, Any], mode: str, limit: int, group: Any = None) -> None:
         self.zygote = _zygote(job)
         self.returncode: int | None = None
         in_r, in_w = os.pipe()
@@ -452,14 +455,16 @@ class ZygoteProgram:
             "seccomp": bool(job.get("seccomp")),
             "tmpfs_bytes": job.get("tmpfs_bytes", 64 * 1024 * 1024),
         }
+        theirs = [in_r, out_w, err_w, src_r]
         try:
             try:
-                self.zygote.send(spec, [in_r, out_w, err_w, src_r])
+                theirs += group.open_procs() if group is not None else []
+                self.zygote.send(spec, theirs)
             except BaseException:
                 os.close(src_w)
                 raise
             finally:
-                for fd in (in_r, out_w, err_w, src_r):
+                for fd in theirs:
                     os.close(fd)
             self._write_source(src_w, job["program"].encode("utf-8", "surrogatepass"))
             msg = self.zygote.recv(time.monotonic() + 30)
@@ -558,6 +563,18 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
     return "passed", f"tests passed ({channel.calls} calls)"
 
 
+def _cgroup(job: dict[str, Any]) -> cgroup.ProgramCgroup | None:
+    """The program's own cgroup when the grader asked for one (it checked that this machine has them)."""
+    limits = job.get("cgroup")
+    if not limits:
+        return None
+    try:
+        return cgroup.make(int(limits["memory"]), int(limits["tasks"]))
+    except OSError as exc:
+        sys.stderr.write(f"ilr judge: no cgroup for this program ({exc}); per-process limits only\n")
+        return None
+
+
 def _started(nonce: str) -> None:
     """Tell the grader the program runs: its own clock for this job's deadline starts now."""
     sys.stdout.write(f"ILR-STARTED {nonce}\n")
@@ -569,14 +586,15 @@ def _handle(job: dict[str, Any]) -> dict[str, Any]:
     mode = "run" if job["mode"] == "run" else "serve"
     limit = int(job["output_limit"])
     proc: Any = None
+    group = _cgroup(job)
     if job.get("zygote_argv"):
         try:
-            proc = ZygoteProgram(job, mode, limit)
+            proc = ZygoteProgram(job, mode, limit, group)
         except (ZygoteError, Timeout, OSError) as exc:
             _drop_zygote()
             sys.stderr.write(f"ilr judge: zygote unusable ({exc}); starting this program directly\n")
     if proc is None:
-        proc = PopenProgram(job, mode, limit)
+        proc = PopenProgram(job, mode, limit, group)
     for log in proc.logs:
         log.start()
     _started(job["nonce"])
@@ -592,6 +610,8 @@ def _handle(job: dict[str, Any]) -> dict[str, Any]:
         status, detail = "failed", f"program ended or broke the protocol: {exc}"
     keep = frozenset([_ZYGOTE.proc.pid]) if _ZYGOTE is not None else frozenset()
     _kill_all(proc, keep)
+    if group is not None:
+        group.remove()
     for log in proc.logs:
         log.join(timeout=2)
     logs = proc.logs
