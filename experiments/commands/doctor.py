@@ -33,26 +33,54 @@ class Check:
 
 
 def sandbox_checks() -> list[Check]:
-    """The isolation mode ``isolation="auto"`` will use, why, and what that mode guarantees (SECURITY.md)."""
+    """The isolation mode ``isolation="auto"`` will use, why, and what that mode guarantees (SECURITY.md);
+    then the whole-program limits and the syscall filter every program gets."""
     from ilr_env.grading import sandbox
 
     try:
         policy = sandbox.sandbox_policy()
     except ValueError as exc:
-        return [
-            Check(
-                "sandbox",
-                "problem",
-                str(exc),
-                f"set {sandbox.POLICY_ENV} to one of {sandbox.SANDBOX_POLICIES}",
-            )
-        ]
+        fix = f"set {sandbox.POLICY_ENV} to one of {sandbox.SANDBOX_POLICIES}"
+        return [Check("sandbox", "problem", str(exc), fix)]
     mode, why = sandbox.isolation_mode()
     if mode.startswith("bwrap"):
-        return [Check("sandbox", "ok", f"{mode}: {why} (policy {policy}); {sandbox.guarantees(mode)}")]
-    if mode == "unsafe_subprocess":
-        return [Check("sandbox", "problem", f"{mode}: {why}; {sandbox.guarantees(mode)}", BWRAP_FIX)]
-    return [Check("sandbox", "problem", f"{mode}: {why}", BWRAP_FIX)]
+        rows = [Check("sandbox", "ok", f"{mode}: {why} (policy {policy}); {sandbox.guarantees(mode)}")]
+    elif mode == "unsafe_subprocess":
+        rows = [Check("sandbox", "problem", f"{mode}: {why}; {sandbox.guarantees(mode)}", BWRAP_FIX)]
+    else:
+        rows = [Check("sandbox", "problem", f"{mode}: {why}", BWRAP_FIX)]
+    return [*rows, limits_check(), syscall_filter_check()]
+
+
+def limits_check() -> Check:
+    from ilr_env.grading import sandbox
+
+    problem = sandbox.cgroup_problem()
+    if problem is None:
+        return Check(
+            "sandbox limits",
+            "ok",
+            f"a cgroup per program: memory (memfd and tmpfs included) and at most "
+            f"{sandbox.SANDBOX_PROCESSES} processes and threads, over the program and all its children",
+        )
+    return Check(
+        "sandbox limits",
+        "note",
+        f"no cgroup per program ({problem}): memory is limited per process (address space) and processes per "
+        f"uid ({sandbox.SANDBOX_PROCESSES}), so a program's children together may use up to "
+        f"{sandbox.SANDBOX_PROCESSES} x its memory limit",
+        "run the grader as root on a machine with cgroup memory and pids controllers",
+    )
+
+
+def syscall_filter_check() -> Check:
+    from ilr_env.grading.standalone import seccomp
+
+    if seccomp.supported():
+        names = seccomp.refused()
+        detail = f"{len(names)} system calls refused ({', '.join(names[:6])}, ...)"
+        return Check("sandbox seccomp", "ok", detail)
+    return Check("sandbox seccomp", "note", "no seccomp filter for this CPU (only x86_64 and aarch64)")
 
 
 def vllm_check() -> Check:
