@@ -145,6 +145,8 @@ def test_undecodable_replies_are_graded_failures_within_the_deadline(isolation: 
         g = grade(ADD, program, timeout=timeout_s, isolation=isolation)
         took = time.monotonic() - start
         assert not g.correct and g.reason.startswith(status), (name, g.reason)
+        if status == "failed":  # the judge read and refused the reply: it did not die on it
+            assert "broke the protocol" in g.reason, (name, g.reason)
         assert took < timeout_s + 5, (name, took)
 
 
@@ -164,7 +166,7 @@ def test_a_judge_stuck_in_c_code_is_stopped_at_the_deadline() -> None:
     g = grade(q, program, timeout=2)
     took = time.monotonic() - start
     assert not g.correct and g.reason.startswith("timeout"), g.reason
-    assert took < 2 + sandbox.VERDICT_GRACE_S + 5, took
+    assert took < 10, took  # the program's 2 s, the judge's 5 s grace, and slack for a loaded machine
     assert grade(ADD, "def add(a, b):\n    return a + b\n").correct  # the pool recovered
 
 
