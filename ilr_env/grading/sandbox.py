@@ -1,4 +1,4 @@
-"""Run untrusted model-written programs: bubblewrap isolation when available, rlimits always.
+"""Run untrusted model-written programs through the trusted judge, under bubblewrap (see ``isolation.py``).
 
 Every run goes through the trusted judge (``standalone/judge.py``, a separate stdlib-only process) which
 starts the program (``standalone/runner.py`` first) inside the sandbox command built here, enforces the

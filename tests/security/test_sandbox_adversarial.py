@@ -197,8 +197,8 @@ def test_secrets_home_and_network_are_invisible(monkeypatch: pytest.MonkeyPatch)
     assert "uid 0" not in r.stdout and "caps 0000000000000000" in r.stdout
 
 
-def test_rlimits_fallback_still_grades_and_blocks_sockets() -> None:
-    """Without bwrap: plain subprocess + rlimits + audit-hook guards (weaker; see SECURITY.md)."""
+def test_unsafe_fallback_still_grades_and_blocks_sockets() -> None:
+    """Without bwrap (the unsafe opt-in): plain subprocess + rlimits + audit-hook guards (see SECURITY.md)."""
     ok = check_many([ADD, ADD], ["    return a + b\n", "    return a - b\n"], isolation="unsafe_subprocess")
     assert [g.correct for g in ok] == [True, False]
     srv = _listener()
