@@ -139,3 +139,22 @@ def test_the_fallback_refuses_memfd_too() -> None:
     code += "except OSError as e:\n    print(e.errno)\n"
     r = run_program(code, isolation="unsafe_subprocess", timeout_s=10)
     assert r.stdout.strip() == "1", (r.stdout, r.stderr)
+
+
+@needs_cgroups
+def test_groups_left_by_dead_judges_are_swept() -> None:
+    """A judge killed mid-program cannot remove its program's group; the next judge's first group removes
+    every empty group whose judge is gone, and no group of a live process."""
+    from ilr_env.grading.standalone import cgroup
+
+    live = cgroup.make(64 << 20, 8)
+    assert live is not None
+    stale_pid = 4_000_000_000  # above any pid_max: no such process
+    stale = [d.replace(os.path.basename(d), f"{stale_pid}-0-0") for d in live.dirs]
+    for d in stale:
+        os.mkdir(d)
+    cgroup.sweep()
+    assert not any(os.path.exists(d) for d in stale)
+    assert all(os.path.isdir(d) for d in live.dirs)
+    live.remove()
+    assert not any(os.path.exists(d) for d in live.dirs)

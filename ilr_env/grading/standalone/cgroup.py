@@ -121,11 +121,32 @@ def _v1(memory: int, tasks: int, root: str, name: str) -> list[str]:
     return groups
 
 
+def sweep(root: str = ROOT) -> None:
+    """Remove the empty groups of judges that are gone (a judge killed mid-program cannot remove its own).
+    Groups are named ``<judge pid>-...``; a group still in use is not empty, and rmdir refuses it."""
+    for parent in (f"{root}/{PARENT}", f"{root}/memory/{PARENT}", f"{root}/pids/{PARENT}"):
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            owner = name.split("-", 1)[0]
+            if owner.isdigit() and int(owner) != os.getpid() and not os.path.exists(f"/proc/{owner}"):
+                try:
+                    os.rmdir(f"{parent}/{name}")
+                except OSError:
+                    pass
+
+
 def make(memory: int, tasks: int, root: str = ROOT) -> ProgramCgroup | None:
     """A fresh group limited to ``memory`` bytes and ``tasks`` processes and threads, or None where this
-    machine has no usable cgroup controllers. Raises OSError when it has them but the group cannot be made."""
+    machine has no usable cgroup controllers. Raises OSError when it has them but the group cannot be made.
+    A judge's first call also sweeps away the groups that dead judges left."""
     kind = layout(root)
     if kind is None:
         return None
-    name = f"{os.getpid()}-{next(_COUNTER)}-{time.monotonic_ns()}"
+    serial = next(_COUNTER)
+    if serial == 0:
+        sweep(root)
+    name = f"{os.getpid()}-{serial}-{time.monotonic_ns()}"
     return ProgramCgroup((_v2 if kind == "v2" else _v1)(memory, tasks, root, name))
