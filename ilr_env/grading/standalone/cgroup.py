@@ -65,6 +65,10 @@ class ProgramCgroup:
         self.dirs = dirs
         self.procs = [f"{d}/cgroup.procs" for d in dirs]
 
+    def empty(self) -> bool:
+        """No process is left in the group (so the next program of this judge can have it)."""
+        return all(not _read(path).strip() for path in self.procs)
+
     def join(self) -> None:
         """Move the calling process (and so everything it starts later) into the group(s)."""
         for path in self.procs:

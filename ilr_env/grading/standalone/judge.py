@@ -563,16 +563,39 @@ def _run_tests(job: dict[str, Any], channel: Channel) -> tuple[str, str]:
     return "passed", f"tests passed ({channel.calls} calls)"
 
 
+_GROUP: tuple[tuple[int, int], cgroup.ProgramCgroup] | None = None
+
+
 def _cgroup(job: dict[str, Any]) -> cgroup.ProgramCgroup | None:
-    """The program's own cgroup when the grader asked for one (it checked that this machine has them)."""
+    """The program's own cgroup when the grader asked for one (it checked that this machine has them).
+
+    A judge runs one program at a time and kills each one whole, so it keeps one group for all of them
+    (making and removing groups per program halves grading throughput): reused only while empty and with
+    the same limits, else replaced."""
+    global _GROUP
     limits = job.get("cgroup")
     if not limits:
         return None
-    try:
-        return cgroup.make(int(limits["memory"]), int(limits["tasks"]))
-    except OSError as exc:
-        sys.stderr.write(f"ilr judge: no cgroup for this program ({exc}); per-process limits only\n")
-        return None
+    key = (int(limits["memory"]), int(limits["tasks"]))
+    if _GROUP is not None and (_GROUP[0] != key or not _GROUP[1].empty()):
+        _drop_cgroup()
+    if _GROUP is None:
+        try:
+            group = cgroup.make(*key)
+        except OSError as exc:
+            sys.stderr.write(f"ilr judge: no cgroup for this program ({exc}); per-process limits only\n")
+            return None
+        if group is None:
+            return None
+        _GROUP = (key, group)
+    return _GROUP[1]
+
+
+def _drop_cgroup() -> None:
+    global _GROUP
+    if _GROUP is not None:
+        _GROUP[1].remove()
+        _GROUP = None
 
 
 def _started(nonce: str) -> None:
@@ -610,8 +633,6 @@ def _handle(job: dict[str, Any]) -> dict[str, Any]:
         status, detail = "failed", f"program ended or broke the protocol: {exc}"
     keep = frozenset([_ZYGOTE.proc.pid]) if _ZYGOTE is not None else frozenset()
     _kill_all(proc, keep)
-    if group is not None:
-        group.remove()
     for log in proc.logs:
         log.join(timeout=2)
     logs = proc.logs
@@ -644,6 +665,7 @@ def main() -> int:
             sys.stdout.flush()
     finally:
         _drop_zygote()
+        _drop_cgroup()
 
 
 def _run_program(job: dict[str, Any], proc: Any, deadline: float) -> tuple[str, str]:

@@ -23,6 +23,7 @@ import traceback
 from typing import Any, BinaryIO
 
 import codec
+import seccomp
 
 # Audit events the fallback refuses outright: network, native code, new processes and signals.
 BLOCKED_EVENTS = (
@@ -175,8 +176,6 @@ def main(uid: int, mode: str, guard: bool, path: str, syscall_filter: bool = Fal
     if uid >= 0:
         drop_to(uid)
     if syscall_filter:
-        import seccomp
-
         seccomp.install()
     if guard:
         install_guard(os.path.dirname(path))

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
-import platform
 import struct
 
 # System call numbers: x86_64 from <asm/unistd_64.h>, aarch64 from <asm-generic/unistd.h>.
@@ -52,6 +52,7 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "clone": 220, "clone3": 435,
     },
 }  # fmt: skip
+_MACHINE = os.uname().machine
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _X32_BIT = 0x40000000
 
@@ -75,17 +76,17 @@ _CLONE_NEW_ANY = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 
 
 def supported() -> bool:
     """Whether this machine's architecture has a filter (x86_64 and aarch64 do)."""
-    return platform.machine() in _SYSCALLS
+    return _MACHINE in _SYSCALLS
 
 
 def refused() -> list[str]:
     """The names of the system calls the filter refuses on this architecture (clone only with CLONE_NEW*)."""
-    return sorted(name for name in _SYSCALLS.get(platform.machine(), {}) if name != "clone3")
+    return sorted(name for name in _SYSCALLS.get(_MACHINE, {}) if name != "clone3")
 
 
 def program(machine: str | None = None) -> bytes:
     """The filter as packed ``struct sock_filter`` instructions."""
-    machine = machine or platform.machine()
+    machine = machine or _MACHINE
     calls = _SYSCALLS[machine]
     denied = [nr for name, nr in calls.items() if name not in ("clone", "clone3")]
     # Labels are resolved after layout: classic BPF only jumps forward, by an 8-bit offset.
@@ -121,9 +122,14 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+@functools.lru_cache(maxsize=1)
+def _filter() -> bytes:
+    return program()
+
+
 def install() -> None:
     """Set no_new_privs and install the filter on this process (its future children inherit it)."""
-    code = program()
+    code = _filter()
     buf = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(code) // 8, ctypes.addressof(buf))
     libc = ctypes.CDLL(None, use_errno=True)
