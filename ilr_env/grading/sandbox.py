@@ -313,6 +313,8 @@ def _run_judge(job: dict[str, Any], *, probe: bool = False, tries: int = 2) -> S
         raise
     judges.release(judge)
     r = json.loads(verdict)
+    if r["status"] == "error":  # the judge could not set the sandbox up: never a verdict on the program
+        raise SandboxError(f"the sandbox could not be set up: {r['detail']}")
     return SandboxResult(
         r["status"],
         r["detail"],

@@ -198,26 +198,30 @@ def test_a_killed_judge_is_a_graded_failure_when_the_grader_still_works() -> Non
 
 
 FAKE_JUDGE = """
-import sys
-job = sys.stdin.readline()
-if {started}:
-    import json
-    print("ILR-STARTED " + json.loads(job)["nonce"], flush=True)
+import json, sys
+nonce = json.loads(sys.stdin.readline())["nonce"]
+if {how!r} != "dies_at_once":
+    print("ILR-STARTED " + nonce, flush=True)
+if {how!r} == "sandbox_fault":
+    verdict = {{"status": "error", "detail": "the program's cgroup could not be joined", "returncode": None,
+               "stdout": "", "stderr": "", "truncated": False, "duration_s": 0.0}}
+    print("ILR-VERDICT " + nonce + " " + json.dumps(verdict), flush=True)
+    sys.stdin.readline()
 sys.exit(3)
 """
 
 
-@pytest.mark.parametrize("started", [False, True])
+@pytest.mark.parametrize("how", ["dies_at_once", "dies_while_running", "sandbox_fault"])
 def test_a_grader_that_cannot_run_raises_a_typed_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    """A judge that dies on every job (before or after starting the program) is the grader's failure:
-    ``grade()`` raises GraderUnavailableError rather than scoring 0."""
+    """A judge that dies on every job (before or after starting the program), or reports that it could not
+    set the sandbox up, is the grader's failure: ``grade()`` raises GraderUnavailableError, never a 0."""
     fake = tmp_path / "judge.py"
-    fake.write_text(FAKE_JUDGE.format(started=started))
+    fake.write_text(FAKE_JUDGE.format(how=how))
     monkeypatch.setattr(sandbox, "_JUDGE", fake)
     monkeypatch.setattr(sandbox, "_JUDGES", PerProcess(sandbox._make_judges, WorkerPool.close))
-    with pytest.raises(GraderUnavailableError, match="judge"):
+    with pytest.raises(GraderUnavailableError, match="judge|sandbox could not be set up"):
         grade(ADD, "def add(a, b):\n    return a + b\n")
 
 

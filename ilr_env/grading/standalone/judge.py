@@ -348,6 +348,11 @@ def _kill_session(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+class GraderFault(Exception):
+    """The sandbox could not be set up as asked (say, the program's cgroup): reported to the grader as
+    status "error", which it raises; the program never ran."""
+
+
 class ZygoteError(Exception):
     """The zygote died or answered nonsense; it is restarted for the next program."""
 
@@ -468,6 +473,8 @@ class ZygoteProgram:
                     os.close(fd)
             self._write_source(src_w, job["program"].encode("utf-8", "surrogatepass"))
             msg = self.zygote.recv(time.monotonic() + 30)
+            if msg.get("op") == "fault":
+                raise GraderFault(str(msg.get("why"))[:300])
             if msg.get("op") != "spawned":
                 raise ZygoteError(f"unexpected zygote message {msg!r}")
         except BaseException:  # a zygote that fails before the program starts: _handle starts it directly
@@ -613,6 +620,9 @@ def _handle(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("zygote_argv"):
         try:
             proc = ZygoteProgram(job, mode, limit, group)
+        except GraderFault as exc:
+            return {"status": "error", "detail": str(exc), "returncode": None, "stderr": "", "stdout": "",
+                    "truncated": False, "duration_s": round(time.monotonic() - start, 4)}  # fmt: skip
         except (ZygoteError, Timeout, OSError) as exc:
             _drop_zygote()
             sys.stderr.write(f"ilr judge: zygote unusable ({exc}); starting this program directly\n")

@@ -143,8 +143,8 @@ def _fresh_namespaces(spec: dict[str, Any], fds: list[int], ready_w: int, namesp
     for fd in fds[4:]:
         try:
             os.write(fd, b"0")
-        except OSError as exc:
-            os.write(2, f"ilr zygote: joining the program's cgroup failed: {exc}\n".encode())
+        except OSError as exc:  # told to the judge on ready_w, which no program code can reach
+            os.write(ready_w, f"cgroup: joining the program's cgroup failed: {exc}".encode())
             os._exit(121)
         os.close(fd)
     _check(linux.libc().unshare(namespaces), "unshare")
@@ -179,7 +179,8 @@ def _read_all(fd: int) -> bytes:
 
 
 def _spawn(sock: socket.socket, spec: dict[str, Any], fds: list[int], namespaces: int) -> tuple[int, int]:
-    """Fork C1 for one program; returns (C1's pid, C2's pid) once C2 exists."""
+    """Fork C1 for one program; returns (C1's pid, C2's pid) once C2 exists (C2's pid is -1 when C1 could
+    not join the program's cgroup)."""
     ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -194,7 +195,7 @@ def _spawn(sock: socket.socket, spec: dict[str, Any], fds: list[int], namespaces
     os.close(ready_w)
     got = _read_all(ready_r)
     os.close(ready_r)
-    return pid, int(got) if got.isdigit() else 0
+    return pid, int(got) if got.isdigit() else (-1 if got.startswith(b"cgroup:") else 0)
 
 
 def _supervise(sock: socket.socket, pid: int, c2: int) -> bool:
@@ -234,6 +235,10 @@ def serve(sock: socket.socket, namespaces: int) -> None:
             continue
         pid, c2 = _spawn(sock, spec, fds, namespaces)
         del spec
+        if c2 < 0:  # C1 could not set the program up (its cgroup): the grader's fault, never the program's
+            os.waitpid(pid, 0)
+            sock.send(json.dumps({"op": "fault", "why": "the program's cgroup could not be joined"}).encode())
+            continue
         sock.send(json.dumps({"op": "spawned"}).encode())  # the judge may now count on this zygote
         if not _supervise(sock, pid, c2):
             return
