@@ -72,15 +72,30 @@ def _judge_verdicts(qs: list[Question]) -> dict[str, tuple[bool, str]]:
     return {q.id: (g.correct, g.reason) for q, g in zip(qs, grades)}
 
 
-def test_the_judge_agrees_with_plain_python_on_every_reference() -> None:
-    qs = _all_references()
+def _check_agreement(qs: list[Question]) -> None:
     plain = _plain_verdicts(qs)
     judged = _judge_verdicts(qs)
-    assert len(judged) == len(plain) == len(qs) >= 1128
+    assert len(judged) == len(plain) == len(qs)
     differ = {qid: judged[qid] for qid in plain if plain[qid] != judged[qid][0]}
-    assert set(differ) == SET_ORDER_DEPENDENT, differ
-    for qid in PREVIOUSLY_REJECTED:
+    assert set(differ) <= SET_ORDER_DEPENDENT, differ
+    for qid in set(PREVIOUSLY_REJECTED) & set(plain):
         assert plain[qid] and judged[qid][0], (qid, judged[qid])
-    for qid in BROKEN_UPSTREAM:
+    for qid in set(BROKEN_UPSTREAM) & set(plain):
         assert not plain[qid] and not judged[qid][0], (qid, judged[qid])
         assert judged[qid][1].startswith("failed: assertion failed"), judged[qid]
+
+
+def test_the_judge_agrees_with_plain_python_on_the_named_references_and_a_sample() -> None:
+    """The previously rejected, the broken, the set-order one, all of HumanEval and every 8th MBPP task."""
+    qs = _all_references()
+    named = set(PREVIOUSLY_REJECTED) | set(BROKEN_UPSTREAM) | SET_ORDER_DEPENDENT
+    mbpp = [q for q in qs if q.id.startswith("mbpp/")]
+    picked = [q for q in qs if q.id.startswith("HumanEval/") or q.id in named] + mbpp[::8]
+    _check_agreement(list({q.id: q for q in picked}.values()))
+
+
+@pytest.mark.slow
+def test_the_judge_agrees_with_plain_python_on_every_reference() -> None:
+    qs = _all_references()
+    assert len(qs) >= 1128
+    _check_agreement(qs)
