@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,38 @@ def test_groups_left_by_dead_judges_are_swept() -> None:
     assert all(os.path.isdir(d) for d in live.dirs)
     live.remove()
     assert not any(os.path.exists(d) for d in live.dirs)
+
+
+@pytest.mark.parametrize("kind", ["v2", "v1"])
+def test_each_cgroup_layout_writes_the_limits_it_promises(tmp_path: Path, kind: str) -> None:
+    """The v2 and v1 paths against a directory laid out like each interface (this machine has one of them
+    at most; the kernel's side is covered by the memory and task tests above)."""
+    from ilr_env.grading.standalone import cgroup
+
+    root = tmp_path
+    if kind == "v2":
+        (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+        (root / "cgroup.subtree_control").write_text("")
+    else:
+        for controller in ("memory", "pids"):
+            (root / controller).mkdir()
+            (root / controller / "cgroup.procs").write_text("")
+        (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert cgroup.layout(str(root)) == kind
+    group = cgroup.make(256 << 20, 32, str(root))
+    assert group is not None
+    files = {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*") if p.is_file()}
+    if kind == "v2":
+        (d,) = group.dirs
+        name = Path(d).name
+        assert files[f"ilr-sandbox/{name}/memory.max"] == str(256 << 20)
+        assert files[f"ilr-sandbox/{name}/pids.max"] == "32"
+        assert files["cgroup.subtree_control"] == "+memory +pids"
+        assert files["ilr-sandbox/cgroup.subtree_control"] == "+memory +pids"
+        assert group.procs == [f"{d}/cgroup.procs"]
+    else:
+        name = Path(group.dirs[0]).name
+        assert files[f"memory/ilr-sandbox/{name}/memory.limit_in_bytes"] == str(256 << 20)
+        assert files[f"pids/ilr-sandbox/{name}/pids.max"] == "32"
+        assert [Path(p).parent.parent.parent.name for p in group.procs] == ["memory", "pids"]
+    assert cgroup.layout(str(root / "nowhere")) is None
