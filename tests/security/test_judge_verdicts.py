@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ilr_env import grade, load_questions
 from ilr_env.grading import check_many, sandbox
@@ -240,3 +242,31 @@ def test_timeout_s_is_honoured(isolation: str) -> None:
 def test_sandbox_errors_are_grader_errors() -> None:
     assert issubclass(sandbox.SandboxError, GraderUnavailableError)
     assert issubclass(sandbox.SandboxUnavailableError, GraderUnavailableError)
+
+
+FRAGMENTS = [
+    "def add(a, b):\n",
+    "    return a + b\n",
+    "    return [[[[0]]]]\n",
+    "    return {1: {2}}\n",
+    "    return add\n",
+    "    return object()\n",
+    "    raise SystemExit\n",
+    "import os; os._exit(0)\n",
+    "    yield 3\n",
+    "class add:\n    pass\n",
+    "```python\n",
+    "```\n",
+    "\x00",
+    "\udcff",
+    "(" * 300,
+    "abs = len\n",
+    "    return 10 ** 5000\n",
+]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=40), max_size=8).map("".join))
+def test_no_completion_makes_grade_raise(completion: str) -> None:
+    g = grade(ADD, completion, timeout=3)
+    assert g.correct == (g.reward == 1.0) and isinstance(g.reason, str)
