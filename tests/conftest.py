@@ -22,7 +22,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     from ilr_env.grading.sandbox import isolation_mode
 
     mode, why = isolation_mode()
-    if mode == "rlimits":
+    if not mode.startswith("bwrap"):
         terminalreporter.write_line(
             f"code sandbox: {why}; the bwrap-only adversarial tests were skipped "
             "(`make install` as root installs bubblewrap)",

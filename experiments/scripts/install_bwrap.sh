@@ -18,5 +18,5 @@ elif [ "$(id -u)" = 0 ] && [ "${ILR_INSTALL_AS_NONROOT:-0}" != 1 ]; then
 else
   why="not root, so not installed"
 fi
-echo "WARNING: bubblewrap (bwrap) is missing ($why): code tasks (humaneval, mbpp) will be graded with the weak rlimits fallback, which isolates neither files nor network; install it with 'sudo apt-get install bubblewrap' (see SECURITY.md)"
+echo "WARNING: bubblewrap (bwrap) is missing ($why): code tasks (humaneval, mbpp) cannot be graded until it is (or with ILR_SANDBOX=unsafe_subprocess, which isolates nothing); install it with 'sudo apt-get install bubblewrap' (see SECURITY.md)"
 exit 0

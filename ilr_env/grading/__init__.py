@@ -10,18 +10,10 @@ from typing import Any
 
 from ilr_env.grading.base import Grade
 from ilr_env.grading.choice import grade_choice
+from ilr_env.grading.code import check_code, check_many, extract_code, pass_at_k
 from ilr_env.grading.extract import extract_choice_letter, extract_math_answer, last_boxed
 from ilr_env.grading.maths import grade_math
-from ilr_env.grading.sandbox import (
-    SandboxResult,
-    bwrap_available,
-    check_code,
-    check_many,
-    extract_code,
-    pass_at_k,
-    run_program,
-    run_tests,
-)
+from ilr_env.grading.sandbox import SandboxResult, bwrap_available, run_program, run_tests
 
 
 class UnknownKindError(ValueError):
@@ -30,7 +22,7 @@ class UnknownKindError(ValueError):
 
 def grade(question: Any, completion: str, **opts: Any) -> Grade:
     """Grade one completion. Options: ``timeout`` (s, maths default 1.5, code default 10); code also
-    ``memory_mb`` and ``isolation`` ("auto" | "bwrap" | "rlimits")."""
+    ``memory_mb`` and ``isolation`` ("auto" | "bwrap" | "unsafe_subprocess")."""
     if not isinstance(completion, str):
         completion = "" if completion is None else str(completion)
     kind = getattr(question, "kind", None)

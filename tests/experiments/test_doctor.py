@@ -56,8 +56,10 @@ def test_doctor_shows_the_missing_bwrap_and_each_data_source(tmp_path: Path, dat
     rows = _rows(r.stdout)
     assert r.returncode == 1, r.stdout + r.stderr  # problems were found
     status, detail, fix = rows["sandbox"]
-    assert status == "problem" and "bwrap is not installed" in detail and "rlimits" in detail
+    assert status == "problem" and "bwrap is not installed" in detail and "code grading raises" in detail
     assert "apt-get install bubblewrap" in fix
+    assert rows["sandbox limits"][0] in ("ok", "note") and "processes" in rows["sandbox limits"][1]
+    assert rows["sandbox seccomp"][0] in ("ok", "note")
     assert rows["data: gsm8k"][:2] == ["ok", "train: gsm8k_train.jsonl; test: gsm8k.jsonl"]
     status, detail, fix = rows["data: math500"]
     assert status == "problem" and "not reachable and not cached" in detail
@@ -99,3 +101,19 @@ def test_server_row_asks_a_real_openai_compatible_endpoint(monkeypatch: pytest.M
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_doctor_says_what_the_unsafe_opt_in_gives_up(tmp_path: Path, data_dir: Path) -> None:
+    env_path = tmp_path / "bin"
+    env_path.mkdir()
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "doctor", "--data-dir", str(data_dir)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": str(env_path), "ILR_SANDBOX": "unsafe_subprocess", "COLUMNS": "1000"},
+    )
+    status, detail, _ = _rows(r.stdout)["sandbox"]
+    assert status == "problem" and detail.startswith("unsafe_subprocess:")
+    assert "NO isolation" in detail and "forge its verdict" in detail

@@ -197,23 +197,23 @@ def test_secrets_home_and_network_are_invisible(monkeypatch: pytest.MonkeyPatch)
     assert "uid 0" not in r.stdout and "caps 0000000000000000" in r.stdout
 
 
-def test_rlimits_fallback_still_grades_and_blocks_sockets() -> None:
-    """Without bwrap: plain subprocess + rlimits + audit-hook guards (weaker; see SECURITY.md)."""
-    ok = check_many([ADD, ADD], ["    return a + b\n", "    return a - b\n"], isolation="rlimits")
+def test_unsafe_fallback_still_grades_and_blocks_sockets() -> None:
+    """Without bwrap (the unsafe opt-in): plain subprocess + rlimits + audit-hook guards (see SECURITY.md)."""
+    ok = check_many([ADD, ADD], ["    return a + b\n", "    return a - b\n"], isolation="unsafe_subprocess")
     assert [g.correct for g in ok] == [True, False]
     srv = _listener()
     r = run_program(
         f"import socket\nsocket.create_connection(('127.0.0.1', {srv.getsockname()[1]}), timeout=1)\n",
-        isolation="rlimits",
+        isolation="unsafe_subprocess",
         timeout_s=5,
     )
     assert not r.ok and "blocked in the ilr sandbox" in r.stderr
     with pytest.raises(TimeoutError):
         srv.accept()
     srv.close()
-    loop = run_program("while True:\n    pass\n", isolation="rlimits", timeout_s=1)
+    loop = run_program("while True:\n    pass\n", isolation="unsafe_subprocess", timeout_s=1)
     assert loop.timed_out
-    exited = check_many([ADD], [prog("import os\nos._exit(0)\n", add="")], isolation="rlimits")[0]
+    exited = check_many([ADD], [prog("import os\nos._exit(0)\n", add="")], isolation="unsafe_subprocess")[0]
     assert not exited.correct and exited.reason.startswith("failed")
 
 

@@ -1,6 +1,7 @@
-"""The fallback without bubblewrap (forced with ``isolation="rlimits"``, which works whether or not bwrap is
-installed): its audit hook refuses changes outside the program's own directory, it warns once per process,
-and the ``require_bwrap`` policy turns it into an error."""
+"""The fallback without bubblewrap (forced with ``isolation="unsafe_subprocess"``, which works whether or not
+bwrap is installed): code grading refuses it unless the user opts in by a name that says unsafe; once allowed,
+its audit hook refuses changes outside the program's own directory, and it warns once per process; the
+``require_bwrap`` policy refuses it even then."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_fallback_refuses_changes_outside_the_programs_directory(tmp_path: Path)
         "write_grader": f"open({sandbox.__file__!r}, 'a').write('# pwned')",
     }
     code = "import os, shutil\n" + "".join(_attempt(k, v) for k, v in attempts.items())
-    r = run_program(code, isolation="rlimits", timeout_s=10)
+    r = run_program(code, isolation="unsafe_subprocess", timeout_s=10)
     assert r.ok, r.stderr
     results = dict(line.split(" ", 1) for line in r.stdout.splitlines())
     assert set(results) == set(attempts), r.stdout
@@ -70,7 +71,7 @@ def test_fallback_still_lets_a_program_use_its_own_directory_and_temp_files() ->
         shutil.rmtree('a')
         print(sorted(os.listdir('.')))
     """)
-    r = run_program(code, isolation="rlimits", timeout_s=10)
+    r = run_program(code, isolation="unsafe_subprocess", timeout_s=10)
     assert r.ok, r.stderr
     assert r.stdout.strip() == "['solution.py']"
 
@@ -93,45 +94,60 @@ def test_the_first_fallback_grading_warns_once_per_process() -> None:
         q = Question(id="add", prompt="", answer="", task="t", kind="code",
                      metadata={"tests": "assert add(1, 2) == 3", "entry_point": "add"})
         code = "def add(a, b):\\n    return a + b\\n"
-        grades = check_many([q] * 4, [code] * 4, workers=4, isolation="rlimits")  # the first, in 4 threads
+        # the first fallback grading, in 4 threads
+        grades = check_many([q] * 4, [code] * 4, workers=4, isolation="unsafe_subprocess")
         assert all(g.correct for g in grades), grades
-        assert run_program("print(2)", isolation="rlimits").ok
+        assert run_program("print(2)", isolation="unsafe_subprocess").ok
         print("graded")
     """)
     assert r.returncode == 0 and "graded" in r.stdout, r.stderr
     warnings = [line for line in r.stderr.splitlines() if "WITHOUT bubblewrap" in line]
     assert len(warnings) == 1, r.stderr
-    assert "isolation='rlimits' was requested" in warnings[0] and "require_bwrap" in warnings[0]
+    assert "isolation='unsafe_subprocess' was requested" in warnings[0] and "require_bwrap" in warnings[0]
 
 
 def test_require_bwrap_turns_the_fallback_into_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ILR_SANDBOX", "require_bwrap")
     with pytest.raises(sandbox.SandboxError, match=r"requires bubblewrap \(sandbox: require_bwrap\)"):
-        run_program("print(1)", isolation="rlimits")
+        run_program("print(1)", isolation="unsafe_subprocess")
     monkeypatch.setenv("ILR_SANDBOX", "sometimes")
     with pytest.raises(ValueError, match="ILR_SANDBOX='sometimes' is not a sandbox policy"):
-        run_program("print(1)", isolation="rlimits")
+        run_program("print(1)", isolation="unsafe_subprocess")
 
 
-def test_require_bwrap_raises_where_bwrap_is_missing(tmp_path: Path) -> None:
+_GRADE_ADD = """
+    from ilr_env.grading import check_code, sandbox
+    from ilr_env.grading.base import GraderUnavailableError
+    from ilr_env.tasks.base import Question
+    print("mode:", sandbox.isolation_mode()[0])
+    q = Question(id="add", prompt="", answer="", task="t", kind="code",
+                 metadata={"tests": "assert add(1, 2) == 3", "entry_point": "add"})
+    try:
+        print("graded:", check_code(q, "def add(a, b):\\n    return a + b\\n").correct)
+    except sandbox.SandboxUnavailableError as e:
+        assert isinstance(e, GraderUnavailableError)  # never scored as a wrong answer
+        print("refused:", e)
+"""
+
+
+@pytest.mark.parametrize("policy", ["require_bwrap", "auto"])
+def test_without_bwrap_code_grading_refuses_with_the_fix(tmp_path: Path, policy: str) -> None:
     """A PATH without bwrap is what a machine without bubblewrap looks like to the sandbox."""
-    r = _in_fresh_process(
-        """
-        from ilr_env.grading import check_code, sandbox
-        from ilr_env.tasks.base import Question
-        assert sandbox.isolation_mode()[0] == "rlimits", sandbox.isolation_mode()
-        q = Question(id="add", prompt="", answer="", task="t", kind="code",
-                     metadata={"tests": "assert add(1, 2) == 3", "entry_point": "add"})
-        try:
-            check_code(q, "def add(a, b):\\n    return a + b\\n")
-        except sandbox.SandboxError as e:
-            print("refused:", e)
-        """,
-        PATH=str(tmp_path),
-        ILR_SANDBOX="require_bwrap",
-    )
+    r = _in_fresh_process(_GRADE_ADD, PATH=str(tmp_path), ILR_SANDBOX=policy)
     assert r.returncode == 0, r.stderr
-    assert "refused: this run requires bubblewrap" in r.stdout and "bwrap is not installed" in r.stdout
+    assert "mode: refused" in r.stdout and "bwrap is not installed" in r.stdout, r.stdout
+    assert "refused: " in r.stdout and "graded:" not in r.stdout
+    if policy == "auto":
+        assert "ILR_SANDBOX=unsafe_subprocess" in r.stdout and "forge its verdict" in r.stdout
+    else:
+        assert "requires bubblewrap (sandbox: require_bwrap)" in r.stdout
+
+
+def test_the_unsafe_opt_in_grades_without_bwrap(tmp_path: Path) -> None:
+    r = _in_fresh_process(_GRADE_ADD, PATH=str(tmp_path), ILR_SANDBOX="unsafe_subprocess")
+    assert r.returncode == 0, r.stderr
+    assert "mode: unsafe_subprocess" in r.stdout and "graded: True" in r.stdout, r.stdout
+    assert "WITHOUT bubblewrap" in r.stderr
 
 
 INSTALL_STEP = Path(__file__).resolve().parents[2] / "experiments" / "scripts" / "install_bwrap.sh"
@@ -147,7 +163,9 @@ def test_install_step_says_in_one_line_what_is_missing_when_it_cannot_install(tm
     assert r.returncode == 0 and r.stderr == "", r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("WARNING: bubblewrap (bwrap) is missing"), r.stdout
-    assert "not root" in lines[0] and "rlimits" in lines[0] and "apt-get install bubblewrap" in lines[0]
+    assert (
+        "not root" in lines[0] and "cannot be graded" in lines[0] and "apt-get install bubblewrap" in lines[0]
+    )
     (tmp_path / "bwrap").symlink_to("/bin/true")  # present: nothing to do, nothing said
     r = subprocess.run(
         ["/bin/sh", str(INSTALL_STEP)], check=False, capture_output=True, text=True, env=env, timeout=60

@@ -3,6 +3,7 @@ fork-safety rule (used by the code sandbox's judges and by the math-verify worke
 
 from __future__ import annotations
 
+import builtins
 import json
 import subprocess
 import sys
@@ -24,6 +25,7 @@ scalars = st.one_of(
     st.complex_numbers(allow_nan=False),
     st.text(),
     st.binary(),
+    st.sampled_from(sorted(codec.TYPES.values(), key=repr)),
 )
 hashable = st.recursive(scalars, lambda inner: st.tuples(inner, inner) | st.frozensets(inner), max_leaves=8)
 values = st.recursive(
@@ -99,6 +101,10 @@ def test_subclasses_arrive_as_their_plain_value_and_other_objects_as_handles() -
         ["S", [["l", []]]],
         ["z", "?"],
         ["l", ["n"]],
+        ["T", "eval"],
+        ["T", "__import__"],
+        ["T", 5],
+        ["T"],
     ],
 )
 def test_malformed_values_are_refused(wire: object) -> None:
@@ -200,3 +206,24 @@ def test_a_forked_child_gets_its_own_pool_and_leaves_the_parents_workers_alone()
         [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+BUILTIN_NAMES = sorted(name for name in dir(builtins) if not name.startswith("_"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(BUILTIN_NAMES), min_size=1, max_size=5), st.sampled_from(["f", "check", "Node"])
+)
+def test_test_globals_resolve_builtins_before_the_program(shadowed: list[str], own: str) -> None:
+    """Whatever built-in names a program defines, the trusted tests see the true built-ins; a name nothing
+    else defines is the program's, and one the tests define is theirs."""
+    from ilr_env.grading.standalone import judge
+
+    ns = judge.TestGlobals(None, [*shadowed, own, "helper"])  # type: ignore[arg-type]
+    code = "seen = {n: eval(n) for n in NAMES}\ndef helper():\n    return 'trusted'\nmine = " + own
+    ns["NAMES"] = shadowed
+    exec(compile(code, "tests.py", "exec"), ns)  # noqa: S102
+    assert all(ns["seen"][n] is getattr(builtins, n) for n in shadowed)
+    assert isinstance(ns["mine"], judge.Remote) and ns["mine"].__name__ == own
+    assert ns["helper"]() == "trusted"

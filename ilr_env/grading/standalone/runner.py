@@ -1,10 +1,11 @@
 """The program side of the sandbox: the first code that runs in it, before any of the program's.
 
-Started by path, ``python -I -S -B runner.py UID MODE GUARD PATH`` (or called as ``main`` by the zygote in
-a program it forked). It drops to the sandbox uid when ``UID >= 0``, installs the fallback guards when
-``GUARD`` is 1, then either runs the program at ``PATH`` as ``__main__`` (``MODE`` "run") or loads it and
-serves calls of its functions from the judge over stdin/stdout (``MODE`` "serve"): length-prefixed JSON,
-arguments and results in the shared codec. Standard library only.
+Started by path, ``python -I -S -B runner.py UID MODE GUARD PATH SECCOMP`` (or called as ``main`` by the
+zygote in a program it forked). It drops to the sandbox uid when ``UID >= 0``, installs the seccomp filter
+(``seccomp.py``) when ``SECCOMP`` is 1 and the fallback guards when ``GUARD`` is 1, then either runs the
+program at ``PATH`` as ``__main__`` (``MODE`` "run") or loads it and serves the judge's requests over
+stdin/stdout (``MODE`` "serve"): calls of its functions, and calls and attribute access on objects it
+returned; length-prefixed JSON, arguments and results in the shared codec. Standard library only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import traceback
 from typing import Any, BinaryIO
 
 import codec
+import seccomp
 
 # Audit events the fallback refuses outright: network, native code, new processes and signals.
 BLOCKED_EVENTS = (
@@ -112,8 +114,32 @@ def _read_exactly(stream: BinaryIO, n: int) -> bytes:
     return buf
 
 
+def _answer(msg: dict[str, Any], namespace: dict[str, Any], handles: dict[int, Any], path: str) -> Any:
+    """One request of the judge: load the program, call one of its functions or objects, or get or set an
+    attribute of an object it returned (tests build the program's trees with its own classes)."""
+
+    def arg(x: Any) -> Any:
+        return codec.decode(x, lambda rest: handles[rest[0]])
+
+    op = msg["op"]
+    if op == "load":
+        with open(path) as f:
+            source = f.read()
+        exec(compile(source, "solution.py", "exec"), namespace)  # noqa: S102
+        return [k for k, v in list(namespace.items()) if callable(v) and not k.startswith("__")]
+    target = handles[msg["handle"]] if "handle" in msg else namespace.get(msg.get("name"))
+    if op == "getattr":
+        return getattr(target, str(msg["attr"]))
+    if op == "setattr":
+        setattr(target, str(msg["attr"]), arg(msg["value"]))
+        return None
+    if not callable(target):
+        raise NameError(msg.get("name"))  # noqa: TRY004 - what a test calling a missing function sees
+    return target(*[arg(a) for a in msg["args"]], **{k: arg(v) for k, v in msg["kwargs"].items()})
+
+
 def serve(path: str) -> None:
-    """Load the program on ``load``, call its functions on ``call``, until the judge closes the pipe."""
+    """Answer the judge's requests (see ``_answer``) until it closes the pipe."""
     requests = os.fdopen(os.dup(0), "rb", buffering=0)
     replies = os.fdopen(os.dup(1), "wb", buffering=0)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -126,24 +152,14 @@ def serve(path: str) -> None:
         handles[id(x)] = x
         return ["h", id(x), type(x).__name__]
 
-    def arg(x: Any) -> Any:
-        return codec.decode(x, lambda rest: handles[rest[0]])
-
     namespace: dict[str, Any] = {"__name__": "__ilr_solution__"}
     while True:
         msg = json.loads(_read_exactly(requests, codec.HEADER.unpack(_read_exactly(requests, 4))[0]))
         try:
+            value = _answer(msg, namespace, handles, path)
             if msg["op"] == "load":
-                with open(path) as f:
-                    source = f.read()
-                exec(compile(source, "solution.py", "exec"), namespace)  # noqa: S102
-                names = [k for k, v in list(namespace.items()) if callable(v) and not k.startswith("__")]
-                reply: dict[str, Any] = {"ok": True, "names": names}
+                reply: dict[str, Any] = {"ok": True, "names": value}
             else:
-                fn = namespace.get(msg["name"])
-                if not callable(fn):
-                    raise NameError(msg["name"])
-                value = fn(*[arg(a) for a in msg["args"]], **{k: arg(v) for k, v in msg["kwargs"].items()})
                 reply = {"ok": True, "value": codec.encode(value, opaque)}
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
@@ -156,9 +172,11 @@ def serve(path: str) -> None:
         replies.write(codec.frame(reply))
 
 
-def main(uid: int, mode: str, guard: bool, path: str) -> None:
+def main(uid: int, mode: str, guard: bool, path: str, syscall_filter: bool = False) -> None:
     if uid >= 0:
         drop_to(uid)
+    if syscall_filter:
+        seccomp.install()
     if guard:
         install_guard(os.path.dirname(path))
     if HERE in sys.path:  # the program imports only what it would without us
@@ -171,4 +189,4 @@ def main(uid: int, mode: str, guard: bool, path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1", sys.argv[4])
+    main(int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1", sys.argv[4], sys.argv[5] == "1")

@@ -100,7 +100,7 @@ def _program(spec: dict[str, Any], fds: list[int]) -> None:
     for name, value in spec["rlimits"].items():
         resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (value, value))
     random.seed()  # not the zygote's state, shared by every program it forks
-    runner.main(-1, spec["mode"], False, SOURCE_PATH)
+    runner.main(-1, spec["mode"], False, SOURCE_PATH, bool(spec.get("seccomp")))
 
 
 def _namespace_init(spec: dict[str, Any], fds: list[int]) -> NoReturn:
@@ -138,7 +138,15 @@ def _namespace_init(spec: dict[str, Any], fds: list[int]) -> NoReturn:
 
 
 def _fresh_namespaces(spec: dict[str, Any], fds: list[int], ready_w: int, namespaces: int) -> NoReturn:
-    """C1: fresh namespaces and mounts, the source written in, then C2; reports C2's pid on ``ready_w``."""
+    """C1: join the program's cgroups (``fds[4:]``: their ``cgroup.procs``, from the judge), then fresh
+    namespaces and mounts, the source written in, then C2; reports C2's pid on ``ready_w``."""
+    for fd in fds[4:]:
+        try:
+            os.write(fd, b"0")
+        except OSError as exc:  # told to the judge on ready_w, which no program code can reach
+            os.write(ready_w, f"cgroup: joining the program's cgroup failed: {exc}".encode())
+            os._exit(121)
+        os.close(fd)
     _check(linux.libc().unshare(namespaces), "unshare")
     _mount(None, b"/", None, linux.MS_REC | linux.MS_PRIVATE, None)
     nodev = linux.MS_NOSUID | linux.MS_NODEV
@@ -170,45 +178,36 @@ def _read_all(fd: int) -> bytes:
     return got
 
 
-def serve(sock: socket.socket, namespaces: int) -> None:
-    def send(msg: dict[str, Any]) -> None:
-        sock.send(json.dumps(msg).encode())
+def _spawn(sock: socket.socket, spec: dict[str, Any], fds: list[int], namespaces: int) -> tuple[int, int]:
+    """Fork C1 for one program; returns (C1's pid, C2's pid) once C2 exists (C2's pid is -1 when C1 could
+    not join the program's cgroup)."""
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            sock.close()
+            _fresh_namespaces(spec, fds, ready_w, namespaces)
+        finally:
+            os._exit(122)
+    for fd in fds:
+        os.close(fd)
+    os.close(ready_w)
+    got = _read_all(ready_r)
+    os.close(ready_r)
+    return pid, int(got) if got.isdigit() else (-1 if got.startswith(b"cgroup:") else 0)
 
-    send({"op": "ready"})
-    while True:
-        msg, fds, _flags, _addr = socket.recv_fds(sock, 65536, 8)
-        if not msg:
-            return
-        spec = json.loads(msg)
-        if spec.get("op") != "spawn" or len(fds) != 4:
-            for fd in fds:
-                os.close(fd)
-            continue
-        ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(ready_r)
-                sock.close()
-                _fresh_namespaces(spec, fds, ready_w, namespaces)
-            finally:
-                os._exit(122)
-        del spec
-        for fd in fds:
-            os.close(fd)
-        os.close(ready_w)
-        got = _read_all(ready_r)
-        os.close(ready_r)
-        c2 = int(got) if got.isdigit() else 0
-        send({"op": "spawned"})  # the judge may now count on this zygote for the program
-        pidfd = os.pidfd_open(pid)
+
+def _supervise(sock: socket.socket, pid: int, c2: int) -> bool:
+    """Wait for the program's end (answering ``exit``) or the judge's ``kill``; False when the judge left."""
+    pidfd = os.pidfd_open(pid)
+    try:
         while True:
             ready, _, _ = select.select([sock, pidfd], [], [])
             if pidfd in ready:
                 _, status = os.waitpid(pid, 0)
-                os.close(pidfd)
-                send({"op": "exit", "status": _exit_code(status)})
-                break
+                sock.send(json.dumps({"op": "exit", "status": _exit_code(status)}).encode())
+                return True
             req = sock.recv(65536)
             if not req or json.loads(req).get("op") == "kill":
                 for target in (c2, pid):
@@ -218,7 +217,31 @@ def serve(sock: socket.socket, namespaces: int) -> None:
                         except ProcessLookupError:
                             pass
                 if not req:
-                    return
+                    return False
+    finally:
+        os.close(pidfd)
+
+
+def serve(sock: socket.socket, namespaces: int) -> None:
+    sock.send(json.dumps({"op": "ready"}).encode())
+    while True:
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 65536, 16)
+        if not msg:
+            return
+        spec = json.loads(msg)
+        if spec.get("op") != "spawn" or len(fds) < 4:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid, c2 = _spawn(sock, spec, fds, namespaces)
+        del spec
+        if c2 < 0:  # C1 could not set the program up (its cgroup): the grader's fault, never the program's
+            os.waitpid(pid, 0)
+            sock.send(json.dumps({"op": "fault", "why": "the program's cgroup could not be joined"}).encode())
+            continue
+        sock.send(json.dumps({"op": "spawned"}).encode())  # the judge may now count on this zygote
+        if not _supervise(sock, pid, c2):
+            return
 
 
 if __name__ == "__main__":
