@@ -29,6 +29,7 @@ from typing import Any
 
 from ilr_agents.checkpoint import atomic_write_json
 from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.distributed_prep import once_on_main, real_weights
 from ilr_agents.policies import SamplingParams
 from ilr_agents.policies.transformers_policy import TransformersPolicy
 from ilr_agents.training_data import plain_prompts
@@ -56,15 +57,21 @@ def _base_correctness(config: ILRConfig, questions: Sequence[Any]) -> list[dict[
     by_model: dict[str, dict[str, bool]] = {}
     chats = plain_prompts(questions, config.prompts)
     for name in dict.fromkeys(config.models):  # greedy answers of one base model are the same for every copy
-        policy = TransformersPolicy(
-            name, dtype=config.dtype, max_batch_size=16, device="cpu" if config.use_cpu else None
-        )
+        policy = _base_policy(config, name)
         outs = policy.generate(chats, params)
         by_model[name] = {
             q.id: bool(grade(q, o[0].text).correct) for q, o in zip(questions, outs, strict=True)
         }
         del policy
     return [by_model[name] for name in config.models]
+
+
+def _base_policy(config: ILRConfig, name: str) -> TransformersPolicy:
+    """A base model to rank or answer with, whole on this process (never a zeroed FSDP placeholder)."""
+    with real_weights():
+        return TransformersPolicy(
+            name, dtype=config.dtype, max_batch_size=16, device="cpu" if config.use_cpu else None
+        )
 
 
 def _load_json(path: str, what: str) -> Any:
@@ -115,7 +122,6 @@ def _is_self_ranking(raw: Any) -> bool:
 def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
     """Each agent's D_q from its base model's own ranking (or one pooled D_q): the run's cached ranking
     (made now if missing or made with other models or settings), or a file from `ilr difficulty`."""
-    from ilr_agents.policies import TransformersPolicy
     from ilr_agents.self_ranking import SelfRankSettings, cached_or_ranked, difficulty_for_agents
     from ilr_env import difficulty as diff
 
@@ -127,9 +133,7 @@ def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
             settings,
             Path(config.output_dir) / "self_rank.json",
             prompts=config.prompts or None,
-            load_policy=lambda name: TransformersPolicy(
-                name, dtype=config.dtype, max_batch_size=16, device="cpu" if config.use_cpu else None
-            ),
+            load_policy=lambda name: _base_policy(config, name),
         )
     else:
         est = diff.load_json(config.difficulty, kind="difficulty")
@@ -241,3 +245,24 @@ def prepare_difficulty_and_abilities(
         },
     )
     return prep
+
+
+def prepare_once(
+    config: ILRConfig,
+    train_questions: Sequence[Any],
+    validation_questions: Sequence[Any],
+    resume_payload: dict[str, Any] | None = None,
+) -> tuple[Preparation, int]:
+    """``prepare_difficulty_and_abilities`` for a run of one or many processes: the main process computes
+    (and alone writes the run's JSON files), every process gets the result; also returns the rank that ran
+    it. A resumed run first restores the checkpoint's own difficulties and abilities (same modes as before).
+    """
+
+    def compute() -> Preparation:
+        if resume_payload is not None:
+            run_dir = Path(config.output_dir)
+            atomic_write_json(run_dir / "difficulty.json", resume_payload["difficulty"])
+            atomic_write_json(run_dir / "abilities.json", {"abilities": resume_payload["abilities"]})
+        return prepare_difficulty_and_abilities(config, train_questions, validation_questions)
+
+    return once_on_main(compute)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+from ilr_agents.distributed_prep import real_weights
 from ilr_agents.models import resolve_model
 from ilr_env import Question, grade
 from ilr_env.grading import last_boxed
@@ -139,11 +140,12 @@ class RewardModelReward:
         if dtype is None:
             dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
-        self.model = (
-            AutoModelForSequenceClassification.from_pretrained(model_id_or_path, dtype=dtype)
-            .to(self.device)
-            .eval()
-        )
+        with real_weights():  # every process scores its own samples: never FSDP's zeroed placeholder
+            self.model = (
+                AutoModelForSequenceClassification.from_pretrained(model_id_or_path, dtype=dtype)
+                .to(self.device)
+                .eval()
+            )
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.model.config.pad_token_id is None:

@@ -19,16 +19,14 @@ time; plus TRL's own logs), ``rollouts.rank<r>.jsonl`` (per-question rewards and
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import ilr_env
 from ilr_agents import trainer_parts
-from ilr_agents.checkpoint import atomic_write_text
 from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.joint_rollout import JointRollout, JointRolloutError, prompt_key
-from ilr_agents.preparation import prepare_difficulty_and_abilities
+from ilr_agents.preparation import prepare_once
 from ilr_agents.rewards import RawReward
 from ilr_agents.trainer_parts import TrainResult
 from ilr_agents.training_data import build_dataset
@@ -92,13 +90,7 @@ def train_ilr(config: ILRConfig) -> TrainResult:
         )
     run = trainer_parts.RunFolder(config)
     train_q, val_q = trainer_parts.load_training_questions(config)
-    if (
-        run.resume_payload is not None
-    ):  # the checkpoint's own difficulties and abilities: same modes as before
-        payload = run.resume_payload
-        atomic_write_text(run.path / "difficulty.json", json.dumps(payload["difficulty"]))
-        atomic_write_text(run.path / "abilities.json", json.dumps({"abilities": payload["abilities"]}))
-    prep = prepare_difficulty_and_abilities(config, train_q, val_q)
+    prep, _prepared_on = prepare_once(config, train_q, val_q, run.resume_payload)  # main process only
 
     slots = config.questions_per_step * (config.num_generations if config.sampling == "full_episode" else 1)
     envs = [
