@@ -3,8 +3,9 @@
 ``train_ilr(config)`` is the whole run: validate (already done by ILRConfig), load questions, compute or
 load difficulties and abilities, build one trainer per agent, run every trainer's ``train()`` once in its
 own thread (they meet inside ``rollout_func``, see joint_rollout.py), checkpoint crash-safely
-(checkpoint.py) and log. The parts every run shares (models, GRPOConfig, run folder, resume, log) live in
-trainer_parts.py; ``experiments/pipeline/methods.py`` picks this trainer or the single-agent baseline.
+(checkpoint.py) and log. The parts every run shares live in their own modules (model_loading,
+grpo_config, run_folder, run_log, trainer_factory, fsdp); ``experiments/pipeline/methods.py`` picks this
+trainer or the single-agent baseline.
 
 Which tokens receive gradient: only the final stage (the fusion answer in Idea3, the last round in
 debate). Earlier turns enter as prompt context, exactly as the agent saw them; they are sampled once
@@ -23,13 +24,16 @@ import threading
 from typing import Any
 
 import ilr_env
-from ilr_agents import trainer_parts
 from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.fsdp import wrap_this_model_next
 from ilr_agents.joint_rollout import JointRollout, JointRolloutError, prompt_key
+from ilr_agents.model_loading import load_model
 from ilr_agents.preparation import prepare_once
 from ilr_agents.rewards import RawReward
-from ilr_agents.trainer_parts import TrainResult
-from ilr_agents.training_data import build_dataset
+from ilr_agents.run_folder import RunFolder, TrainResult
+from ilr_agents.run_log import RunLog, attach_run
+from ilr_agents.trainer_factory import build_trainer
+from ilr_agents.training_data import build_dataset, load_training_questions
 
 
 def ilr_reward(
@@ -46,13 +50,13 @@ def ilr_raw_reward(
     return list(ilr_raw_reward)
 
 
-def _run_threads(trainers: dict[str, Any], joint: JointRollout, run: trainer_parts.RunFolder) -> None:
+def _run_threads(trainers: dict[str, Any], joint: JointRollout, run: RunFolder) -> None:
     errors: dict[str, BaseException] = {}
 
     def go(name: str) -> None:
         try:
             joint.wait_turn(name)
-            trainer_parts.wrap_this_model_next(trainers[name])  # under FSDP: this agent's own layers
+            wrap_this_model_next(trainers[name])  # under FSDP: this agent's own layers
             trainers[name].train(resume_from_checkpoint=run.resume_checkpoint(name))
         except BaseException as exc:  # noqa: BLE001
             errors[name] = exc
@@ -88,8 +92,8 @@ def train_ilr(config: ILRConfig) -> TrainResult:
         raise ConfigError(
             f"method={config.method!r} is not ILR: train it with experiments.pipeline.methods.train"
         )
-    run = trainer_parts.RunFolder(config)
-    train_q, val_q = trainer_parts.load_training_questions(config)
+    run = RunFolder(config)
+    train_q, val_q = load_training_questions(config)
     prep, _prepared_on = prepare_once(config, train_q, val_q, run.resume_payload)  # main process only
 
     slots = config.questions_per_step * (config.num_generations if config.sampling == "full_episode" else 1)
@@ -114,10 +118,10 @@ def train_ilr(config: ILRConfig) -> TrainResult:
     joint.question_key = {prompt_key(row["prompt"]): q for row, q in zip(dataset, train_q, strict=True)}
     writer = run.manifest_writer(difficulty=prep.difficulty, abilities=prep.abilities)
     trainers: dict[str, Any] = {}
-    log: trainer_parts.RunLog | None = None
+    log: RunLog | None = None
     for agent, model_name in zip(run.agents, config.models, strict=True):
-        model, tokenizer = trainer_parts.load_model(model_name, config)
-        trainers[agent] = trainer_parts.build_trainer(
+        model, tokenizer = load_model(model_name, config)
+        trainers[agent] = build_trainer(
             config,
             agent,
             model,
@@ -127,7 +131,7 @@ def train_ilr(config: ILRConfig) -> TrainResult:
             reward_weights=[1.0, 0.0],
             rollout_func=joint.rollout_func_for(agent),
         )
-        log = trainer_parts.attach_run(trainers[agent], agent, run, writer, log)
+        log = attach_run(trainers[agent], agent, run, writer, log)
     assert log is not None  # ILRConfig guarantees at least two agents
     joint.on_step = log.ilr_step
     joint.bind(trainers)

@@ -22,14 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments.pipeline import presets
-from ilr_agents.config import (
-    MOVED_KEYS,
-    ConfigError,
-    ILRConfig,
-    apply_overrides,
-    parse_assignments,
-    read_yaml,
-)
+from ilr_agents.config import MOVED_KEYS, ConfigError, ILRConfig
+from ilr_agents.config_files import apply_overrides, parse_assignments, read_yaml
 
 
 @dataclass
@@ -226,7 +220,7 @@ def held_out_questions(config: CompareConfig) -> tuple[dict[str, list[Any]], dic
 
 def check_trainer_settings(config: CompareConfig) -> None:
     """TRL's own check of every method's ``grpo:`` settings (a GRPOConfig is built), before anything loads."""
-    from ilr_agents.trainer_parts import check_grpo_args
+    from ilr_agents.grpo_config import check_grpo_args
 
     for label in config.methods:
         check_grpo_args(config.training_config(label, config.seeds[0]))

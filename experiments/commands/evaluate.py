@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ilr_agents.config import ConfigError, apply_overrides, parse_assignments
+from ilr_agents.config import ConfigError
+from ilr_agents.config_files import apply_overrides, parse_assignments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from ilr_agents.checkpoint import (
     list_manifests,
 )
 from ilr_agents.config import ILRConfig
-from ilr_agents.trainer_parts import RunLog
+from ilr_agents.run_log import RunLog
 from ilr_agents.training import train_ilr
 
 # Same seeds, same data, same rollouts: resumed weights match to float32 round-off. Stated tolerance:

@@ -16,7 +16,7 @@ from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.policies import ScriptedPolicy
 from ilr_agents.preparation import prepare_difficulty_and_abilities
 from ilr_agents.self_ranking import SelfRankSettings, self_rank
-from ilr_agents.trainer_parts import load_training_questions
+from ilr_agents.training_data import load_training_questions
 from ilr_env import difficulty as dif
 
 SETTINGS = {"batch_size": 4, "passes": 2}
