@@ -82,3 +82,19 @@ def once_on_main(compute: Callable[[], T]) -> tuple[T, int]:
     if status == "error":
         raise PreparationError(f"preparation failed on the main process (rank 0): {value}")
     return value, 0
+
+
+def gather_to_main(item: T) -> list[T] | None:
+    """Every process's ``item``, in rank order, on the main process (None elsewhere); ``[item]`` alone.
+
+    Call from one thread per process at the same point of the run on every process (a collective)."""
+    rank, size = rank_and_size()
+    if size == 1:
+        return [item]
+    import torch.distributed as dist
+
+    group = dist.new_group(backend="gloo", timeout=PREPARATION_TIMEOUT)
+    out: list[T] | None = [None] * size if rank == 0 else None  # type: ignore[list-item]
+    dist.gather_object(item, out, dst=0, group=group)
+    dist.destroy_process_group(group)
+    return out

@@ -13,6 +13,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOTrainer
 
 from ilr_agents.config import ILRConfig
+from ilr_agents.fsdp import fsdp_on_cpu
 from ilr_agents.grpo_config import grpo_args
 from ilr_agents.model_loading import peft_config
 from ilr_agents.run_folder import agent_names
@@ -48,7 +49,8 @@ def build_trainer(
         reward_weights=reward_weights,
         agent_index=agent_names(config).index(agent),
     )
-    with engine_defaults(config):  # generation_backend=vllm: TRL builds this trainer's engine here
+    # generation_backend=vllm: TRL builds this trainer's engine here; an FSDP config shards on CPU too
+    with engine_defaults(config), fsdp_on_cpu():
         trainer = cls(
             model=model,
             processing_class=tokenizer,

@@ -28,6 +28,7 @@ from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.fsdp import wrap_this_model_next
 from ilr_agents.joint_rollout import JointRollout, JointRolloutError, prompt_key
 from ilr_agents.model_loading import load_model
+from ilr_agents.placement import PlacementCallback, write_placement
 from ilr_agents.preparation import prepare_once
 from ilr_agents.rewards import RawReward
 from ilr_agents.run_folder import RunFolder, TrainResult
@@ -94,7 +95,7 @@ def train_ilr(config: ILRConfig) -> TrainResult:
         )
     run = RunFolder(config)
     train_q, val_q = load_training_questions(config)
-    prep, _prepared_on = prepare_once(config, train_q, val_q, run.resume_payload)  # main process only
+    prep, prepared_on = prepare_once(config, train_q, val_q, run.resume_payload)  # main process only
 
     slots = config.questions_per_step * (config.num_generations if config.sampling == "full_episode" else 1)
     envs = [
@@ -118,6 +119,7 @@ def train_ilr(config: ILRConfig) -> TrainResult:
     joint.question_key = {prompt_key(row["prompt"]): q for row, q in zip(dataset, train_q, strict=True)}
     writer = run.manifest_writer(difficulty=prep.difficulty, abilities=prep.abilities)
     trainers: dict[str, Any] = {}
+    placed: dict[str, dict[str, Any]] = {}  # agent -> how this process holds its model
     log: RunLog | None = None
     for agent, model_name in zip(run.agents, config.models, strict=True):
         model, tokenizer = load_model(model_name, config)
@@ -132,6 +134,7 @@ def train_ilr(config: ILRConfig) -> TrainResult:
             rollout_func=joint.rollout_func_for(agent),
         )
         log = attach_run(trainers[agent], agent, run, writer, log)
+        trainers[agent].add_callback(PlacementCallback(agent, placed))
     assert log is not None  # ILRConfig guarantees at least two agents
     joint.on_step = log.ilr_step
     joint.bind(trainers)
@@ -140,4 +143,5 @@ def train_ilr(config: ILRConfig) -> TrainResult:
             _run_threads(trainers, joint, run)
     finally:
         log.close()
+    write_placement(run.path, placed, prepared_on)
     return run.finish(trainers[run.agents[0]].state.global_step, is_main=writer.enabled, history=log.history)
