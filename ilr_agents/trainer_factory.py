@@ -13,7 +13,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOTrainer
 
 from ilr_agents.config import ILRConfig
-from ilr_agents.fsdp import fsdp_on_cpu
+from ilr_agents.fsdp import FinalWeightsOnly, fsdp_on_cpu
 from ilr_agents.grpo_config import grpo_args
 from ilr_agents.model_loading import peft_config
 from ilr_agents.run_folder import agent_names
@@ -62,4 +62,5 @@ def build_trainer(
         )
     # m trainers would interleave HF's printed dicts; metrics.jsonl and TensorBoard keep them
     trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(FinalWeightsOnly(trainer))  # under FSDP: sharded checkpoints, weights-only last one
     return trainer

@@ -1,5 +1,6 @@
 """Real FSDP2 sharding on CPU: two gloo processes shard every agent's model (half of every parameter each),
-and one sharded ILR step updates the weights as one unsharded process does on the same global batch.
+one sharded ILR step updates the weights as one unsharded process does on the same global batch, and the
+run saves sharded intermediate checkpoints (torch distributed checkpoint) and a weights-only final one.
 
 Tolerance: plain SGD (lr 1.0), so the update is the gradient itself and the comparison reads the gradient's
 agreement, not an optimizer's amplification of round-off (Adam's first step divides by |g|, which turns
@@ -27,7 +28,6 @@ RELATIVE_TOL = 1e-4
 def _fields(tiny_run, out: Path, **overrides) -> dict:
     return tiny_run(
         out,
-        max_steps=1,
         save_steps=1,
         rollout_batching="question",  # per-question seeds: both runs sample the same replies
         grpo={"mask_truncated_completions": False, "learning_rate": 1.0, "optim": "sgd"},
@@ -40,8 +40,9 @@ def _fields(tiny_run, out: Path, **overrides) -> dict:
 def runs(tmp_path_factory, tiny_run) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("fsdp_cpu")
     sharded, single = tmp / "sharded", tmp / "single"
-    train(ILRConfig.from_dict(_fields(tiny_run, sharded, num_processes=2, accelerate_config="fsdp2")))
-    train(ILRConfig.from_dict(_fields(tiny_run, single, per_device_train_batch_size=8)))
+    two = _fields(tiny_run, sharded, num_processes=2, accelerate_config="fsdp2", max_steps=2)
+    train(ILRConfig.from_dict(two))
+    train(ILRConfig.from_dict(_fields(tiny_run, single, per_device_train_batch_size=8, max_steps=1)))
     return sharded, single
 
 
@@ -59,15 +60,59 @@ def test_every_agent_is_sharded_across_both_processes(runs):
     assert alone["num_processes"] == 1 and not any(r["sharded"] for r in alone["agents"].values())
 
 
-def test_one_sharded_step_matches_one_unsharded_step(runs):
+def sharded_weights(checkpoint: Path, scratch: Path) -> dict[str, np.ndarray]:
+    """The full weights of a sharded (torch distributed) checkpoint, read in this one process."""
+    import torch
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    dcp_to_torch_save(checkpoint / "pytorch_model_fsdp_0", scratch)
+    return {k: v.numpy() for k, v in torch.load(scratch)["model"].items()}
+
+
+def test_intermediate_checkpoints_are_sharded_and_the_last_is_weights_only(runs):
+    for agent in ("agent_0", "agent_1"):
+        first, last = (runs[0] / agent / f"checkpoint-{s}" for s in (1, 2))
+        for part in ("pytorch_model_fsdp_0", "optimizer_0"):  # one shard file per process, nothing gathered
+            assert sorted(p.name for p in (first / part).glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+        assert not (first / "model.safetensors").exists() and not (first / "optimizer.pt").exists()
+        assert (last / "model.safetensors").is_file() and (last / "config.json").is_file()
+        assert not any((last / p).exists() for p in ("optimizer.pt", "optimizer_0", "pytorch_model_fsdp_0"))
+
+
+def test_one_sharded_step_matches_one_unsharded_step(runs, tmp_path):
     from safetensors.numpy import load_file
 
     for agent, base in (("agent_0", "tiny"), ("agent_1", "tiny-llama")):
         before = load_file(str(Path(resolve_model(base)) / "model.safetensors"))
-        two, one = (load_file(str(r / agent / "checkpoint-1" / "model.safetensors")) for r in runs)
+        two = sharded_weights(runs[0] / agent / "checkpoint-1", tmp_path / f"{agent}.pt")
+        one = load_file(str(runs[1] / agent / "checkpoint-1" / "model.safetensors"))
         shared = sorted(set(one) & set(before))
         assert shared and set(one) <= set(two)
         update = max(float(np.abs(one[k] - before[k]).max()) for k in shared)
         assert update > 1e-3  # the step moved the weights
         worst = max(float(np.abs(two[k] - one[k]).max()) for k in shared)
         assert worst <= RELATIVE_TOL * update, (agent, worst, update)
+
+
+@pytest.mark.slow
+def test_resume_from_a_sharded_checkpoint_matches_the_uninterrupted_run(runs, tmp_path, tiny_run):
+    """Crash after step 1 (its sharded checkpoint committed, step 2 not): the resumed run loads the shards of
+    weights and AdamW state and ends where the uninterrupted run ended (measured: bit-identical)."""
+    import shutil
+
+    from safetensors.numpy import load_file
+
+    crashed = tmp_path / "crashed"
+    shutil.copytree(runs[0], crashed)
+    for agent in ("agent_0", "agent_1"):
+        shutil.rmtree(crashed / agent / "checkpoint-2")
+    (crashed / "checkpoints" / "manifest-00000002.json").unlink()
+    fields = _fields(tiny_run, crashed, num_processes=2, accelerate_config="fsdp2", max_steps=2, resume=True)
+    assert train(ILRConfig.from_dict(fields)).resumed_from == 1
+    for agent in ("agent_0", "agent_1"):
+        done, again = (
+            load_file(str(r / agent / "checkpoint-2" / "model.safetensors")) for r in (runs[0], crashed)
+        )
+        assert sorted(done) == sorted(again)
+        for key in done:
+            np.testing.assert_allclose(again[key], done[key], atol=1e-6)
