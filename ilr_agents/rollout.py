@@ -56,7 +56,8 @@ def jsonable(value: Any) -> Any:
 @dataclass
 class Sample:
     """One reply: its text, how generation ended, token fields when the policy gives them, and, for a
-    final-stage sample, the env's grade and reward."""
+    final-stage sample, its grade and reward: the env's, or in training the raw reward, with the
+    calibrated reward the agent trained on beside it."""
 
     text: str
     finish_reason: str = "stop"
@@ -65,6 +66,7 @@ class Sample:
     logprobs: list[float] | None = None
     reward: float | None = None
     grade: Grade | None = None
+    calibrated_reward: float | None = None
 
     @classmethod
     def of(cls, completion: Completion, reward: float | None = None, grade: Grade | None = None) -> Sample:
@@ -96,9 +98,12 @@ class Sample:
                 fields[name] = getattr(self, name)
         return fields
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, tokens: bool = True) -> dict[str, Any]:
         graded = {} if self.grade is None else {"reward": self.reward, "grade": self.grade}
-        return jsonable({"text": self.text, **graded, **self.token_fields()})
+        if self.calibrated_reward is not None:
+            graded["calibrated_reward"] = self.calibrated_reward
+        fields = self.token_fields() if tokens else {"finish_reason": self.finish_reason}
+        return jsonable({"text": self.text, **graded, **fields})
 
 
 @dataclass
@@ -110,9 +115,14 @@ class StageRecord:
     seen: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     said: dict[str, Sample] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, tokens: bool = True) -> dict[str, Any]:
         agents = {
-            a: {"messages": self.seen[a], "message": s.text, **s.token_fields()} for a, s in self.said.items()
+            a: {
+                "messages": self.seen[a],
+                "message": s.text,
+                **(s.token_fields() if tokens else {"finish_reason": s.finish_reason}),
+            }
+            for a, s in self.said.items()
         }
         return jsonable({"stage": self.stage, "index": self.index, "agents": agents})
 
@@ -133,9 +143,19 @@ class EpisodeRecord:
     rewards: dict[str, float] = field(default_factory=dict)
     infos: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The transcript line: plain JSON (stage entries keep ``messages``/``message``, samples ``text``)."""
-        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+    def to_dict(self, *, tokens: bool = True) -> dict[str, Any]:
+        """The transcript line: plain JSON (stage entries keep ``messages``/``message``, samples ``text``).
+
+        Evaluation transcripts and training's ``rollouts.rank<r>.jsonl`` are both these lines.
+        ``tokens=False`` leaves out token ids and log-probs (training writes every step: they would dominate).
+        """
+        out = {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["stages"] = [stage.to_dict(tokens=tokens) for stage in self.stages]
+        out["final_samples"] = {
+            agent: [sample.to_dict(tokens=tokens) for sample in samples]
+            for agent, samples in self.final_samples.items()
+        }
+        return out
 
     def answer(self, agent: str) -> Sample:
         """The sample this agent submitted (its first final sample)."""
@@ -324,7 +344,8 @@ def _play_stages(
                 said[e][agent] = Sample.of(samples[0])
                 if final:
                     records[e].final_samples[agent] = [
-                        Sample.of(sample, *env_list[e].score(agent, sample.text)) for sample in samples
+                        Sample.of(sample, *env_list[e].score(agent, sample.text, truncated=_cut(sample)))
+                        for sample in samples
                     ]
         for e in live:
             info0 = infos[e][next(iter(actions[e]))]
@@ -338,3 +359,7 @@ def _play_stages(
                 records[e].infos = jsonable(new_infos)
         if bar is not None:
             bar.update(len(live))
+
+
+def _cut(completion: Completion) -> bool:
+    return completion.finish_reason == "length"

@@ -2,18 +2,16 @@
 
 ``train_ilr(config)`` is the whole run: validate (already done by ILRConfig), load questions, compute or
 load difficulties and abilities, build one trainer per agent, run every trainer's ``train()`` once in its
-own thread (they meet inside ``rollout_func``, see joint_rollout.py), checkpoint crash-safely
+own thread (they meet inside ``rollout_func``, see joint_rollout.py; the step itself is ilr_step.py),
+checkpoint crash-safely
 (checkpoint.py) and log. The parts every run shares live in their own modules (model_loading,
 grpo_config, run_folder, run_log, trainer_factory, fsdp); ``experiments/pipeline/methods.py`` picks this
 trainer or the single-agent baseline.
 
-Which tokens receive gradient: only the final stage (the fusion answer in Idea3, the last round in
-debate). Earlier turns enter as prompt context, exactly as the agent saw them; they are sampled once
-per question (or per episode with ``sampling: full_episode``) and are not trained.
-
 Outputs in ``output_dir``: ``config.yaml``, ``difficulty.json``, ``abilities.json``, ``metrics.jsonl``
 (one line per step and agent: rewards raw/calibrated, accuracy, mode counts, calibration shift, step
-time; plus TRL's own logs), ``rollouts.rank<r>.jsonl`` (per-question rewards and peer statistics),
+time; plus TRL's own logs), ``rollouts.rank<r>.jsonl`` (every episode, as evaluation writes it, with each
+final sample's raw and calibrated reward),
 ``<agent>/`` (TRL output and HF checkpoints, TensorBoard logs under ``<agent>/runs``),
 ``tensorboard/ilr`` (ILR's own scalars) and ``checkpoints/manifest-<step>.json``.
 """
@@ -28,9 +26,10 @@ import ilr_env
 from ilr_agents.checkpoint import atomic_write_text
 from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.fsdp import wrap_this_model_next
-from ilr_agents.joint_rollout import JointRollout, JointRolloutError, prompt_key
+from ilr_agents.joint_rollout import JointRollout, prompt_key
 from ilr_agents.model_loading import load_model
 from ilr_agents.preparation import prepare_difficulty_and_abilities
+from ilr_agents.rendezvous import Rendezvous, RendezvousError
 from ilr_agents.rewards import RawReward
 from ilr_agents.run_folder import RunFolder, TrainResult
 from ilr_agents.run_log import RunLog, attach_run
@@ -52,19 +51,19 @@ def ilr_raw_reward(
     return list(ilr_raw_reward)
 
 
-def _run_threads(trainers: dict[str, Any], joint: JointRollout, run: RunFolder) -> None:
+def _run_threads(trainers: dict[str, Any], turns: Rendezvous, run: RunFolder) -> None:
     errors: dict[str, BaseException] = {}
 
     def go(name: str) -> None:
         try:
-            joint.wait_turn(name)
+            turns.wait_turn(name)
             wrap_this_model_next(trainers[name])  # under FSDP: this agent's own layers
             trainers[name].train(resume_from_checkpoint=run.resume_checkpoint(name))
         except BaseException as exc:  # noqa: BLE001
             errors[name] = exc
-            joint.abort()
+            turns.abort()
         finally:
-            joint.pass_turn()
+            turns.pass_turn()
 
     threads = [
         threading.Thread(target=go, args=(name,), name=f"ilr-{name}", daemon=True) for name in trainers
@@ -76,12 +75,10 @@ def _run_threads(trainers: dict[str, Any], joint: JointRollout, run: RunFolder) 
             for t in threads:
                 t.join(timeout=0.5)
     except KeyboardInterrupt:
-        joint.abort()
+        turns.abort()
         raise
     if errors:
-        primary = [e for e in errors.values() if not isinstance(e, JointRolloutError)] or list(
-            errors.values()
-        )
+        primary = [e for e in errors.values() if type(e) is not RendezvousError] or list(errors.values())
         raise primary[0]
 
 
@@ -121,12 +118,18 @@ def train_ilr(config: ILRConfig) -> TrainResult:
         )
         for _ in range(slots)
     ]
-    joint = JointRollout(config, run.agents, envs, raw_reward=RawReward.from_config(config))
     dataset = build_dataset(train_q, config.prompts)
-    joint.question_key = {prompt_key(row["prompt"]): q for row, q in zip(dataset, train_q, strict=True)}
+    log = RunLog.for_this_process(config, run.resumed_from or 0)
+    joint = JointRollout(
+        config,
+        run.agents,
+        envs,
+        RawReward.from_config(config),
+        questions={prompt_key(row["prompt"]): q for row, q in zip(dataset, train_q, strict=True)},
+        on_step=log.ilr_step,
+    )
     writer = run.manifest_writer(difficulty=prep.difficulty, abilities=prep.abilities)
     trainers: dict[str, Any] = {}
-    log: RunLog | None = None
     for agent, model_name in zip(run.agents, config.models, strict=True):
         model, tokenizer = load_model(model_name, config)
         trainers[agent] = build_trainer(
@@ -139,13 +142,10 @@ def train_ilr(config: ILRConfig) -> TrainResult:
             reward_weights=[1.0, 0.0],
             rollout_func=joint.rollout_func_for(agent),
         )
-        log = attach_run(trainers[agent], agent, run, writer, log)
-    assert log is not None  # ILRConfig guarantees at least two agents
-    joint.on_step = log.ilr_step
-    joint.bind(trainers)
+        attach_run(trainers[agent], agent, run, writer, log)
     try:
         if not run.done:
-            _run_threads(trainers, joint, run)
+            _run_threads(trainers, joint.rendezvous, run)
     finally:
         log.close()
     return run.finish(trainers[run.agents[0]].state.global_step, is_main=writer.enabled, history=log.history)
