@@ -29,8 +29,7 @@ from typing import Any
 
 from ilr_agents.checkpoint import atomic_write_json
 from ilr_agents.config import ConfigError, ILRConfig
-from ilr_agents.policies import SamplingParams
-from ilr_agents.policies.transformers_policy import TransformersPolicy
+from ilr_agents.policies import PolicySpec, SamplingParams, build_policy
 from ilr_agents.training_data import plain_prompts
 from ilr_env import difficulty as diff
 from ilr_env import grade
@@ -50,15 +49,19 @@ class Preparation:
         }
 
 
+def _base_model(config: ILRConfig, name: str) -> PolicySpec:
+    """A base model as preparation reads it: the run's dtype and device, greedy batches of 16."""
+    device = "cpu" if config.use_cpu else None
+    return PolicySpec(name, dtype=config.dtype, max_batch_size=16, device=device, return_logprobs=True)
+
+
 def _base_correctness(config: ILRConfig, questions: Sequence[Any]) -> list[dict[str, bool]]:
     """Each base model answers every question once, greedily, with the plain prompt; graded by ilr_env."""
     params = SamplingParams(max_new_tokens=config.max_completion_length, temperature=0.0)
     by_model: dict[str, dict[str, bool]] = {}
     chats = plain_prompts(questions, config.prompts)
     for name in dict.fromkeys(config.models):  # greedy answers of one base model are the same for every copy
-        policy = TransformersPolicy(
-            name, dtype=config.dtype, max_batch_size=16, device="cpu" if config.use_cpu else None
-        )
+        policy = build_policy(_base_model(config, name))
         outs = policy.generate(chats, params)
         by_model[name] = {
             q.id: bool(grade(q, o[0].text).correct) for q, o in zip(questions, outs, strict=True)
@@ -115,7 +118,6 @@ def _is_self_ranking(raw: Any) -> bool:
 def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
     """Each agent's D_q from its base model's own ranking (or one pooled D_q): the run's cached ranking
     (made now if missing or made with other models or settings), or a file from `ilr difficulty`."""
-    from ilr_agents.policies import TransformersPolicy
     from ilr_agents.self_ranking import SelfRankSettings, cached_or_ranked, difficulty_for_agents
     from ilr_env import difficulty as diff
 
@@ -127,9 +129,7 @@ def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
             settings,
             Path(config.output_dir) / "self_rank.json",
             prompts=config.prompts or None,
-            load_policy=lambda name: TransformersPolicy(
-                name, dtype=config.dtype, max_batch_size=16, device="cpu" if config.use_cpu else None
-            ),
+            load_policy=lambda name: build_policy(_base_model(config, name)),
         )
     else:
         est = diff.load_json(config.difficulty, kind="difficulty")

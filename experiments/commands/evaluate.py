@@ -100,29 +100,25 @@ def apply_settings(args: argparse.Namespace) -> argparse.Namespace:
 
 def _policy(spec: str, args: argparse.Namespace, cache: dict[str, Any]) -> Any:
     """Same spec -> same policy object: loaded once, and the rollout merges its agents into one call."""
+    from ilr_agents.policies import PolicySpec, PolicySpecError, build_policy
+
     if spec in cache:
         return cache[spec]
-    if args.backend == "transformers":
-        from ilr_agents.policies import TransformersPolicy
-
-        policy = TransformersPolicy(
+    local = {"device": args.device, "dtype": args.dtype} if args.backend == "transformers" else {}
+    try:
+        described = PolicySpec(
             spec,
-            device=args.device,
-            dtype=args.dtype,
-            adapter=args.adapter,
-            return_logprobs=False,
+            backend=args.backend,
+            adapter=args.adapter if args.backend != "openai" else None,
             seed=args.seed,
+            base_url=args.base_url,
+            api_key_env=args.api_key_env,
+            **local,
         )
-    elif args.backend == "vllm":
-        from ilr_agents.policies import VLLMPolicy
-
-        policy = VLLMPolicy(spec, return_logprobs=False, seed=args.seed, lora_adapter=args.adapter)
-    else:
-        from ilr_agents.policies import OpenAIPolicy
-
-        policy = OpenAIPolicy(args.base_url, spec, api_key_env=args.api_key_env, seed=args.seed)
-    cache[spec] = policy
-    return policy
+    except PolicySpecError as exc:
+        raise ConfigError(str(exc)) from exc
+    cache[spec] = build_policy(described)
+    return cache[spec]
 
 
 def _mode(value: str) -> str | float:
