@@ -15,8 +15,8 @@ validation set. On a laptop that is expensive, so the cheaper sources are first-
 
 Abilities: ``rasch`` fits γ_i (``fit_abilities``, Rasch MLE, bounded at ±6 when an agent gets all or
 nothing right) on the base models' validation answers; or a JSON file / list, one per agent. Results go
-to ``<output_dir>/difficulty.json`` and ``abilities.json`` and are reused when present, so a resumed run
-sees the same modes.
+to ``<output_dir>/difficulty.json`` and ``abilities.json`` (reused by a restart that has no checkpoint
+yet); a resumed run passes its checkpoint's values, so it sees the same modes.
 """
 
 from __future__ import annotations
@@ -139,22 +139,55 @@ def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
 
 
 def prepare_difficulty_and_abilities(
-    config: ILRConfig, train_questions: Sequence[Any], validation_questions: Sequence[Any]
+    config: ILRConfig,
+    train_questions: Sequence[Any],
+    validation_questions: Sequence[Any],
+    resumed: Preparation | None = None,
 ) -> Preparation:
-    """D_q for every training question and γ_i for every agent; cached in the run folder."""
+    """D_q for every training question and γ_i for every agent, stored in the run folder.
+
+    ``resumed``: the checkpoint's own values (a resumed run keeps its modes); else the run folder's
+    stored values when they were made for the same models and source; else computed now.
+    """
+    prep = resumed or _stored(config) or _prepare(config, train_questions, validation_questions)
+    _store(config, prep)
+    return prep
+
+
+def _stored(config: ILRConfig) -> Preparation | None:
     run_dir = Path(config.output_dir)
     cached_d, cached_a = run_dir / "difficulty.json", run_dir / "abilities.json"
-    if cached_d.is_file() and cached_a.is_file():
-        stored = json.loads(cached_a.read_text())
-        same_run = (
-            stored.get("models", config.models) == config.models
-            and stored.get("difficulty_source", config.difficulty) == config.difficulty
-        )
-        if same_run:
-            return Preparation(
-                json.loads(cached_d.read_text()), stored["abilities"], stored.get("validation_accuracy", [])
-            )
+    if not (cached_d.is_file() and cached_a.is_file()):
+        return None
+    stored = json.loads(cached_a.read_text())
+    same_run = (
+        stored.get("models", config.models) == config.models
+        and stored.get("difficulty_source", config.difficulty) == config.difficulty
+    )
+    if not same_run:
+        return None
+    return Preparation(
+        json.loads(cached_d.read_text()), stored["abilities"], stored.get("validation_accuracy", [])
+    )
 
+
+def _store(config: ILRConfig, prep: Preparation) -> None:
+    run_dir = Path(config.output_dir)
+    atomic_write_json(run_dir / "difficulty.json", prep.difficulty)
+    atomic_write_json(
+        run_dir / "abilities.json",
+        {
+            "abilities": prep.abilities,
+            "validation_accuracy": prep.validation_accuracy,
+            "models": config.models,
+            "difficulty_source": config.difficulty,
+        },
+    )
+
+
+def _prepare(
+    config: ILRConfig, train_questions: Sequence[Any], validation_questions: Sequence[Any]
+) -> Preparation:
     needs_models = config.difficulty == "pass_rate" or config.abilities == "rasch"
     every = list({q.id: q for q in [*train_questions, *validation_questions]}.values())
     judged = (
@@ -162,82 +195,85 @@ def prepare_difficulty_and_abilities(
         if needs_models and config.mode == "dynamic"
         else None
     )
-
-    self_ranked = False
-    if config.difficulty == "level":
-        difficulty = dict(diff.level_difficulty(every).values)
-    elif config.difficulty == "pass_rate":
-        if judged is None:  # modes are fixed (ablation): difficulties are never read
-            difficulty = {q.id: 0.0 for q in every}
-        else:
-            counts = {q.id: (sum(j[q.id] for j in judged), len(judged)) for q in every}
-            difficulty = dict(diff.empirical_difficulty(counts).values)
-    elif config.difficulty == "self_rank":
-        self_ranked = True
-        fixed_modes = config.mode != "dynamic"
-        if fixed_modes:  # difficulties are never read: do not pay for a ranking
-            difficulty = {q.id: 0.0 for q in every}
-        else:
-            difficulty = _self_ranked(config, every)
-    else:
-        raw_d = _load_json(config.difficulty, "difficulty")
-        self_ranked = _is_self_ranking(raw_d)
-        if self_ranked:  # from `ilr difficulty`: each agent's own ranking by default
-            difficulty = _self_ranked(config, every)
-        else:
-            if isinstance(raw_d, dict) and raw_d.get("format") == diff.ESTIMATES_FORMAT:
-                raw_d = raw_d["values"]
-            difficulty = {str(k): float(v) for k, v in raw_d.items()}
+    difficulty, self_ranked = _difficulty(config, every, judged)
     per_agent = _per_agent(difficulty, config.num_agents)
-    missing = [q.id for q in train_questions if any(q.id not in d for d in per_agent.values())]
-    if missing:
-        raise ConfigError(
-            f"difficulty has no value for {len(missing)} training questions (e.g. {missing[:3]}): "
-            "give every training question a D_q"
-            + (
-                " (the self-ranking found no parseable ranking that covers them: see the counts in "
-                f"{run_dir / 'self_rank.json' if config.difficulty == 'self_rank' else config.difficulty}"
-                "; raise self_rank passes or max_retries)"
-                if self_ranked
-                else ""
-            )
-        )
+    _check_covered(config, train_questions, per_agent, self_ranked)
+    abilities, accuracy = _abilities(config, validation_questions, judged, per_agent)
+    return Preparation(difficulty, abilities, accuracy)
 
+
+def _difficulty(
+    config: ILRConfig, every: list[Any], judged: list[dict[str, bool]] | None
+) -> tuple[dict[str, Any], bool]:
+    """(D_q as the config's source gives it, whether it came from a self-ranking)."""
+    if config.difficulty == "level":
+        return dict(diff.level_difficulty(every).values), False
+    if config.difficulty == "pass_rate":
+        if judged is None:  # modes are fixed (ablation): difficulties are never read
+            return {q.id: 0.0 for q in every}, False
+        counts = {q.id: (sum(j[q.id] for j in judged), len(judged)) for q in every}
+        return dict(diff.empirical_difficulty(counts).values), False
+    if config.difficulty == "self_rank":
+        if config.mode != "dynamic":  # difficulties are never read: do not pay for a ranking
+            return {q.id: 0.0 for q in every}, True
+        return _self_ranked(config, every), True
+    raw_d = _load_json(config.difficulty, "difficulty")
+    if _is_self_ranking(raw_d):  # from `ilr difficulty`: each agent's own ranking by default
+        return _self_ranked(config, every), True
+    if isinstance(raw_d, dict) and raw_d.get("format") == diff.ESTIMATES_FORMAT:
+        raw_d = raw_d["values"]
+    return {str(k): float(v) for k, v in raw_d.items()}, False
+
+
+def _check_covered(
+    config: ILRConfig,
+    train_questions: Sequence[Any],
+    per_agent: dict[str, dict[str, float]],
+    self_ranked: bool,
+) -> None:
+    missing = [q.id for q in train_questions if any(q.id not in d for d in per_agent.values())]
+    if not missing:
+        return
+    source = (
+        Path(config.output_dir) / "self_rank.json" if config.difficulty == "self_rank" else config.difficulty
+    )
+    hint = (
+        f" (the self-ranking found no parseable ranking that covers them: see the counts in {source}"
+        "; raise self_rank passes or max_retries)"
+    )
+    raise ConfigError(
+        f"difficulty has no value for {len(missing)} training questions (e.g. {missing[:3]}): "
+        "give every training question a D_q" + (hint if self_ranked else "")
+    )
+
+
+def _abilities(
+    config: ILRConfig,
+    validation_questions: Sequence[Any],
+    judged: list[dict[str, bool]] | None,
+    per_agent: dict[str, dict[str, float]],
+) -> tuple[list[float], list[float]]:
+    """(γ per agent, each base model's validation accuracy when it was measured)."""
     accuracy: list[float] = []
     if isinstance(config.abilities, list):
         abilities = [float(a) for a in config.abilities]
-    elif config.abilities == "rasch":
-        if judged is None:  # modes are fixed (ablation): abilities are never read
-            abilities = [0.0] * config.num_agents
-        else:
-            try:
-                abilities = [  # each agent against its own D_q source (the same one its modes use)
-                    diff.fit_abilities(
-                        {"a": {q.id: j[q.id] for q in validation_questions}}, per_agent[f"agent_{i}"]
-                    ).values["a"]
-                    for i, j in enumerate(judged)
-                ]
-            except diff.DifficultyError as exc:
-                raise ConfigError(f"cannot fit abilities on the validation questions: {exc}") from exc
-            accuracy = [
-                sum(j[q.id] for q in validation_questions) / len(validation_questions) for j in judged
-            ]
-    else:
+    elif config.abilities != "rasch":
         abilities = _abilities_from_file(config)
+    elif judged is None:  # modes are fixed (ablation): abilities are never read
+        abilities = [0.0] * config.num_agents
+    else:
+        try:
+            abilities = [  # each agent against its own D_q source (the same one its modes use)
+                diff.fit_abilities(
+                    {"a": {q.id: j[q.id] for q in validation_questions}}, per_agent[f"agent_{i}"]
+                ).values["a"]
+                for i, j in enumerate(judged)
+            ]
+        except diff.DifficultyError as exc:
+            raise ConfigError(f"cannot fit abilities on the validation questions: {exc}") from exc
+        accuracy = [sum(j[q.id] for q in validation_questions) / len(validation_questions) for j in judged]
     if len(abilities) != config.num_agents:
         raise ConfigError(
             f"abilities has {len(abilities)} values for {config.num_agents} agents: one per model"
         )
-
-    prep = Preparation(difficulty, abilities, accuracy)
-    atomic_write_json(cached_d, difficulty)
-    atomic_write_json(
-        cached_a,
-        {
-            "abilities": abilities,
-            "validation_accuracy": accuracy,
-            "models": config.models,
-            "difficulty_source": config.difficulty,
-        },
-    )
-    return prep
+    return abilities, accuracy

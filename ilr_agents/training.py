@@ -18,17 +18,15 @@ final sample's raw and calibrated reward),
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import ilr_env
-from ilr_agents.checkpoint import atomic_write_text
 from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.fsdp import wrap_this_model_next
 from ilr_agents.joint_rollout import JointRollout, prompt_key
 from ilr_agents.model_loading import load_model
-from ilr_agents.preparation import prepare_difficulty_and_abilities
+from ilr_agents.preparation import Preparation, prepare_difficulty_and_abilities
 from ilr_agents.rendezvous import Rendezvous, RendezvousError
 from ilr_agents.rewards import RawReward
 from ilr_agents.run_folder import RunFolder, TrainResult
@@ -93,13 +91,9 @@ def train_ilr(config: ILRConfig) -> TrainResult:
         )
     run = RunFolder(config)
     train_q, val_q = load_training_questions(config)
-    if (
-        run.resume_payload is not None
-    ):  # the checkpoint's own difficulties and abilities: same modes as before
-        payload = run.resume_payload
-        atomic_write_text(run.path / "difficulty.json", json.dumps(payload["difficulty"]))
-        atomic_write_text(run.path / "abilities.json", json.dumps({"abilities": payload["abilities"]}))
-    prep = prepare_difficulty_and_abilities(config, train_q, val_q)
+    payload = run.resume_payload  # the checkpoint's own difficulties and abilities: same modes as before
+    resumed = None if payload is None else Preparation(payload["difficulty"], payload["abilities"], [])
+    prep = prepare_difficulty_and_abilities(config, train_q, val_q, resumed)
 
     slots = config.questions_per_step * (config.num_generations if config.sampling == "full_episode" else 1)
     envs = [

@@ -147,3 +147,29 @@ def test_full_episode_sampling_debate_and_mode_ablations(
 
 def test_every_method_a_config_accepts_has_a_trainer() -> None:
     assert set(METHODS) == set(get_args(get_type_hints(ILRConfig)["method"]))
+
+
+def test_preparation_takes_a_resumed_runs_values_as_an_argument(tmp_path: Path) -> None:
+    """A resumed run hands preparation its checkpoint's D_q and γ; the run folder's files (here stale,
+    as a crash between steps can leave them) are outputs only."""
+    import ilr_env
+    from ilr_agents.preparation import Preparation, prepare_difficulty_and_abilities
+
+    questions = ilr_env.load_questions("gsm8k", "train", limit=4)
+    source = tmp_path / "d.json"
+    source.write_text(json.dumps({q.id: 0.5 for q in questions}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "difficulty.json").write_text(json.dumps({q.id: 9.0 for q in questions}))
+    (run / "abilities.json").write_text(json.dumps({"abilities": [9.0, 9.0]}))
+    cfg = ILRConfig(
+        models=["tiny", "tiny-llama"],
+        task="gsm8k",
+        difficulty=str(source),
+        abilities=[0.1, 0.2],
+        output_dir=str(run),
+    )
+    resumed = Preparation({q.id: 0.25 for q in questions}, [1.0, -1.0], [])
+    assert prepare_difficulty_and_abilities(cfg, questions, questions[:2], resumed) == resumed
+    assert json.loads((run / "difficulty.json").read_text()) == resumed.difficulty
+    assert json.loads((run / "abilities.json").read_text())["abilities"] == [1.0, -1.0]
