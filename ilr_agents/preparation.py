@@ -29,6 +29,13 @@ from typing import Any
 
 from ilr_agents.checkpoint import atomic_write_json
 from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.difficulty_sources import (
+    is_self_ranking,
+    read_abilities,
+    read_difficulty,
+    read_json,
+    self_ranked_difficulty,
+)
 from ilr_agents.policies import PolicySpec, SamplingParams, build_policy
 from ilr_agents.training_data import plain_prompts
 from ilr_env import difficulty as diff
@@ -70,37 +77,6 @@ def _base_correctness(config: ILRConfig, questions: Sequence[Any]) -> list[dict[
     return [by_model[name] for name in config.models]
 
 
-def _load_json(path: str, what: str) -> Any:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what}={path!r}: no such file; use a JSON file or one of the named sources")
-    try:
-        return json.loads(p.read_text())
-    except ValueError as exc:
-        raise ConfigError(f"{what}={path!r} is not valid JSON: {exc}") from exc
-
-
-def _abilities_from_file(config: ILRConfig) -> list[float]:
-    """One γ per agent from a JSON list (agent order), {"abilities": [...]}, or a mapping keyed by agent
-    name (agent_0, ...) or model name (an estimates file's ``values`` too): matched by key, never by sort
-    order, and an unknown key is an error."""
-    raw = _load_json(config.abilities, "abilities")
-    if isinstance(raw, dict) and raw.get("format") == diff.ESTIMATES_FORMAT:
-        raw = raw["values"]
-    elif isinstance(raw, dict) and "abilities" in raw:
-        raw = raw["abilities"]
-    if isinstance(raw, list):
-        return [float(x) for x in raw]
-    if not isinstance(raw, dict):
-        raise ConfigError(f"abilities={config.abilities!r} must hold a JSON list or object of γ values")
-    agents = [f"agent_{i}" for i in range(config.num_agents)]
-    try:
-        by_agent = diff.abilities_by_agent(raw, agents, config.models)
-    except diff.DifficultyError as exc:
-        raise ConfigError(f"abilities={config.abilities!r}: {exc}") from exc
-    return [by_agent[a] for a in agents]
-
-
 def _per_agent(difficulty: dict[str, Any], num_agents: int) -> dict[str, dict[str, float]]:
     """{agent: {question id: D_q}}: a shared D_q (question id -> value) is given to every agent."""
     agents = [f"agent_{i}" for i in range(num_agents)]
@@ -109,17 +85,10 @@ def _per_agent(difficulty: dict[str, Any], num_agents: int) -> dict[str, dict[st
     return dict.fromkeys(agents, difficulty)
 
 
-def _is_self_ranking(raw: Any) -> bool:
-    from ilr_agents.self_ranking import SELF_RANK_METHOD
-
-    return isinstance(raw, dict) and raw.get("metadata", {}).get("method") == SELF_RANK_METHOD
-
-
 def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
     """Each agent's D_q from its base model's own ranking (or one pooled D_q): the run's cached ranking
     (made now if missing or made with other models or settings), or a file from `ilr difficulty`."""
-    from ilr_agents.self_ranking import SelfRankSettings, cached_or_ranked, difficulty_for_agents
-    from ilr_env import difficulty as diff
+    from ilr_agents.self_ranking import SelfRankSettings, cached_or_ranked
 
     settings = SelfRankSettings.from_dict(config.self_rank)
     if config.difficulty == "self_rank":
@@ -131,11 +100,12 @@ def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
             prompts=config.prompts or None,
             load_policy=lambda name: build_policy(_base_model(config, name)),
         )
-    else:
-        est = diff.load_json(config.difficulty, kind="difficulty")
-    agents = [f"agent_{i}" for i in range(config.num_agents)]
-    by_agent = difficulty_for_agents(est, agents, config.models, shared=settings.shared)
-    return by_agent if not settings.shared else by_agent[agents[0]]
+        return self_ranked_difficulty(est, _agents(config), config.models, shared=settings.shared)
+    return read_difficulty(config.difficulty, _agents(config), config.models, shared=settings.shared)
+
+
+def _agents(config: ILRConfig) -> list[str]:
+    return [f"agent_{i}" for i in range(config.num_agents)]
 
 
 def prepare_difficulty_and_abilities(
@@ -217,12 +187,9 @@ def _difficulty(
         if config.mode != "dynamic":  # difficulties are never read: do not pay for a ranking
             return {q.id: 0.0 for q in every}, True
         return _self_ranked(config, every), True
-    raw_d = _load_json(config.difficulty, "difficulty")
-    if _is_self_ranking(raw_d):  # from `ilr difficulty`: each agent's own ranking by default
+    if is_self_ranking(read_json(config.difficulty, "difficulty")):  # from `ilr difficulty`: own rankings
         return _self_ranked(config, every), True
-    if isinstance(raw_d, dict) and raw_d.get("format") == diff.ESTIMATES_FORMAT:
-        raw_d = raw_d["values"]
-    return {str(k): float(v) for k, v in raw_d.items()}, False
+    return read_difficulty(config.difficulty, _agents(config), config.models), False
 
 
 def _check_covered(
@@ -258,7 +225,7 @@ def _abilities(
     if isinstance(config.abilities, list):
         abilities = [float(a) for a in config.abilities]
     elif config.abilities != "rasch":
-        abilities = _abilities_from_file(config)
+        abilities = read_abilities(config.abilities, _agents(config), config.models)
     elif judged is None:  # modes are fixed (ablation): abilities are never read
         abilities = [0.0] * config.num_agents
     else:
