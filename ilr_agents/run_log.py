@@ -14,6 +14,7 @@ from trl import GRPOTrainer
 
 from ilr_agents.checkpoint import ManifestWriter
 from ilr_agents.config import ILRConfig
+from ilr_agents.ilr_step import StepResult
 from ilr_agents.run_folder import RunFolder
 
 
@@ -46,42 +47,61 @@ class RunLog:
         with path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row, default=float) + "\n")
 
-    def ilr_step(self, step: int, summary: dict[str, Any]) -> None:
+    @classmethod
+    def for_this_process(cls, config: ILRConfig, start_step: int) -> RunLog:
+        """The log of this process (accelerate's rank; the main process writes metrics.jsonl)."""
+        from accelerate import PartialState
+
+        state = PartialState()
+        return cls(config, state.process_index, state.is_main_process, start_step)
+
+    def ilr_step(self, result: StepResult, step_time: float | None) -> None:
+        """One ILR step: its episodes to ``rollouts.rank<r>.jsonl`` (every process; one line per episode,
+        the evaluation transcript's shape plus ``step`` and ``rank``), its per-agent rows to metrics.jsonl,
+        TensorBoard and the bar (main process)."""
         with self.lock:
             self._open_ilr_outputs()
-            self._append(
-                self.run_dir / f"rollouts.rank{self.rank}.jsonl",
-                {"step": step, "records": summary["records"]},
-            )
-            if not self.is_main:
-                return
-            for agent, row in summary["agents"].items():
-                line = {
-                    "kind": "ilr",
-                    "step": step,
-                    "agent": agent,
-                    "step_time": summary["step_time"],
-                    "shift": summary["shift"],
-                    **row,
-                }
-                self.history.append(line)
-                self._append(self.run_dir / "metrics.jsonl", line)
-                if self.writer is not None:
-                    for key in ("reward_raw_mean", "reward_cal_mean", "accuracy", "truncated_fraction"):
-                        self.writer.add_scalar(f"{agent}/{key}", row[key], step)
-                    for mode, count in row["mode_counts"].items():
-                        self.writer.add_scalar(f"{agent}/mode_{mode}", count, step)
-                    for mode, acc in row["accuracy_by_mode"].items():
-                        self.writer.add_scalar(f"{agent}/accuracy_{mode}", acc, step)
+            path = self.run_dir / f"rollouts.rank{self.rank}.jsonl"
+            with path.open("a", encoding="utf-8") as handle:
+                for episodes in result.episodes:
+                    for record in episodes:
+                        line = {**record.to_dict(tokens=False), "step": result.step, "rank": self.rank}
+                        handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+            if self.is_main:
+                self._main_outputs(result, step_time)
+
+    def _main_outputs(self, result: StepResult, step_time: float | None) -> None:
+        step, rows = result.step, result.agent_rows()
+        for agent, row in rows.items():
+            line = {
+                "kind": "ilr",
+                "step": step,
+                "agent": agent,
+                "step_time": step_time,
+                "shift": result.shift,
+            }
+            line.update(row)
+            self.history.append(line)
+            self._append(self.run_dir / "metrics.jsonl", line)
             if self.writer is not None:
-                for key, value in summary["shift"].items():
-                    self.writer.add_scalar(f"calibration/{key}", value, step)
-                if summary["step_time"] is not None:
-                    self.writer.add_scalar("time/step_seconds", summary["step_time"], step)
-            if self.bar is not None:
-                rewards = " ".join(f"{a}={r['reward_raw_mean']:.2f}" for a, r in summary["agents"].items())
-                self.bar.set_postfix_str(f"reward {rewards}")
-                self.bar.update(1)
+                self._scalars(agent, row, step)
+        if self.writer is not None:
+            for key, value in result.shift.items():
+                self.writer.add_scalar(f"calibration/{key}", value, step)
+            if step_time is not None:
+                self.writer.add_scalar("time/step_seconds", step_time, step)
+        if self.bar is not None:
+            rewards = " ".join(f"{a}={r['reward_raw_mean']:.2f}" for a, r in rows.items())
+            self.bar.set_postfix_str(f"reward {rewards}")
+            self.bar.update(1)
+
+    def _scalars(self, agent: str, row: dict[str, Any], step: int) -> None:
+        for key in ("reward_raw_mean", "reward_cal_mean", "accuracy", "truncated_fraction"):
+            self.writer.add_scalar(f"{agent}/{key}", row[key], step)
+        for mode, count in row["mode_counts"].items():
+            self.writer.add_scalar(f"{agent}/mode_{mode}", count, step)
+        for mode, acc in row["accuracy_by_mode"].items():
+            self.writer.add_scalar(f"{agent}/accuracy_{mode}", acc, step)
 
     def trl_log(self, agent: str, step: int, logs: dict[str, Any]) -> None:
         """One TRL training log (those with a reward; TRL's end-of-run totals are left to train_summary)."""

@@ -139,13 +139,9 @@ def load_policy(
     model: str, checkpoint: Path | None, lora: bool, name: str, backend: str = "transformers"
 ) -> Any:
     """A base model, a trained full checkpoint, or a LoRA adapter on top of the base it was trained from."""
-    from ilr_agents.policies import TransformersPolicy, VLLMPolicy
+    from ilr_agents.policies import PolicySpec, build_policy
 
-    adapter = str(checkpoint) if checkpoint is not None and lora else None
-    source = str(checkpoint) if checkpoint is not None and not lora else model
-    if backend == "vllm":
-        return VLLMPolicy(source, name=name, return_logprobs=False, lora_adapter=adapter)
-    return TransformersPolicy(source, adapter=adapter, name=name, return_logprobs=False)
+    return build_policy(PolicySpec.for_checkpoint(model, checkpoint, lora=lora, name=name, backend=backend))
 
 
 def evaluate_policy(
