@@ -65,7 +65,7 @@ def once_on_main(compute: Callable[[], T]) -> tuple[T, int]:
         return compute(), rank
     import torch.distributed as dist
 
-    group = dist.new_group(backend="gloo", timeout=PREPARATION_TIMEOUT)  # every process takes part
+    group = _gloo_group()
     box: list[object] = [None]
     failure: BaseException | None = None
     if rank == 0:
@@ -75,7 +75,6 @@ def once_on_main(compute: Callable[[], T]) -> tuple[T, int]:
             failure = exc
             box = [("error", f"{type(exc).__name__}: {exc}")]
     dist.broadcast_object_list(box, src=0, group=group)
-    dist.destroy_process_group(group)
     if failure is not None:
         raise failure
     status, value = box[0]  # type: ignore[misc]
@@ -93,8 +92,30 @@ def gather_to_main(item: T) -> list[T] | None:
         return [item]
     import torch.distributed as dist
 
-    group = dist.new_group(backend="gloo", timeout=PREPARATION_TIMEOUT)
     out: list[T] | None = [None] * size if rank == 0 else None  # type: ignore[list-item]
-    dist.gather_object(item, out, dst=0, group=group)
-    dist.destroy_process_group(group)
+    dist.gather_object(item, out, dst=0, group=_gloo_group())
     return out
+
+
+_GROUP: list[object] = []  # this process's gloo group, made on first use
+
+
+def _gloo_group() -> object:
+    """One gloo group with a long timeout for this module's collectives (made collectively, on first use:
+    every process reaches its first collective here at the same point of the run)."""
+    if not _GROUP:
+        import torch.distributed as dist
+
+        _GROUP.append(dist.new_group(backend="gloo", timeout=PREPARATION_TIMEOUT))
+    return _GROUP[0]
+
+
+def release() -> None:
+    """Close this module's gloo group once every process is done with it (end of a run): a group left
+    open until interpreter exit can abort the process whose peer tore its connections down first."""
+    if _GROUP:
+        import torch.distributed as dist
+
+        group = _GROUP.pop()
+        dist.barrier(group=group)
+        dist.destroy_process_group(group)

@@ -16,6 +16,7 @@ from ilr_agents.checkpoint import ManifestWriter
 from ilr_agents.config import ILRConfig
 from ilr_agents.ilr_step import StepResult
 from ilr_agents.run_folder import RunFolder
+from ilr_agents.step_gather import whole_step
 
 
 class RunLog:
@@ -67,8 +68,9 @@ class RunLog:
                     for record in episodes:
                         line = {**record.to_dict(tokens=False), "step": result.step, "rank": self.rank}
                         handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-            if self.is_main:
-                self._main_outputs(result, step_time)
+            whole = whole_step(result, calibration=self.config.calibration, eps=self.config.calibration_eps)
+            if self.is_main and whole is not None:  # the rows cover every process's questions
+                self._main_outputs(whole, step_time)
 
     def _main_outputs(self, result: StepResult, step_time: float | None) -> None:
         step, rows = result.step, result.agent_rows()

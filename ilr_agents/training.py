@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 import ilr_env
+from ilr_agents import distributed_prep
 from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.fsdp import wrap_this_model_next
 from ilr_agents.joint_rollout import JointRollout, prompt_key
@@ -146,4 +147,5 @@ def train_ilr(config: ILRConfig) -> TrainResult:
     finally:
         log.close()
     write_placement(run.path, placed, prepared_on)
+    distributed_prep.release()
     return run.finish(trainers[run.agents[0]].state.global_step, is_main=writer.enabled, history=log.history)

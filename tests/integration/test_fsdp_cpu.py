@@ -116,3 +116,23 @@ def test_resume_from_a_sharded_checkpoint_matches_the_uninterrupted_run(runs, tm
         assert sorted(done) == sorted(again)
         for key in done:
             np.testing.assert_allclose(again[key], done[key], atol=1e-6)
+
+
+def _ilr_rows(run: Path, step: int) -> dict[str, dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["agent"]: r for r in rows if r.get("kind") == "ilr" and r["step"] == step}
+
+
+def test_step_curves_cover_every_process_questions(runs):
+    """Each process plays 2 of the step's 4 questions; the logged rows (mode mix, accuracy per mode,
+    rewards, calibration shift) are those of all 4, as the single process logs them for the same batch."""
+    two, one = (_ilr_rows(r, 1) for r in runs)
+    assert sorted(two) == sorted(one) == ["agent_0", "agent_1"]
+    for agent, row in two.items():
+        assert sum(row["mode_counts"].values()) == 4
+        assert row["mode_counts"] == one[agent]["mode_counts"]
+        for key in ("reward_raw_mean", "reward_cal_mean", "accuracy", "truncated_fraction"):
+            assert row[key] == pytest.approx(one[agent][key], abs=1e-6), key
+        assert row["accuracy_by_mode"] == pytest.approx(one[agent]["accuracy_by_mode"], abs=1e-6)
+        assert row["completion_tokens"] == one[agent]["completion_tokens"]
+        assert row["shift"] == pytest.approx(one[agent]["shift"], abs=1e-6)
