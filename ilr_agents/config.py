@@ -63,6 +63,11 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
 
 
+def agent_names(m: int) -> list[str]:
+    """The agents of an m-model run, in model order (the env's ``possible_agents``)."""
+    return [f"agent_{i}" for i in range(m)]
+
+
 @dataclass
 class ILRConfig:
     """Everything one ILR (or single-agent GRPO baseline) training run needs."""
@@ -290,6 +295,10 @@ class ILRConfig:
     @property
     def num_agents(self) -> int:
         return len(self.models)
+
+    @property
+    def agents(self) -> list[str]:
+        return agent_names(self.num_agents)
 
     @property
     def questions_per_step(self) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ilr_agents.checkpoint import atomic_write_json
-from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.config import ConfigError, ILRConfig, agent_names
 from ilr_agents.difficulty_sources import (
     is_self_ranking,
     read_abilities,
@@ -86,7 +86,7 @@ def _base_correctness(config: ILRConfig, questions: Sequence[Any]) -> list[dict[
 
 def _per_agent(difficulty: dict[str, Any], num_agents: int) -> dict[str, dict[str, float]]:
     """{agent: {question id: D_q}}: a shared D_q (question id -> value) is given to every agent."""
-    agents = [f"agent_{i}" for i in range(num_agents)]
+    agents = agent_names(num_agents)
     if difficulty and all(isinstance(v, dict) for v in difficulty.values()):
         return {a: difficulty[a] for a in agents}
     return dict.fromkeys(agents, difficulty)
@@ -107,12 +107,8 @@ def _self_ranked(config: ILRConfig, questions: Sequence[Any]) -> dict[str, Any]:
             prompts=config.prompts or None,
             load_policy=lambda name: _base_policy(config, name),
         )
-        return self_ranked_difficulty(est, _agents(config), config.models, shared=settings.shared)
-    return read_difficulty(config.difficulty, _agents(config), config.models, shared=settings.shared)
-
-
-def _agents(config: ILRConfig) -> list[str]:
-    return [f"agent_{i}" for i in range(config.num_agents)]
+        return self_ranked_difficulty(est, config.agents, config.models, shared=settings.shared)
+    return read_difficulty(config.difficulty, config.agents, config.models, shared=settings.shared)
 
 
 def prepare_difficulty_and_abilities(
@@ -196,7 +192,7 @@ def _difficulty(
         return _self_ranked(config, every), True
     if is_self_ranking(read_json(config.difficulty, "difficulty")):  # from `ilr difficulty`: own rankings
         return _self_ranked(config, every), True
-    return read_difficulty(config.difficulty, _agents(config), config.models), False
+    return read_difficulty(config.difficulty, config.agents, config.models), False
 
 
 def _check_covered(
@@ -232,14 +228,14 @@ def _abilities(
     if isinstance(config.abilities, list):
         abilities = [float(a) for a in config.abilities]
     elif config.abilities != "rasch":
-        abilities = read_abilities(config.abilities, _agents(config), config.models)
+        abilities = read_abilities(config.abilities, config.agents, config.models)
     elif judged is None:  # modes are fixed (ablation): abilities are never read
         abilities = [0.0] * config.num_agents
     else:
         try:
             abilities = [  # each agent against its own D_q source (the same one its modes use)
                 diff.fit_abilities(
-                    {"a": {q.id: j[q.id] for q in validation_questions}}, per_agent[f"agent_{i}"]
+                    {"a": {q.id: j[q.id] for q in validation_questions}}, per_agent[config.agents[i]]
                 ).values["a"]
                 for i, j in enumerate(judged)
             ]

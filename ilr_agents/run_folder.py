@@ -34,10 +34,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def agent_names(config: ILRConfig) -> list[str]:
-    return [f"agent_{i}" for i in range(config.num_agents)]
-
-
 def _truncate_jsonl(path: Path, last_step: int) -> None:
     """Drop lines of steps that will be redone after a resume (they belong to an uncommitted future)."""
     if not path.is_file():
@@ -86,7 +82,7 @@ class RunFolder:
         check_grpo_args(config)
         self.config = config
         self.path = Path(config.output_dir)
-        self.agents = agent_names(config)
+        self.agents = config.agents
         self.resumed_from, self.resume_payload = resolve_resume(config, self.agents)
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))

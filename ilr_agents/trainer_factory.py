@@ -16,7 +16,6 @@ from ilr_agents.config import ILRConfig
 from ilr_agents.fsdp import FinalWeightsOnly, fsdp_on_cpu
 from ilr_agents.grpo_config import grpo_args
 from ilr_agents.model_loading import peft_config
-from ilr_agents.run_folder import agent_names
 from ilr_agents.shared_prompt import SharedPromptGRPOTrainer
 from ilr_agents.vllm_training import engine_defaults
 
@@ -47,7 +46,7 @@ def build_trainer(
         config,
         Path(config.output_dir) / agent,
         reward_weights=reward_weights,
-        agent_index=agent_names(config).index(agent),
+        agent_index=config.agents.index(agent),
     )
     # generation_backend=vllm: TRL builds this trainer's engine here; an FSDP config shards on CPU too
     with engine_defaults(config), fsdp_on_cpu():

@@ -3,17 +3,15 @@
 ``train_ilr(config)`` is the whole run: validate (already done by ILRConfig), load questions, compute or
 load difficulties and abilities, build one trainer per agent, run every trainer's ``train()`` once in its
 own thread (they meet inside ``rollout_func``, see joint_rollout.py; the step itself is ilr_step.py),
-checkpoint crash-safely
-(checkpoint.py) and log. The parts every run shares live in their own modules (model_loading,
-grpo_config, run_folder, run_log, trainer_factory, fsdp); ``experiments/pipeline/methods.py`` picks this
-trainer or the single-agent baseline.
+checkpoint crash-safely (checkpoint.py) and log. The parts every run shares live in their own modules
+(model_loading, grpo_config, run_folder, run_log, trainer_factory, fsdp);
+``experiments/pipeline/methods.py`` picks this trainer or the single-agent baseline.
 
 Outputs in ``output_dir``: ``config.yaml``, ``difficulty.json``, ``abilities.json``, ``metrics.jsonl``
 (one line per step and agent: rewards raw/calibrated, accuracy, mode counts, calibration shift, step
 time; plus TRL's own logs), ``rollouts.rank<r>.jsonl`` (every episode, as evaluation writes it, with each
-final sample's raw and calibrated reward),
-``<agent>/`` (TRL output and HF checkpoints, TensorBoard logs under ``<agent>/runs``),
-``tensorboard/ilr`` (ILR's own scalars) and ``checkpoints/manifest-<step>.json``.
+final sample's raw and calibrated reward), ``<agent>/`` (TRL output and HF checkpoints, TensorBoard logs
+under ``<agent>/runs``), ``tensorboard/ilr`` (ILR's own scalars) and ``checkpoints/manifest-<step>.json``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ilr_agents.config import ConfigError
+from ilr_agents.config import ConfigError, agent_names
 from ilr_agents.config_files import apply_overrides, parse_assignments
 
 
@@ -134,7 +134,7 @@ def _difficulty(value: str, models: list[str]) -> Any:
 
     if value == "level":
         return value
-    return read_difficulty(value, [f"agent_{i}" for i in range(len(models))], models)
+    return read_difficulty(value, agent_names(len(models)), models)
 
 
 def _abilities(value: str, models: list[str]) -> list[float]:
@@ -144,7 +144,7 @@ def _abilities(value: str, models: list[str]) -> list[float]:
     try:
         return [float(x) for x in value.split(",")]
     except ValueError:
-        return read_abilities(value, [f"agent_{i}" for i in range(len(models))], models)
+        return read_abilities(value, agent_names(len(models)), models)
 
 
 def _fmt(x: Any) -> str:
@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
             env_kwargs["difficulty"] = _difficulty(args.difficulty, specs)
         if args.abilities is not None:
             env_kwargs["abilities"] = _abilities(args.abilities, specs)
-        policies = {f"agent_{i}": _policy(s, args, cache) for i, s in enumerate(specs)}
+        policies = {a: _policy(s, args, cache) for a, s in zip(agent_names(len(specs)), specs, strict=True)}
         results.append(
             evaluate_together(
                 policies,
