@@ -14,8 +14,10 @@ PPO baseline is not offered here.
 from __future__ import annotations
 
 from ilr_agents.config import ILRConfig
+from ilr_agents.distributed_prep import release
 from ilr_agents.fsdp import wrap_this_model_next
 from ilr_agents.model_loading import load_model
+from ilr_agents.placement import PlacementCallback, write_placement
 from ilr_agents.rewards import RawReward, TRLRawReward
 from ilr_agents.run_folder import RunFolder, TrainResult
 from ilr_agents.run_log import attach_run
@@ -35,6 +37,7 @@ def train_single_agent(config: ILRConfig) -> TrainResult:
     raw = RawReward.from_config(config)
     writer = run.manifest_writer()
     step = 0
+    placed: dict[str, dict] = {}  # agent -> how this process holds its model (placement.json)
     for agent, model_name in zip(run.agents, config.models, strict=True):
         model, tokenizer = load_model(model_name, config)
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
@@ -42,10 +45,13 @@ def train_single_agent(config: ILRConfig) -> TrainResult:
             config, agent, model, tokenizer, dataset, reward_funcs=[TRLRawReward(raw, eos)]
         )
         log = attach_run(trainer, agent, run, writer)
+        trainer.add_callback(PlacementCallback(agent, placed))
         if not run.done:
             wrap_this_model_next(trainer)  # under FSDP: this model's own layers
             trainer.train(resume_from_checkpoint=run.resume_checkpoint(agent))
         log.close()
         step = trainer.state.global_step or step
         del trainer, model
+    write_placement(run.path, placed, prepared_on=None)  # the baseline prepares nothing
+    release()
     return run.finish(step, is_main=writer.enabled)

@@ -47,11 +47,12 @@ def _distributed_type() -> str:
     return str(PartialState().distributed_type).rsplit(".", 1)[-1]
 
 
-def write_placement(run_dir: Path, seen: dict[str, dict[str, Any]], prepared_on: int) -> None:
+def write_placement(run_dir: Path, seen: dict[str, dict[str, Any]], prepared_on: int | None) -> None:
     """Gather every process's records and write ``placement.json`` on the main process.
 
     Per agent: ``full_numel``, ``local_numel`` (one per rank), ``devices`` and ``dtypes`` (one list per rank)
-    and ``sharded`` (every rank holds less than the full count). A collective: call it on every process."""
+    and ``sharded`` (every rank holds less than the full count); ``prepared_on``: the rank that ran the
+    preparation (None: the method prepares nothing). A collective: call it on every process."""
     rank, size = rank_and_size()
     everyone = gather_to_main(seen)
     if rank != 0 or everyone is None:
@@ -74,7 +75,7 @@ def write_placement(run_dir: Path, seen: dict[str, dict[str, Any]], prepared_on:
         Path(run_dir) / "placement.json",
         {
             "num_processes": size,
-            "preparation": {"ran_on_rank": prepared_on, "processes": 1},
+            "preparation": {"ran_on_rank": prepared_on, "processes": int(prepared_on is not None)},
             "agents": agents,
         },
     )
