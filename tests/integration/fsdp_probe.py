@@ -1,4 +1,4 @@
-"""Run by tests/test_training_fsdp.py under ``accelerate launch``: trains an ILR config and records, per
+"""Run by test_launch.py under ``accelerate launch``: trains an ILR config and records, per
 process and agent, how its trainer holds the model (distributed type, mixed precision, parameter class,
 dtype, local and full sizes), so the test can check that each agent's model really is sharded."""
 
