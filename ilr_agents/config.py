@@ -11,17 +11,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
+
+from ilr_agents.config_files import apply_overrides, read_yaml
+from ilr_agents.config_types import ConfigError, describe, type_ok
+from ilr_env import agent_names
 
 STAGE_NAMES = ("share", "analyse", "fuse")
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message names the field and the fix."""
 
 
 # TRL GRPOConfig settings a run starts from (``grpo:`` in a config is merged over them). They differ from
@@ -299,6 +298,10 @@ class ILRConfig:
         return len(self.models)
 
     @property
+    def agents(self) -> list[str]:
+        return agent_names(self.num_agents)
+
+    @property
     def questions_per_step(self) -> int:
         return self.per_device_train_batch_size // self.num_generations
 
@@ -307,89 +310,6 @@ class ILRConfig:
         from ilr_env.protocols import get_protocol  # the env is imported only when a config asks
 
         return get_protocol(self.protocol).final_stage(self.debate_rounds)
-
-
-# --- files and overrides ---------------------------------------------------------------------------
-
-
-def merge(base: dict[str, Any], change: dict[str, Any], replace: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``change`` over ``base``, mappings merged key by key, except the top-level keys in ``replace``."""
-    out = dict(base)
-    for key, value in change.items():
-        if key not in replace and isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def read_yaml(
-    path: str | Path, replace: tuple[str, ...] = (), _seen: tuple[Path, ...] = ()
-) -> dict[str, Any]:
-    """A YAML mapping; ``extends: NAME`` first reads NAME (a path, or NAME.yaml beside this file) and then
-    merges this file over it (see ``merge``), so a preset states only what differs from its parent."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist: pass an existing YAML file")
-    if p.resolve() in _seen:
-        chain = " -> ".join(str(s) for s in (*_seen, p.resolve()))
-        raise ConfigError(f"config file {str(p)!r} extends itself ({chain}): break the cycle")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of field: value")
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    if not isinstance(parent, str):
-        raise ConfigError(f"{str(p)!r}: extends={parent!r} must name one file or preset")
-    candidates = [p.parent / parent, p.parent / f"{parent}.yaml"]
-    found = next((c for c in candidates if c.is_file()), None)
-    if found is None:
-        raise ConfigError(f"{str(p)!r}: extends={parent!r} names no file: expected {candidates[1]}")
-    return merge(read_yaml(found, replace, (*_seen, p.resolve())), data, replace)
-
-
-def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``overrides`` set over ``data``; a dotted key (``grpo.learning_rate``) sets one key of a mapping."""
-    out = copy.deepcopy(data)
-    for key, value in overrides.items():
-        *parents, leaf = str(key).split(".")
-        node = out
-        for i, part in enumerate(parents):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"{key}={value!r}: {'.'.join(parents[: i + 1])} is not a mapping")
-            node = child
-        node[leaf] = value
-    return out
-
-
-def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (the one override syntax of ``ilr train``, ``compare`` and ``eval``) as a
-    mapping; values are read as YAML (``3``, ``[a, b]``, ``{k: v}``), keys may be dotted. ``1e-4`` is a
-    number here, although YAML 1.1 (PyYAML) reads a float without a dot as a string."""
-    import re
-
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set max_steps=5")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: {text!r} is not a YAML value ({exc})") from exc
-        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
-            value = float(value)
-        out[key.strip()] = value
-    return out
 
 
 def _moved(key: str, value: Any) -> str:
@@ -405,7 +325,7 @@ def _moved(key: str, value: Any) -> str:
 
 def _grpo_settings(settings: dict[str, Any], cfg: ILRConfig) -> dict[str, Any]:
     """``grpo:`` merged over GRPO_DEFAULTS, with what can be checked without importing TRL checked here;
-    ``build_grpo_config`` checks the rest against TRL's GRPOConfig itself."""
+    ``grpo_config.build_grpo_config`` checks the rest against TRL's GRPOConfig itself."""
     merged = {**GRPO_DEFAULTS, **settings}
     names = {f.name for f in dataclasses.fields(cfg)}
     for key, value in merged.items():
@@ -419,7 +339,7 @@ def _grpo_settings(settings: dict[str, Any], cfg: ILRConfig) -> dict[str, Any]:
             expected = type(GRPO_DEFAULTS[key])
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 merged[key] = value = float(value)
-            if not _type_ok(value, expected):
+            if not type_ok(value, expected):
                 raise ConfigError(
                     f"grpo.{key}={value!r} has the wrong type: expected {expected.__name__} "
                     f"(default {GRPO_DEFAULTS[key]!r})"
@@ -434,72 +354,14 @@ def _grpo_settings(settings: dict[str, Any], cfg: ILRConfig) -> dict[str, Any]:
     return merged
 
 
-def build_grpo_config(cls: type, settings: dict[str, Any], **run: Any) -> Any:
-    """TRL's GRPOConfig (``cls``, passed in so this module stays torch-free) from ``grpo:`` plus the fields
-    the run sets; an unknown name, a wrong type or a value TRL refuses becomes a ConfigError naming it."""
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001  (an annotation TRL's module cannot resolve: skip the type check)
-        hints = {}
-    for key, value in settings.items():
-        if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"see {cls.__name__}'s fields in TRL's docs"
-            raise ConfigError(f"grpo.{key} is not a {cls.__name__} field: {hint}")
-        if key in hints and not _type_ok(value, hints[key]):
-            help_text = fields[key].metadata.get("help", "").split(". ")[0]
-            raise ConfigError(
-                f"grpo.{key}={value!r} has the wrong type: expected {_describe(hints[key])} ({help_text})"
-            )
-    try:
-        return cls(**settings, **run)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"grpo: TRL's {cls.__name__} refused these settings: {exc}") from exc
-
-
-def _type_ok(value: Any, tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return True
-    if origin in (Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(tp))
-    if origin is Literal:
-        return value in typing.get_args(tp)
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
-    if tp is type(None):
-        return value is None
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, tp)
-
-
-def _describe(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if typing.get_origin(tp) in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
 def _check_types(cfg: ILRConfig) -> None:
     hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         tp = hints[f.name]
-        if not _type_ok(value, tp):
+        if not type_ok(value, tp):
             raise ConfigError(
-                f"{f.name}={value!r} has the wrong type: expected {_describe(tp)} ({f.metadata['help']})"
+                f"{f.name}={value!r} has the wrong type: expected {describe(tp)} ({f.metadata['help']})"
             )
         is_float = tp is float or float in typing.get_args(tp)
         if is_float and isinstance(value, int) and not isinstance(value, bool):

@@ -2,13 +2,11 @@
 call the same ``RawReward`` (through two thin adapters), so both optimise the same thing.
 
 ``RawReward`` = correctness graded by ``ilr_env.grade`` (optionally lenient), or a reward model's score, or
-both (``graded``), plus a strict format bonus. Question data reaches the TRL adapter as dataset columns:
-``question_json`` (a serialised ``ilr_env.Question``, preferred: it carries the grader kind and code tests)
-or ``answer`` (+ ``kind``).
-
-Why the format term is strict: on CPU runs a bonus for any ``\\boxed{}`` taught SmolLM2 to emit empty
-boxes in truncated replies. Here only a non-empty box in a reply that ended on its own (not cut at the
-token limit) earns it.
+both (``graded``), plus the format term the env uses too (``ilr_env.grading.format_bonus``). It scores
+replies that are already graded (``GradedReply``: text, ``Grade``, truncation), so each reply is graded
+once: by the env in ILR's rollout, by the TRL adapter for the baseline. Question data reaches the TRL
+adapter as dataset columns: ``question_json`` (a serialised ``ilr_env.Question``, preferred: it carries the
+grader kind and code tests) or ``answer`` (+ ``kind``).
 """
 
 from __future__ import annotations
@@ -18,14 +16,34 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+from ilr_agents.distributed_prep import real_weights
 from ilr_agents.models import resolve_model
 from ilr_env import Question, grade
-from ilr_env.grading import last_boxed
+from ilr_env.grading import Grade, format_bonus
+
+
+class GradedReply(Protocol):
+    """A reply with its grade: ``rollout.Sample`` is one."""
+
+    text: str
+    grade: Grade | None
+
+    @property
+    def truncated(self) -> bool: ...
+
+
+@dataclass
+class Reply:
+    """A graded reply the TRL adapter builds from TRL's columns."""
+
+    text: str
+    grade: Grade | None
+    truncated: bool = False
 
 
 class RewardInputError(ValueError):
@@ -79,14 +97,17 @@ def _questions(n: int, kwargs: dict[str, Any], prompts: Sequence[Any]) -> list[Q
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
 
 
-def lenient_correctness(question: Question, text: str, truncated: bool) -> float:
+def lenient_correctness(
+    question: Question, text: str, truncated: bool, verdict: Grade | None = None
+) -> float:
     """The grader's reward, except that a reply stating no answer at all is judged by its last number.
 
     Small models often write "4 * 7 = 28." without a box; counting that gives GRPO a learning signal on
     CPU-sized runs. Only untruncated replies qualify: a reply cut at the token limit ends on whatever
-    number it was writing, which a policy learns to exploit.
+    number it was writing, which a policy learns to exploit. ``verdict``: the reply's grade, when known;
+    only the fallback number is graded here then.
     """
-    verdict = grade(question, text)
+    verdict = grade(question, text) if verdict is None else verdict
     if verdict.correct or verdict.extracted is not None or truncated:
         return float(verdict.reward)
     numbers = _NUMBER.findall(text[-4000:])
@@ -139,11 +160,12 @@ class RewardModelReward:
         if dtype is None:
             dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
-        self.model = (
-            AutoModelForSequenceClassification.from_pretrained(model_id_or_path, dtype=dtype)
-            .to(self.device)
-            .eval()
-        )
+        with real_weights():  # every process scores its own samples: never FSDP's zeroed placeholder
+            self.model = (
+                AutoModelForSequenceClassification.from_pretrained(model_id_or_path, dtype=dtype)
+                .to(self.device)
+                .eval()
+            )
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.model.config.pad_token_id is None:
@@ -219,36 +241,25 @@ class RawReward:
             reward_model_weight=config.reward_model_weight,
         )
 
-    def __call__(
-        self,
-        questions: Sequence[Question],
-        texts: Sequence[str],
-        truncated: Sequence[bool],
-        correctness: Sequence[float] | None = None,
-    ) -> list[float]:
-        """One reward per reply. ``correctness``: the grader's rewards when the caller already graded the
-        replies (ILR's env scores every sample); otherwise they are graded here."""
-        if self.kind == "reward_model":
-            out = [0.0] * len(texts)
-        else:
-            if correctness is None:
-                correctness = [float(grade(q, t).reward) for q, t in zip(questions, texts, strict=True)]
-            out = [float(c) for c in correctness]
-            if self.lenient_answer:
-                out = [
-                    lenient_correctness(q, t, cut) if c == 0 else c
-                    for q, t, cut, c in zip(questions, texts, truncated, out, strict=True)
-                ]
+    def __call__(self, questions: Sequence[Question], replies: Sequence[GradedReply]) -> list[float]:
+        """One reward per graded reply (a reply without a grade is a wrong answer)."""
+        if len(questions) != len(replies):
+            raise RewardInputError(f"{len(questions)} questions for {len(replies)} replies: pass one each")
+        out = [
+            0.0 if self.kind == "reward_model" else self._correctness(q, r)
+            for q, r in zip(questions, replies)
+        ]
         if self.reward_model is not None:
             weight = 1.0 if self.kind == "reward_model" else self.reward_model_weight
-            scores = self.reward_model.score([q.prompt for q in questions], texts)
+            scores = self.reward_model.score([q.prompt for q in questions], [r.text for r in replies])
             out = [o + weight * s for o, s in zip(out, scores, strict=True)]
-        if self.format_bonus > 0:
-            out = [
-                o + (self.format_bonus if not cut and (last_boxed(t) or "").strip() else 0.0)
-                for o, t, cut in zip(out, texts, truncated, strict=True)
-            ]
-        return out
+        return [o + format_bonus(r.grade, r.truncated, self.format_bonus) for o, r in zip(out, replies)]
+
+    def _correctness(self, question: Question, reply: GradedReply) -> float:
+        value = 0.0 if reply.grade is None else float(reply.grade.reward)
+        if self.lenient_answer and value == 0 and reply.grade is not None:
+            return lenient_correctness(question, reply.text, reply.truncated, reply.grade)
+        return value
 
 
 class TRLRawReward:
@@ -274,8 +285,12 @@ class TRLRawReward:
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
         questions = _questions(len(completions), kwargs, prompts)
-        truncated = [self._truncated(i, kwargs) for i in range(len(completions))]
-        return self.raw(questions, [completion_text(c) for c in completions], truncated)
+        texts = [completion_text(c) for c in completions]
+        replies = [
+            Reply(t, grade(q, t), self._truncated(i, kwargs))
+            for i, (q, t) in enumerate(zip(questions, texts, strict=True))
+        ]
+        return self.raw(questions, replies)
 
 
 def build_tiny_reward_model(out_dir: str, *, base: str = "tiny", seed: int = 0) -> str:

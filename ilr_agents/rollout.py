@@ -56,7 +56,8 @@ def jsonable(value: Any) -> Any:
 @dataclass
 class Sample:
     """One reply: its text, how generation ended, token fields when the policy gives them, and, for a
-    final-stage sample, the env's grade and reward."""
+    final-stage sample, its grade and reward: the env's, or in training the raw reward, with the
+    calibrated reward the agent trained on beside it."""
 
     text: str
     finish_reason: str = "stop"
@@ -65,6 +66,7 @@ class Sample:
     logprobs: list[float] | None = None
     reward: float | None = None
     grade: Grade | None = None
+    calibrated_reward: float | None = None
 
     @classmethod
     def of(cls, completion: Completion, reward: float | None = None, grade: Grade | None = None) -> Sample:
@@ -96,9 +98,12 @@ class Sample:
                 fields[name] = getattr(self, name)
         return fields
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, tokens: bool = True) -> dict[str, Any]:
         graded = {} if self.grade is None else {"reward": self.reward, "grade": self.grade}
-        return jsonable({"text": self.text, **graded, **self.token_fields()})
+        if self.calibrated_reward is not None:
+            graded["calibrated_reward"] = self.calibrated_reward
+        fields = self.token_fields() if tokens else {"finish_reason": self.finish_reason}
+        return jsonable({"text": self.text, **graded, **fields})
 
 
 @dataclass
@@ -110,9 +115,14 @@ class StageRecord:
     seen: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     said: dict[str, Sample] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, tokens: bool = True) -> dict[str, Any]:
         agents = {
-            a: {"messages": self.seen[a], "message": s.text, **s.token_fields()} for a, s in self.said.items()
+            a: {
+                "messages": self.seen[a],
+                "message": s.text,
+                **(s.token_fields() if tokens else {"finish_reason": s.finish_reason}),
+            }
+            for a, s in self.said.items()
         }
         return jsonable({"stage": self.stage, "index": self.index, "agents": agents})
 
@@ -133,9 +143,19 @@ class EpisodeRecord:
     rewards: dict[str, float] = field(default_factory=dict)
     infos: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The transcript line: plain JSON (stage entries keep ``messages``/``message``, samples ``text``)."""
-        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+    def to_dict(self, *, tokens: bool = True) -> dict[str, Any]:
+        """The transcript line: plain JSON (stage entries keep ``messages``/``message``, samples ``text``).
+
+        Evaluation transcripts and training's ``rollouts.rank<r>.jsonl`` are both these lines.
+        ``tokens=False`` leaves out token ids and log-probs (training writes every step: they would dominate).
+        """
+        out = {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["stages"] = [stage.to_dict(tokens=tokens) for stage in self.stages]
+        out["final_samples"] = {
+            agent: [sample.to_dict(tokens=tokens) for sample in samples]
+            for agent, samples in self.final_samples.items()
+        }
+        return out
 
     def answer(self, agent: str) -> Sample:
         """The sample this agent submitted (its first final sample)."""
@@ -220,16 +240,7 @@ def run_episodes(
     """
     if final_n < 1:
         raise RolloutError(f"final_n={final_n}: must be >= 1")
-    count = num_episodes
-    for name, seq in (
-        ("question_ids", question_ids),
-        ("seeds", seeds if not isinstance(seeds, int) else None),
-    ):
-        if seq is not None:
-            if count is not None and count != len(seq):
-                raise RolloutError(f"{name} has {len(seq)} entries for {count} episodes: make them agree")
-            count = len(seq)
-    env_list = _make_envs(envs, count)
+    env_list = _make_envs(envs, _episode_count(num_episodes, question_ids, seeds))
     count = len(env_list)
     if isinstance(seeds, int):
         episode_seeds: list[int | None] = [seeds + e for e in range(count)]
@@ -243,18 +254,8 @@ def run_episodes(
     infos: list[dict[str, Any]] = []
     records: list[EpisodeRecord] = []
     for e, env in enumerate(env_list):
-        options: dict[str, Any] = {}
-        if question_ids is not None:
-            options["question_id"] = question_ids[e]
-        if modes is not None:
-            options["modes"] = dict(modes)
-        _, info = env.reset(seed=episode_seeds[e], options=options or None)
-        if modes is not None and any(info[a].get("mode") != m for a, m in modes.items() if a in info):
-            raise RolloutError(
-                f"the env ignored the per-agent modes override {dict(modes)} (it reports "
-                f"{ {a: info[a].get('mode') for a in info} }); build the env with make(..., mode=...) "
-                "instead, or use an env whose reset honours options['modes']"
-            )
+        qid = None if question_ids is None else question_ids[e]
+        info = _reset(env, episode_seeds[e], qid, modes)
         infos.append(info)
         records.append(
             EpisodeRecord(
@@ -281,6 +282,35 @@ def run_episodes(
     return records
 
 
+def _episode_count(
+    num_episodes: int | None, question_ids: Sequence[str] | None, seeds: Sequence[int] | int | None
+) -> int | None:
+    """E from whichever of num_episodes, question_ids and seeds are given (they must agree)."""
+    count = num_episodes
+    for name, seq in (("question_ids", question_ids), ("seeds", None if isinstance(seeds, int) else seeds)):
+        if seq is not None:
+            if count is not None and count != len(seq):
+                raise RolloutError(f"{name} has {len(seq)} entries for {count} episodes: make them agree")
+            count = len(seq)
+    return count
+
+
+def _reset(env: Any, seed: int | None, question_id: str | None, modes: Mapping[str, str] | None) -> Any:
+    options: dict[str, Any] = {}
+    if question_id is not None:
+        options["question_id"] = question_id
+    if modes is not None:
+        options["modes"] = dict(modes)
+    _, info = env.reset(seed=seed, options=options or None)
+    if modes is not None and any(info[a].get("mode") != m for a, m in modes.items() if a in info):
+        raise RolloutError(
+            f"the env ignored the per-agent modes override {dict(modes)} (it reports "
+            f"{ {a: info[a].get('mode') for a in info} }); build the env with make(..., mode=...) "
+            "instead, or use an env whose reset honours options['modes']"
+        )
+    return info
+
+
 def _play_stages(
     env_list: list[Any],
     agents: list[str],
@@ -297,34 +327,21 @@ def _play_stages(
         actions: dict[int, dict[str, str]] = {e: {} for e in live}
         seen: dict[int, dict[str, list[dict[str, str]]]] = {e: {} for e in live}
         said: dict[int, dict[str, Sample]] = {e: {} for e in live}
-        # group (agent, episode, final?) requests by policy object and final flag: one call per group
-        groups: dict[tuple[int, bool], list[tuple[str, int]]] = {}
-        for agent in agents:
-            for e in live:
-                # with alternating turns only the agent whose turn it is writes (one call per agent and turn)
-                if agent in env_list[e].agents and infos[e][agent].get("acting", True):
-                    final = bool(infos[e][agent].get("final"))
-                    groups.setdefault((id(policy_of[agent]), final), []).append((agent, e))
-        for (_, final), members in groups.items():
-            policy = policy_of[members[0][0]]
+        for (_, final), members in _requests(env_list, agents, live, infos, policy_of).items():
             chosen = last_params if final else stage_params
             if chosen.seed is not None:
                 chosen = chosen.replace(seed=chosen.seed + call_index)
             call_index += 1
             chats = [infos[e][agent]["messages"] for agent, e in members]
-            outputs = policy.generate(chats, chosen)
-            if len(outputs) != len(chats) or any(len(o) != chosen.n for o in outputs):
-                raise RolloutError(
-                    f"policy {policy.name!r} returned {[len(o) for o in outputs]} completions for "
-                    f"{len(chats)} chats with n={chosen.n}: a Policy must return n completions per chat"
-                )
+            outputs = _generate(policy_of[members[0][0]], chats, chosen)
             for (agent, e), samples, chat in zip(members, outputs, chats):
                 actions[e][agent] = samples[0].text
                 seen[e][agent] = chat
                 said[e][agent] = Sample.of(samples[0])
                 if final:
                     records[e].final_samples[agent] = [
-                        Sample.of(sample, *env_list[e].score(agent, sample.text)) for sample in samples
+                        Sample.of(sample, *env_list[e].score(agent, sample.text, truncated=_cut(sample)))
+                        for sample in samples
                     ]
         for e in live:
             info0 = infos[e][next(iter(actions[e]))]
@@ -338,3 +355,33 @@ def _play_stages(
                 records[e].infos = jsonable(new_infos)
         if bar is not None:
             bar.update(len(live))
+
+
+def _cut(completion: Completion) -> bool:
+    return completion.finish_reason == "length"
+
+
+def _requests(
+    env_list: list[Any], agents: list[str], live: list[int], infos: list[dict[str, Any]], policy_of: dict
+) -> dict[tuple[int, bool], list[tuple[str, int]]]:
+    """This step's (agent, episode) requests grouped by policy object and final flag: one call per group.
+
+    With alternating turns only the agent whose turn it is writes (one call per agent and turn).
+    """
+    groups: dict[tuple[int, bool], list[tuple[str, int]]] = {}
+    for agent in agents:
+        for e in live:
+            if agent in env_list[e].agents and infos[e][agent].get("acting", True):
+                final = bool(infos[e][agent].get("final"))
+                groups.setdefault((id(policy_of[agent]), final), []).append((agent, e))
+    return groups
+
+
+def _generate(policy: Policy, chats: list[Any], params: SamplingParams) -> list[list[Completion]]:
+    outputs = policy.generate(chats, params)
+    if len(outputs) != len(chats) or any(len(o) != params.n for o in outputs):
+        raise RolloutError(
+            f"policy {policy.name!r} returned {[len(o) for o in outputs]} completions for "
+            f"{len(chats)} chats with n={params.n}: a Policy must return n completions per chat"
+        )
+    return outputs

@@ -249,10 +249,10 @@ def cached_or_ranked(
         if same:
             return est
     if load_policy is None:
-        from ilr_agents.policies import TransformersPolicy
+        from ilr_agents.policies import PolicySpec, build_policy
 
         def load_policy(name: str) -> Policy:
-            return TransformersPolicy(name, return_logprobs=False)
+            return build_policy(PolicySpec(name))
 
     loaders = {name: functools.partial(load_policy, name) for name in names}
     est = self_rank(questions, loaders, settings, prompts=prompts)

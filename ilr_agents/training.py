@@ -2,36 +2,37 @@
 
 ``train_ilr(config)`` is the whole run: validate (already done by ILRConfig), load questions, compute or
 load difficulties and abilities, build one trainer per agent, run every trainer's ``train()`` once in its
-own thread (they meet inside ``rollout_func``, see joint_rollout.py), checkpoint crash-safely
-(checkpoint.py) and log. The parts every run shares (models, GRPOConfig, run folder, resume, log) live in
-trainer_parts.py; ``experiments/pipeline/methods.py`` picks this trainer or the single-agent baseline.
-
-Which tokens receive gradient: only the final stage (the fusion answer in Idea3, the last round in
-debate). Earlier turns enter as prompt context, exactly as the agent saw them; they are sampled once
-per question (or per episode with ``sampling: full_episode``) and are not trained.
+own thread (they meet inside ``rollout_func``, see joint_rollout.py; the step itself is ilr_step.py),
+checkpoint crash-safely (checkpoint.py) and log. The parts every run shares live in their own modules
+(model_loading, grpo_config, run_folder, run_log, trainer_factory, fsdp);
+``experiments/pipeline/methods.py`` picks this trainer or the single-agent baseline.
 
 Outputs in ``output_dir``: ``config.yaml``, ``difficulty.json``, ``abilities.json``, ``metrics.jsonl``
 (one line per step and agent: rewards raw/calibrated, accuracy, mode counts, calibration shift, step
-time; plus TRL's own logs), ``rollouts.rank<r>.jsonl`` (per-question rewards and peer statistics),
-``<agent>/`` (TRL output and HF checkpoints, TensorBoard logs under ``<agent>/runs``),
-``tensorboard/ilr`` (ILR's own scalars) and ``checkpoints/manifest-<step>.json``.
+time; plus TRL's own logs), ``rollouts.rank<r>.jsonl`` (every episode, as evaluation writes it, with each
+final sample's raw and calibrated reward), ``<agent>/`` (TRL output and HF checkpoints, TensorBoard logs
+under ``<agent>/runs``), ``tensorboard/ilr`` (ILR's own scalars) and ``checkpoints/manifest-<step>.json``.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import ilr_env
-from ilr_agents import trainer_parts
-from ilr_agents.checkpoint import atomic_write_text
+from ilr_agents import distributed_prep
 from ilr_agents.config import ConfigError, ILRConfig
-from ilr_agents.joint_rollout import JointRollout, JointRolloutError, prompt_key
-from ilr_agents.preparation import prepare_difficulty_and_abilities
+from ilr_agents.fsdp import wrap_this_model_next
+from ilr_agents.joint_rollout import JointRollout, prompt_key
+from ilr_agents.model_loading import load_model
+from ilr_agents.placement import PlacementCallback, write_placement
+from ilr_agents.preparation import Preparation, prepare_once
+from ilr_agents.rendezvous import Rendezvous, RendezvousError
 from ilr_agents.rewards import RawReward
-from ilr_agents.trainer_parts import TrainResult
-from ilr_agents.training_data import build_dataset
+from ilr_agents.run_folder import RunFolder, TrainResult
+from ilr_agents.run_log import RunLog, attach_run
+from ilr_agents.trainer_factory import build_trainer
+from ilr_agents.training_data import build_dataset, load_training_questions
 
 
 def ilr_reward(
@@ -48,19 +49,19 @@ def ilr_raw_reward(
     return list(ilr_raw_reward)
 
 
-def _run_threads(trainers: dict[str, Any], joint: JointRollout, run: trainer_parts.RunFolder) -> None:
+def _run_threads(trainers: dict[str, Any], turns: Rendezvous, run: RunFolder) -> None:
     errors: dict[str, BaseException] = {}
 
     def go(name: str) -> None:
         try:
-            joint.wait_turn(name)
-            trainer_parts.wrap_this_model_next(trainers[name])  # under FSDP: this agent's own layers
+            turns.wait_turn(name)
+            wrap_this_model_next(trainers[name])  # under FSDP: this agent's own layers
             trainers[name].train(resume_from_checkpoint=run.resume_checkpoint(name))
         except BaseException as exc:  # noqa: BLE001
             errors[name] = exc
-            joint.abort()
+            turns.abort()
         finally:
-            joint.pass_turn()
+            turns.pass_turn()
 
     threads = [
         threading.Thread(target=go, args=(name,), name=f"ilr-{name}", daemon=True) for name in trainers
@@ -72,12 +73,10 @@ def _run_threads(trainers: dict[str, Any], joint: JointRollout, run: trainer_par
             for t in threads:
                 t.join(timeout=0.5)
     except KeyboardInterrupt:
-        joint.abort()
+        turns.abort()
         raise
     if errors:
-        primary = [e for e in errors.values() if not isinstance(e, JointRolloutError)] or list(
-            errors.values()
-        )
+        primary = [e for e in errors.values() if type(e) is not RendezvousError] or list(errors.values())
         raise primary[0]
 
 
@@ -90,15 +89,11 @@ def train_ilr(config: ILRConfig) -> TrainResult:
         raise ConfigError(
             f"method={config.method!r} is not ILR: train it with experiments.pipeline.methods.train"
         )
-    run = trainer_parts.RunFolder(config)
-    train_q, val_q = trainer_parts.load_training_questions(config)
-    if (
-        run.resume_payload is not None
-    ):  # the checkpoint's own difficulties and abilities: same modes as before
-        payload = run.resume_payload
-        atomic_write_text(run.path / "difficulty.json", json.dumps(payload["difficulty"]))
-        atomic_write_text(run.path / "abilities.json", json.dumps({"abilities": payload["abilities"]}))
-    prep = prepare_difficulty_and_abilities(config, train_q, val_q)
+    run = RunFolder(config)
+    train_q, val_q = load_training_questions(config)
+    payload = run.resume_payload  # the checkpoint's own difficulties and abilities: same modes as before
+    resumed = None if payload is None else Preparation(payload["difficulty"], payload["abilities"], [])
+    prep, prepared_on = prepare_once(config, train_q, val_q, resumed)  # main process only, shared
 
     slots = config.questions_per_step * (config.num_generations if config.sampling == "full_episode" else 1)
     envs = [
@@ -118,15 +113,22 @@ def train_ilr(config: ILRConfig) -> TrainResult:
         )
         for _ in range(slots)
     ]
-    joint = JointRollout(config, run.agents, envs, raw_reward=RawReward.from_config(config))
     dataset = build_dataset(train_q, config.prompts)
-    joint.question_key = {prompt_key(row["prompt"]): q for row, q in zip(dataset, train_q, strict=True)}
+    log = RunLog.for_this_process(config, run.resumed_from or 0)
+    joint = JointRollout(
+        config,
+        run.agents,
+        envs,
+        RawReward.from_config(config),
+        questions={prompt_key(row["prompt"]): q for row, q in zip(dataset, train_q, strict=True)},
+        on_step=log.ilr_step,
+    )
     writer = run.manifest_writer(difficulty=prep.difficulty, abilities=prep.abilities)
     trainers: dict[str, Any] = {}
-    log: trainer_parts.RunLog | None = None
+    placed: dict[str, dict[str, Any]] = {}  # agent -> how this process holds its model
     for agent, model_name in zip(run.agents, config.models, strict=True):
-        model, tokenizer = trainer_parts.load_model(model_name, config)
-        trainers[agent] = trainer_parts.build_trainer(
+        model, tokenizer = load_model(model_name, config)
+        trainers[agent] = build_trainer(
             config,
             agent,
             model,
@@ -136,13 +138,13 @@ def train_ilr(config: ILRConfig) -> TrainResult:
             reward_weights=[1.0, 0.0],
             rollout_func=joint.rollout_func_for(agent),
         )
-        log = trainer_parts.attach_run(trainers[agent], agent, run, writer, log)
-    assert log is not None  # ILRConfig guarantees at least two agents
-    joint.on_step = log.ilr_step
-    joint.bind(trainers)
+        attach_run(trainers[agent], agent, run, writer, log)
+        trainers[agent].add_callback(PlacementCallback(agent, placed))
     try:
         if not run.done:
-            _run_threads(trainers, joint, run)
+            _run_threads(trainers, joint.rendezvous, run)
     finally:
         log.close()
+    write_placement(run.path, placed, prepared_on)
+    distributed_prep.release()
     return run.finish(trainers[run.agents[0]].state.global_step, is_main=writer.enabled, history=log.history)

@@ -13,6 +13,7 @@ from typing import Any
 from datasets import Dataset
 
 import ilr_env
+from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.rewards import question_column
 
 
@@ -55,3 +56,23 @@ def build_dataset(questions: Sequence[Any], prompts: dict[str, Any] | None = Non
             for q, chat in zip(questions, chats, strict=True)
         ]
     )
+
+
+def load_training_questions(config: ILRConfig) -> tuple[list[Any], list[Any]]:
+    """(distinct training questions, validation questions) as the config names them."""
+    train = dedupe_by_prompt(
+        ilr_env.load_questions(
+            config.task, config.train_split, limit=config.train_limit, **config.task_kwargs
+        )
+    )
+    if len(train) < config.questions_per_step:
+        raise ConfigError(
+            f"task {config.task!r} split {config.train_split!r} gave {len(train)} distinct questions; "
+            f"need at least questions_per_step={config.questions_per_step}"
+        )
+    val_task = config.validation_task or config.task
+    val_kwargs = config.task_kwargs if val_task == config.task else {}
+    validation = ilr_env.load_questions(
+        val_task, config.validation_split, limit=config.validation_limit, **val_kwargs
+    )
+    return train, validation

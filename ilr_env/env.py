@@ -28,8 +28,8 @@ tail), so a long correct reply is never scored by a truncated copy. Characters o
 (control characters, surrogates, private-use and unassigned code points) are shown as U+FFFD. Any string
 is a legal action: text without a parseable answer is simply a wrong answer.
 
-Rewards are 0 until the final step, then ``grade.reward + format_reward · [non-empty answer box]`` (the
-box is ``\\boxed{}``, or the code block for code tasks). The format term pays for form, not substance: a
+Rewards are 0 until the final step, then ``grade.reward + format_reward · [non-empty answer box]`` (one
+rule with training's: ``ilr_env.grading.format_bonus``). The format term pays for form, not substance: a
 policy can farm it with a confident ``\\boxed{0}``, which is why it defaults to 0 and must stay small.
 
 Misuse raises ``ILREnvError`` (a ValueError) naming the agent and the fix, and leaves the env unchanged:
@@ -53,7 +53,7 @@ from ilr_env import difficulty as dif
 from ilr_env.config import EnvConfig, agent_names
 from ilr_env.episode import Episode, Messages
 from ilr_env.errors import ILRActionTypeError, ILRConfigError, ILREnvError
-from ilr_env.grading import Grade
+from ilr_env.grading import Grade, format_bonus
 from ilr_env.grading.base import GraderUnavailableError
 from ilr_env.protocols import MODES, PromptSet, StageView, get_protocol, load_prompts
 from ilr_env.sources import check_questions, resolve_abilities, resolve_difficulties
@@ -412,7 +412,7 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         marker = self.prompts.render(("truncation_marker",), omitted=len(text) - limit)
         return sanitise(text[:limit]) + marker
 
-    def _score_text(self, question: Question, text: str) -> tuple[float, Grade]:
+    def _score_text(self, question: Question, text: str, truncated: bool = False) -> tuple[float, Grade]:
         try:
             g = self._grader(question, text)
         except GraderUnavailableError:
@@ -420,20 +420,20 @@ class ILRParallelEnv(ParallelEnv[str, str, str]):
         except Exception as exc:  # noqa: BLE001
             warnings.warn(f"grader raised {type(exc).__name__}: {exc}; scored as wrong", stacklevel=3)
             g = Grade(correct=False, reward=0.0, extracted=None, reason=f"grader_error:{type(exc).__name__}")
-        boxed = bool(g.has_box and g.extracted is not None and g.extracted.strip())
-        return float(g.reward) + (self.config.format_reward if boxed else 0.0), g
+        return float(g.reward) + format_bonus(g, truncated, self.config.format_reward), g
 
-    def score(self, agent: str, text: str) -> tuple[float, Grade]:
+    def score(self, agent: str, text: str, *, truncated: bool = False) -> tuple[float, Grade]:
         """Reward and grade of ``text`` as ``agent``'s final answer to the current question, without stepping.
 
         Same reward shape as the final step, so the n GRPO samples of a stage are scored alike; the whole
-        text is graded (``max_message_chars`` only limits what peers are shown).
+        text is graded (``max_message_chars`` only limits what peers are shown). ``truncated``: the reply
+        was cut at the token limit, which forfeits the format term (a stepped action cannot say so).
         """
         self._known(agent)
         ep = self._require_episode()
         if not isinstance(text, str):
             raise ILRActionTypeError(f"score() text for {agent} must be a str, got {type(text).__name__}")
-        return self._score_text(ep.question, text)
+        return self._score_text(ep.question, text, truncated)
 
     def final_prompt(self, agent: str) -> Messages:
         """The final stage's messages for ``agent`` (available once the episode reaches that stage)."""

@@ -77,13 +77,14 @@ def force_tokens(tokens: int, vllm: bool = False) -> None:
     equal generated tokens. ILR's sampler reads the model's generation_config, TRL's reads generation_kwargs;
     both get ``min_new_tokens`` >= every call's max_new_tokens (generation then stops at the max).
     """
-    from ilr_agents import trainer_parts
+    from baselines import single_agent
+    from ilr_agents import grpo_config, model_loading, trainer_factory, training
 
     if vllm:  # vLLM's name for it, on both sides: TRL's generation_kwargs and our VLLMPolicy's extras
         from ilr_agents.policies import VLLMPolicy
 
         VLLMPolicy.extra_sampling = {"min_tokens": tokens}
-    load, args = trainer_parts.load_model, trainer_parts.grpo_args
+    load, args = model_loading.load_model, grpo_config.grpo_args
     key = "min_tokens" if vllm else "min_new_tokens"
 
     def load_model(*a: Any, **k: Any) -> Any:
@@ -96,7 +97,9 @@ def force_tokens(tokens: int, vllm: bool = False) -> None:
         built.generation_kwargs = {**(built.generation_kwargs or {}), key: tokens}
         return built
 
-    trainer_parts.load_model, trainer_parts.grpo_args = load_model, grpo_args  # this bench child only
+    # this bench child only; patched where they are looked up
+    training.load_model = single_agent.load_model = load_model
+    trainer_factory.grpo_args = grpo_args
 
 
 def child_main(config_path: str) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 from experiments.pipeline import presets
 from experiments.pipeline.compare import CompareConfig, check_trainer_settings, run_comparison
-from ilr_agents.config import parse_assignments
+from ilr_agents.config_files import parse_assignments
 
 
 def add_arguments(parser: Any) -> None:

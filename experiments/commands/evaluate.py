@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ilr_agents.config import ConfigError, apply_overrides, parse_assignments
+from ilr_agents.config import ConfigError
+from ilr_agents.config_files import apply_overrides, parse_assignments
 from ilr_env import agent_names
 
 
@@ -113,29 +114,25 @@ def _check_type(key: str, value: Any, default: Any) -> None:
 
 def _policy(spec: str, args: argparse.Namespace, cache: dict[str, Any]) -> Any:
     """Same spec -> same policy object: loaded once, and the rollout merges its agents into one call."""
+    from ilr_agents.policies import PolicySpec, PolicySpecError, build_policy
+
     if spec in cache:
         return cache[spec]
-    if args.backend == "transformers":
-        from ilr_agents.policies import TransformersPolicy
-
-        policy = TransformersPolicy(
+    local = {"device": args.device, "dtype": args.dtype} if args.backend == "transformers" else {}
+    try:
+        described = PolicySpec(
             spec,
-            device=args.device,
-            dtype=args.dtype,
-            adapter=args.adapter,
-            return_logprobs=False,
+            backend=args.backend,
+            adapter=args.adapter if args.backend != "openai" else None,
             seed=args.seed,
+            base_url=args.base_url,
+            api_key_env=args.api_key_env,
+            **local,
         )
-    elif args.backend == "vllm":
-        from ilr_agents.policies import VLLMPolicy
-
-        policy = VLLMPolicy(spec, return_logprobs=False, seed=args.seed, lora_adapter=args.adapter)
-    else:
-        from ilr_agents.policies import OpenAIPolicy
-
-        policy = OpenAIPolicy(args.base_url, spec, api_key_env=args.api_key_env, seed=args.seed)
-    cache[spec] = policy
-    return policy
+    except PolicySpecError as exc:
+        raise ConfigError(str(exc)) from exc
+    cache[spec] = build_policy(described)
+    return cache[spec]
 
 
 def _mode(value: str) -> str | float:
@@ -146,44 +143,22 @@ def _mode(value: str) -> str | float:
 
 
 def _difficulty(value: str, models: list[str]) -> Any:
-    """'level', a JSON file of D_q, or a file from `ilr difficulty`: then each agent gets its own model's
-    ranking (the default reading of self-ranking)."""
-    from ilr_agents.self_ranking import SELF_RANK_METHOD, difficulty_for_agents
-    from ilr_env import difficulty as dif
+    """'level', or a difficulty file (a self-ranking gives each agent its own model's ranking)."""
+    from ilr_agents.difficulty_sources import read_difficulty
 
-    if value == "level" or not Path(value).is_file():
-        return value  # the env names the problem with a missing file
-    try:
-        est = dif.load_json(value, kind="difficulty")
-    except dif.DifficultyError:
+    if value == "level":
         return value
-    if est.metadata.get("method") != SELF_RANK_METHOD:
-        return est
-    agents = agent_names(len(models))
-    return difficulty_for_agents(est, agents, models, shared=False)
+    return read_difficulty(value, agent_names(len(models)), models)
 
 
-def _abilities(value: str, models: list[str]) -> list[float] | dict[str, float]:
-    """Comma-separated floats are one gamma per agent; anything else is a JSON file keyed by agent name
-    (agent_0, ...) or by model name, matched by key (an unknown key is an error)."""
-    from ilr_env import difficulty as dif
+def _abilities(value: str, models: list[str]) -> list[float]:
+    """Comma-separated floats are one gamma per agent; anything else is an abilities file."""
+    from ilr_agents.difficulty_sources import read_abilities
 
     try:
         return [float(x) for x in value.split(",")]
     except ValueError:
-        pass
-    try:
-        values = dif.load_json(value, kind="ability").values
-    except dif.DifficultyError:
-        raw = json.loads(Path(value).read_text()) if Path(value).is_file() else None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"--abilities {value!r}: not a JSON object of gamma values nor a,b,... floats")
-        values = raw
-    agents = agent_names(len(models))
-    try:
-        return dif.abilities_by_agent(values, agents, models)
-    except dif.DifficultyError as exc:
-        raise ConfigError(f"--abilities {value!r}: {exc}") from exc
+        return read_abilities(value, agent_names(len(models)), models)
 
 
 def _fmt(x: Any) -> str:

@@ -16,7 +16,8 @@ import dataclasses
 import textwrap
 
 from experiments.pipeline import presets
-from ilr_agents.config import ILRConfig, apply_overrides, parse_assignments, read_yaml
+from ilr_agents.config import ILRConfig
+from ilr_agents.config_files import apply_overrides, parse_assignments, read_yaml
 
 
 def _fields_help() -> str:
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     if args.dry_run:
         from experiments.pipeline.plan import train_plan
-        from ilr_agents.trainer_parts import check_grpo_args
+        from ilr_agents.grpo_config import check_grpo_args
 
         check_grpo_args(config)
         print("\n".join(train_plan(config, args.config or "(flags)").lines()))

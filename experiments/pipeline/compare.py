@@ -23,13 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments.pipeline import presets
-from ilr_agents.config import (
-    MOVED_KEYS,
-    ConfigError,
-    ILRConfig,
-    apply_overrides,
-    read_yaml,
-)
+from ilr_agents.config import MOVED_KEYS, ConfigError, ILRConfig
+from ilr_agents.config_files import apply_overrides, read_yaml
 
 
 @dataclass
@@ -149,13 +144,9 @@ def load_policy(
     model: str, checkpoint: Path | None, lora: bool, name: str, backend: str = "transformers"
 ) -> Any:
     """A base model, a trained full checkpoint, or a LoRA adapter on top of the base it was trained from."""
-    from ilr_agents.policies import TransformersPolicy, VLLMPolicy
+    from ilr_agents.policies import PolicySpec, build_policy
 
-    adapter = str(checkpoint) if checkpoint is not None and lora else None
-    source = str(checkpoint) if checkpoint is not None and not lora else model
-    if backend == "vllm":
-        return VLLMPolicy(source, name=name, return_logprobs=False, lora_adapter=adapter)
-    return TransformersPolicy(source, adapter=adapter, name=name, return_logprobs=False)
+    return build_policy(PolicySpec.for_checkpoint(model, checkpoint, lora=lora, name=name, backend=backend))
 
 
 def evaluate_policy(
@@ -222,7 +213,7 @@ def held_out_questions(config: CompareConfig) -> tuple[dict[str, list[Any]], dic
 
 def check_trainer_settings(config: CompareConfig) -> None:
     """TRL's own check of every method's ``grpo:`` settings (a GRPOConfig is built), before anything loads."""
-    from ilr_agents.trainer_parts import check_grpo_args
+    from ilr_agents.grpo_config import check_grpo_args
 
     for label in config.methods:
         check_grpo_args(config.training_config(label, config.seeds[0]))

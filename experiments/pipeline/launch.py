@@ -23,7 +23,7 @@ import yaml
 from ilr_agents.config import ConfigError, ILRConfig
 
 if TYPE_CHECKING:
-    from ilr_agents.trainer_parts import TrainResult
+    from ilr_agents.run_folder import TrainResult
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCELERATE_DIR = ROOT / "experiments" / "accelerate"
@@ -76,7 +76,7 @@ def needs_launch(config: ILRConfig) -> bool:
 def train_in_processes(config: ILRConfig) -> TrainResult:
     """Train ``config`` under ``accelerate launch`` with ``config.num_processes`` processes; wait; return
     the run's result as the processes left it (``train_summary.json``)."""
-    from ilr_agents.trainer_parts import TrainResult, agent_names  # torch: only when a run starts
+    from ilr_agents.run_folder import TrainResult  # torch: only when a run starts
 
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -96,5 +96,5 @@ def train_in_processes(config: ILRConfig) -> TrainResult:
         )
     summary = json.loads((run_dir / "train_summary.json").read_text())
     return TrainResult(
-        run_dir, summary["step"], agent_names(config), run_dir / "metrics.jsonl", summary.get("resumed_from")
+        run_dir, summary["step"], config.agents, run_dir / "metrics.jsonl", summary.get("resumed_from")
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from baselines.single_agent import train_single_agent
 from experiments.pipeline.launch import needs_launch, train_in_processes
 from ilr_agents.config import ILRConfig
-from ilr_agents.trainer_parts import TrainResult
+from ilr_agents.run_folder import TrainResult
 from ilr_agents.training import train_ilr
 from ilr_env.grading.sandbox import set_sandbox_policy
 from ilr_env.tasks import get_task

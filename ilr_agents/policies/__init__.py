@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ilr_agents.policies.base import Chat, Completion, Policy, PolicyError, SamplingParams
+from ilr_agents.policies.factory import PolicySpec, PolicySpecError, build_policy
 from ilr_agents.policies.scripted import ScriptedPolicy
 
 if TYPE_CHECKING:
@@ -27,10 +28,13 @@ __all__ = [
     "OpenAIPolicy",
     "Policy",
     "PolicyError",
+    "PolicySpec",
+    "PolicySpecError",
     "SamplingParams",
     "ScriptedPolicy",
     "TransformersPolicy",
     "VLLMPolicy",
+    "build_policy",
 ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ilr_env.grading.answer_format import format_bonus
 from ilr_env.grading.base import Grade
 from ilr_env.grading.choice import grade_choice
 from ilr_env.grading.code import check_code, check_many, extract_code, pass_at_k
@@ -49,6 +50,7 @@ __all__ = [
     "extract_choice_letter",
     "extract_code",
     "extract_math_answer",
+    "format_bonus",
     "grade",
     "grade_choice",
     "grade_math",

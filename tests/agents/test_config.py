@@ -12,7 +12,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ilr_agents.config import ConfigError, ILRConfig, apply_overrides, parse_assignments, read_yaml
+from ilr_agents.config import ConfigError, ILRConfig
+from ilr_agents.config_files import apply_overrides, parse_assignments, read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,13 +11,13 @@ pytest.importorskip("trl")
 import torch
 
 from experiments.pipeline.methods import train
-from ilr_agents import trainer_parts
+from ilr_agents import grpo_config
 from ilr_agents.config import ConfigError, ILRConfig
 
 
 def test_a_setting_ilr_never_mirrors_reaches_the_grpo_config(tmp_path: Path) -> None:
     cfg = ILRConfig(grpo={"weight_decay": 0.25, "adam_beta2": 0.9, "learning_rate": 3e-4})
-    args = trainer_parts.grpo_args(cfg, tmp_path / "agent_0")
+    args = grpo_config.grpo_args(cfg, tmp_path / "agent_0")
     assert (args.weight_decay, args.adam_beta2, args.learning_rate) == (0.25, 0.9, 3e-4)
     # ILR's defaults where TRL's differ, and what the run owns
     assert (args.loss_type, args.mask_truncated_completions, args.gradient_checkpointing) == (

@@ -389,3 +389,40 @@ def test_vllm_min_tokens_above_a_calls_maximum_means_that_maximum() -> None:
     long = VLLMPolicy._sampling_params(forced, SamplingParams(max_new_tokens=48, temperature=1.0), seed=1)
     assert (short.min_tokens, short.max_tokens) == (8, 8)
     assert (long.min_tokens, long.max_tokens) == (32, 48)
+
+
+def test_one_factory_builds_what_a_spec_describes(tiny: TransformersPolicy, tmp_path) -> None:
+    from ilr_agents.policies import PolicySpec, build_policy
+
+    policy = build_policy(PolicySpec("tiny", seed=3, name="judge"))
+    assert isinstance(policy, TransformersPolicy) and policy.name == "judge"
+    # the same model, seed and settings as the hand-built policy: the same greedy answers
+    assert [c[0].text for c in policy.generate(CHATS, GREEDY)] == [
+        c[0].text for c in tiny.generate(CHATS, GREEDY)
+    ]
+    assert all(c[0].logprobs is None for c in policy.generate(CHATS[:1], GREEDY))  # evaluation: no log-probs
+
+
+def test_a_checkpoint_is_a_model_or_an_adapter_on_its_base(tmp_path) -> None:
+    from ilr_agents.policies import PolicySpec
+
+    ckpt = tmp_path / "checkpoint-3"
+    assert PolicySpec.for_checkpoint("tiny", None, lora=True) == PolicySpec("tiny")
+    assert PolicySpec.for_checkpoint("tiny", ckpt, lora=False) == PolicySpec(str(ckpt))
+    assert PolicySpec.for_checkpoint("tiny", ckpt, lora=True, name="a") == PolicySpec(
+        "tiny", adapter=str(ckpt), name="a"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"backend": "torch"}, "unknown policy backend 'torch'"),
+        ({"backend": "openai"}, "needs base_url"),
+    ],
+)
+def test_a_spec_that_cannot_load_fails_when_described(fields: dict, message: str) -> None:
+    from ilr_agents.policies import PolicySpec, PolicySpecError
+
+    with pytest.raises(PolicySpecError, match=message):
+        PolicySpec("tiny", **fields)

@@ -18,9 +18,9 @@ def test_one_step_at_paper_precision_changes_the_weights(tmp_path: Path):
     from safetensors.numpy import load_file
 
     from baselines.single_agent import train_single_agent
+    from ilr_agents.grpo_config import grpo_args
     from ilr_agents.models import resolve_model
     from ilr_agents.rewards import build_tiny_reward_model
-    from ilr_agents.trainer_parts import grpo_args
 
     paper = CompareConfig.from_yaml("paper-llama8b-qwen7b").training_config("grpo", 0)
     precision = {"dtype": paper.dtype, "mixed_precision": paper.mixed_precision, "lora": paper.lora}

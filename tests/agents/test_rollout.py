@@ -62,7 +62,7 @@ class FakeEnv:
         infos = {a: self._info(a) for a in self.agents}
         return {a: i["messages"][0]["content"] for a, i in infos.items()}, infos
 
-    def score(self, agent: str, text: str):
+    def score(self, agent: str, text: str, *, truncated: bool = False):
         ok = "\\boxed{5}" in text
         return float(ok), FakeGrade(ok, float(ok), "5" if ok else None, "match" if ok else "no_answer", ok)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ilr_env
 from ilr_agents.config import ILRConfig
 from ilr_agents.evaluation import evaluate_alone, evaluate_together
-from ilr_agents.joint_rollout import JointRollout
+from ilr_agents.ilr_step import ilr_step
 from ilr_agents.policies import SamplingParams, ScriptedPolicy
 from ilr_agents.policies.base import Completion
 from ilr_agents.rewards import RawReward, TRLRawReward, question_column
@@ -85,11 +85,10 @@ def test_joint_rollout_grades_the_whole_reply() -> None:
     )
     agents = ["agent_0", "agent_1"]
     envs = [make_env() for _ in QUESTIONS]
-    joint = JointRollout(config, agents, envs, raw_reward=RawReward.from_config(config))
-    joint.policies = {a: _TokenisedScript(long_reply, name=a) for a in agents}
-    slices = joint._play(1, QUESTIONS)
+    policies = {a: _TokenisedScript(long_reply, name=a) for a in agents}
+    result = ilr_step(1, QUESTIONS, envs, policies, RawReward.from_config(config), config)
     for agent in agents:
-        assert all(all(piece.correct) and piece.raw == [1.0, 1.0] for piece in slices[agent]), agent
+        assert all(all(piece.correct) and piece.raw == [1.0, 1.0] for piece in result.slices[agent]), agent
 
 
 def test_baseline_reward_grades_the_whole_reply() -> None:

@@ -109,7 +109,7 @@ def test_every_preset_the_readme_names_validates(name: str) -> None:
     pytest.importorskip("trl")
     from experiments.commands.compare import CompareConfig
     from ilr_agents.config import ILRConfig
-    from ilr_agents.trainer_parts import check_grpo_args
+    from ilr_agents.grpo_config import check_grpo_args
 
     if name in presets.names("train"):
         configs = [ILRConfig.from_yaml(presets.resolve("train", name))]

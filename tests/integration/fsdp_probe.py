@@ -1,4 +1,4 @@
-"""Run by tests/test_training_fsdp.py under ``accelerate launch``: trains an ILR config and records, per
+"""Run by test_launch.py under ``accelerate launch``: trains an ILR config and records, per
 process and agent, how its trainer holds the model (distributed type, mixed precision, parameter class,
 dtype, local and full sizes), so the test can check that each agent's model really is sharded."""
 
@@ -16,26 +16,31 @@ from ilr_agents.config import ILRConfig
 
 def main(config_path: str, out_dir: str) -> None:
     seen = []
-    play = joint_rollout.JointRollout._play
+    make_rollout = joint_rollout.JointRollout.rollout_func_for
 
-    def observing_play(self, step, questions):  # first rollout: the trainers have wrapped their models
-        for name, trainer in ({} if seen else self.trainers).items():
-            params = list(trainer.model.parameters())
-            local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in params)
-            seen.append(
-                {
-                    "agent": name,
-                    "distributed_type": str(trainer.accelerator.distributed_type),
-                    "mixed_precision": trainer.accelerator.mixed_precision,
-                    "param_class": type(params[0]).__name__,
-                    "dtype": str(params[0].dtype),
-                    "local_numel": int(local),
-                    "full_numel": int(sum(p.numel() for p in params)),
-                }
-            )
-        return play(self, step, questions)
+    def observing(self, name):  # each trainer's first rollout: it has wrapped its model by then
+        rollout = make_rollout(self, name)
 
-    joint_rollout.JointRollout._play = observing_play
+        def observed(prompts, trainer):
+            if name not in {s["agent"] for s in seen}:
+                params = list(trainer.model.parameters())
+                local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in params)
+                seen.append(
+                    {
+                        "agent": name,
+                        "distributed_type": str(trainer.accelerator.distributed_type),
+                        "mixed_precision": trainer.accelerator.mixed_precision,
+                        "param_class": type(params[0]).__name__,
+                        "dtype": str(params[0].dtype),
+                        "local_numel": int(local),
+                        "full_numel": int(sum(p.numel() for p in params)),
+                    }
+                )
+            return rollout(prompts, trainer)
+
+        return observed
+
+    joint_rollout.JointRollout.rollout_func_for = observing
     METHODS["ilr"](ILRConfig.from_yaml(config_path))
     rank = os.environ.get("RANK", "0")
     Path(out_dir, f"probe.rank{rank}.json").write_text(json.dumps(seen))

@@ -20,7 +20,7 @@ from ilr_agents.checkpoint import (
     list_manifests,
 )
 from ilr_agents.config import ILRConfig
-from ilr_agents.trainer_parts import RunLog
+from ilr_agents.run_log import RunLog
 from ilr_agents.training import train_ilr
 
 # Same seeds, same data, same rollouts: resumed weights match to float32 round-off. Stated tolerance:
@@ -57,10 +57,10 @@ def test_stop_then_resume_matches_uninterrupted(
 ) -> None:
     original = RunLog.ilr_step
 
-    def stop_at_three(self: Any, step: int, summary: dict) -> None:
-        if step == 3:
+    def stop_at_three(self: Any, result: Any, step_time: float | None) -> None:
+        if result.step == 3:
             raise KeyboardInterrupt("user stopped the run")
-        original(self, step, summary)
+        original(self, result, step_time)
 
     monkeypatch.setattr(RunLog, "ilr_step", stop_at_three)
     out = tmp_path / "run"

@@ -16,7 +16,7 @@ from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.policies import ScriptedPolicy
 from ilr_agents.preparation import prepare_difficulty_and_abilities
 from ilr_agents.self_ranking import SelfRankSettings, self_rank
-from ilr_agents.trainer_parts import load_training_questions
+from ilr_agents.training_data import load_training_questions
 from ilr_env import difficulty as dif
 
 SETTINGS = {"batch_size": 4, "passes": 2}
@@ -78,10 +78,9 @@ def test_train_with_self_ranked_difficulty_and_fitted_abilities_reuses_the_cache
     for agent, gamma in zip(("agent_0", "agent_1"), gammas, strict=True):  # fitted on validation vs own D
         wrong = [False] * len(val_q)  # random models answer nothing right
         assert gamma == pytest.approx(dif.fit_rasch_ability(wrong, [own[agent][q.id] for q in val_q]))
-    row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
-    for record in row["records"]:
-        agent, qid = record["agent"], record["question_id"]
-        assert record["mode"] == dif.choose_mode(gammas[int(agent[-1])], own[agent][qid])
+    episode = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
+    for agent, mode in episode["modes"].items():
+        assert mode == dif.choose_mode(gammas[int(agent[-1])], own[agent][episode["question"]["id"]])
     # resume: the same difficulties and abilities, the cached ranking untouched
     resumed = train(cfg.replace(resume=True, max_steps=2))
     assert resumed.resumed_from == 1 and resumed.step == 2

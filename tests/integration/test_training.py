@@ -57,24 +57,22 @@ def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(
         )
         assert change > 1e-5, f"{agent} did not move"
 
-    # what every trainer's reward function received == the rollout's calibrated rewards, in order
-    rollouts = [
+    # what every trainer's reward function received == the rollout's calibrated rewards, in order; the
+    # rollouts file holds one evaluation-shaped episode record per line, with both rewards on every sample
+    episodes = [
         json.loads(line) for line in (tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()
     ]
-    assert [r["step"] for r in rollouts] == [1, 2]
+    assert [e["step"] for e in episodes] == [1, 1, 2, 2] and {e["rank"] for e in episodes} == {0}
     expected = []
-    for row in rollouts:
-        for agent in result.agents:
-            recs = [r for r in row["records"] if r["agent"] == agent]
-            expected.append([x for r in recs for x in r["calibrated"]])
-            raw = np.array(
-                [[r2["raw"] for r2 in row["records"] if r2["question_id"] == r["question_id"]] for r in recs]
-            )
-            np.testing.assert_allclose(
-                [x for r in recs for x in r["calibrated"]],
-                calibrate(raw)[:, result.agents.index(agent)].ravel(),
-                atol=1e-9,
-            )
+    for step in (1, 2):
+        mine = [e for e in episodes if e["step"] == step]
+        raw = np.array([[[s["reward"] for s in e["final_samples"][a]] for a in result.agents] for e in mine])
+        cal = np.array(
+            [[[s["calibrated_reward"] for s in e["final_samples"][a]] for a in result.agents] for e in mine]
+        )
+        np.testing.assert_allclose(cal, calibrate(raw), atol=1e-9)
+        expected.extend(cal[:, ai].ravel() for ai in range(len(result.agents)))
+        assert all(s["grade"] is not None for e in mine for a in result.agents for s in e["final_samples"][a])
     got = list(seen.values())
     assert len(got) == 4
     np.testing.assert_allclose(np.concatenate(got), np.concatenate(expected), atol=1e-9)
@@ -87,10 +85,25 @@ def test_two_agents_train_and_each_trainer_gets_its_calibrated_rewards(
     assert (tmp_path / "run" / "checkpoints" / "manifest-00000002.json").is_file()
 
 
+def per_agent(run: Path) -> dict[tuple[int, str, str], dict[str, list]]:
+    """(step, question id, agent) -> its modes, raw and calibrated rewards, from the episode records."""
+    out: dict[tuple[int, str, str], dict[str, list]] = {}
+    for line in (run / "rollouts.rank0.jsonl").read_text().splitlines():
+        episode = json.loads(line)
+        for agent, samples in episode["final_samples"].items():
+            row = out.setdefault(
+                (episode["step"], episode["question"]["id"], agent), {"mode": [], "raw": [], "cal": []}
+            )
+            row["mode"].append(episode["modes"][agent])
+            row["raw"].extend(s["reward"] for s in samples)
+            row["cal"].extend(s["calibrated_reward"] for s in samples)
+    return out
+
+
 def test_calibration_off_passes_raw_rewards(tmp_path: Path, tiny_config: Callable[..., ILRConfig]) -> None:
     result = train(tiny_config(tmp_path / "run", calibration=False, max_steps=1))
-    row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
-    assert all(r["raw"] == r["calibrated"] for r in row["records"])
+    rows = per_agent(tmp_path / "run").values()
+    assert rows and all(r["raw"] == r["cal"] for r in rows)
     assert result.step == 1
 
 
@@ -127,10 +140,36 @@ def test_full_episode_sampling_debate_and_mode_ablations(
 ) -> None:
     result = train(tiny_config(tmp_path / "run", max_steps=1, **overrides))
     assert result.step == 1
-    row = json.loads((tmp_path / "run" / "rollouts.rank0.jsonl").read_text().splitlines()[0])
-    assert {r["mode"] for r in row["records"]} == {mode}
-    assert all(len(r["raw"]) == 2 for r in row["records"])  # n samples per agent and question
+    rows = per_agent(tmp_path / "run").values()
+    assert {m for r in rows for m in r["mode"]} == {mode}
+    assert all(len(r["raw"]) == 2 for r in rows)  # n samples per agent and question
 
 
 def test_every_method_a_config_accepts_has_a_trainer() -> None:
     assert set(METHODS) == set(get_args(get_type_hints(ILRConfig)["method"]))
+
+
+def test_preparation_takes_a_resumed_runs_values_as_an_argument(tmp_path: Path) -> None:
+    """A resumed run hands preparation its checkpoint's D_q and γ; the run folder's files (here stale,
+    as a crash between steps can leave them) are outputs only."""
+    import ilr_env
+    from ilr_agents.preparation import Preparation, prepare_difficulty_and_abilities
+
+    questions = ilr_env.load_questions("gsm8k", "train", limit=4)
+    source = tmp_path / "d.json"
+    source.write_text(json.dumps({q.id: 0.5 for q in questions}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "difficulty.json").write_text(json.dumps({q.id: 9.0 for q in questions}))
+    (run / "abilities.json").write_text(json.dumps({"abilities": [9.0, 9.0]}))
+    cfg = ILRConfig(
+        models=["tiny", "tiny-llama"],
+        task="gsm8k",
+        difficulty=str(source),
+        abilities=[0.1, 0.2],
+        output_dir=str(run),
+    )
+    resumed = Preparation({q.id: 0.25 for q in questions}, [1.0, -1.0], [])
+    assert prepare_difficulty_and_abilities(cfg, questions, questions[:2], resumed) == resumed
+    assert json.loads((run / "difficulty.json").read_text()) == resumed.difficulty
+    assert json.loads((run / "abilities.json").read_text())["abilities"] == [1.0, -1.0]

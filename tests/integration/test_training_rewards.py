@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ilr_agents.joint_rollout import agent_slice
+from ilr_agents.ilr_step import final_samples
 from ilr_agents.policies import Completion, SamplingParams, ScriptedPolicy
 from ilr_agents.rewards import (
     RawReward,
+    Reply,
     RewardInputError,
     RewardModelReward,
     TRLRawReward,
@@ -19,8 +20,8 @@ from ilr_agents.rewards import (
 )
 from ilr_agents.rollout import run_episodes
 from ilr_agents.training_data import plain_prompt
-from ilr_env import Question
-from ilr_env.grading import last_boxed
+from ilr_env import Question, grade
+from ilr_env.grading import Grade, format_bonus, last_boxed
 
 Q = Question(id="q1", prompt="What is 2 + 3?", answer="5", task="toy")
 
@@ -72,10 +73,14 @@ def test_nested_box() -> None:
     assert last_boxed("\\boxed{unclosed") is None
 
 
+def graded(texts: list[str], truncated: bool = False) -> list[Reply]:
+    return [Reply(t, grade(Q, t), truncated) for t in texts]
+
+
 def test_terms_add_up_and_bad_kinds_are_named() -> None:
     raw = RawReward(format_bonus=0.25)
-    assert raw([Q, Q, Q], ["\\boxed{5}", "\\boxed{6}", "5"], [False, False, False]) == [1.25, 0.25, 0.0]
-    assert raw([Q], ["\\boxed{5}"], [False], correctness=[0.5]) == [0.75]  # the caller's grading is reused
+    assert raw([Q, Q, Q], graded(["\\boxed{5}", "\\boxed{6}", "5"])) == [1.25, 0.25, 0.0]
+    assert raw([Q], graded(["\\boxed{5}"], truncated=True)) == [1.0]  # a cut reply earns no format term
     with pytest.raises(RewardInputError, match="unknown reward 'rm'"):
         RawReward(kind="rm")
     with pytest.raises(RewardInputError, match="needs reward_model"):
@@ -95,10 +100,43 @@ def test_reward_model_scores_are_graded_batched_and_deterministic(reward_model: 
     assert first[0] == pytest.approx(first[3], abs=1e-6)
     assert first == pytest.approx(again, abs=1e-5)  # batch size and prompt form do not matter
     graded = RawReward(kind="graded", reward_model=reward_model, reward_model_weight=0.5)
-    scores = graded([Q, Q], ["\\boxed{5}", "\\boxed{6}"], [False, False])
+    scores = graded([Q, Q], [Reply(t, grade(Q, t)) for t in ("\\boxed{5}", "\\boxed{6}")])
     assert scores[0] - scores[1] > 0.5  # correctness dominates, the reward model grades within
     rm_scores = reward_model.score([Q.prompt] * 2, ["\\boxed{5}", "\\boxed{6}"])
     assert scores == pytest.approx([1.0 + 0.5 * rm_scores[0], 0.5 * rm_scores[1]], abs=1e-6)
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_the_reward_trusts_the_grade_it_is_given(lenient: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grade once: the env graded the sample; the reward reads that grade (here one that disagrees with
+    the text, to tell them apart) and never grades the reply again."""
+    from ilr_agents import rewards
+
+    def no_grading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("graded again")
+
+    monkeypatch.setattr(rewards, "grade", no_grading)
+    said_right = Grade(correct=True, reward=1.0, extracted="5", reason="match", has_box=True)
+    said_wrong = Grade(correct=False, reward=0.0, extracted="6", reason="mismatch", has_box=True)
+    raw = RawReward(format_bonus=0.1, lenient_answer=lenient)
+    replies = [Reply("\\boxed{6}", said_right), Reply("\\boxed{5}", said_wrong), Reply("no box", None)]
+    assert raw([Q] * 3, replies) == pytest.approx([1.1, 0.1, 0.0])
+
+
+@pytest.mark.parametrize(
+    "text", ["\\boxed{5}", "\\boxed{6}", "\\boxed{}", "5", "\\boxed{ 5 }", "The answer is 5"]
+)
+@pytest.mark.parametrize("truncated", [False, True])
+def test_env_and_training_share_one_format_term(text: str, truncated: bool) -> None:
+    """The env's final reward and training's raw reward carry the same format term for the same reply."""
+    import ilr_env
+
+    env = ilr_env.make("gsm8k", num_agents=2, questions=[Q], mode="cooperate", format_reward=0.3)
+    env.reset(seed=0)
+    env_reward, env_grade = env.score("agent_0", text, truncated=truncated)
+    train_reward = RawReward(format_bonus=0.3)([Q], [Reply(text, env_grade, truncated)])[0]
+    assert env_reward == pytest.approx(train_reward)
+    assert env_reward - env_grade.reward == pytest.approx(format_bonus(env_grade, truncated, 0.3))
 
 
 def test_lenient_correctness_reads_the_last_number_only_of_untruncated_answerless_replies() -> None:
@@ -149,7 +187,8 @@ def test_ilr_and_the_baseline_give_the_same_reward(reply: str, reward_model: Rew
     )
     env = ilr_env.make("gsm8k", num_agents=2, protocol="idea3", questions=[question], mode="cooperate")
     records = run_episodes([env], [TokenScript([text]), TokenScript([text])], question_ids=[question.id])
-    ilr = agent_slice("agent_0", records, question, raw).raw
+    samples = final_samples(records, "agent_0")
+    ilr = raw([question] * len(samples), samples)
     baseline = TRLRawReward(raw)(
         prompts=[plain_prompt(question)], completions=[chat(text)], question_json=[question_column(question)]
     )
