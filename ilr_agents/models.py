@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import fcntl
+import functools
 import importlib.util
 import os
 import shutil
@@ -117,18 +118,18 @@ def _save_random_model(config, model_cls, hf_tok, out: Path, seed: int) -> None:
     hf_tok.save_pretrained(out)
 
 
-def _build_tiny_qwen2(out: Path) -> None:
+def _build_tiny_qwen2(out: Path, *, hidden: int = 64, heads: int = 4, kv_heads: int = 2) -> None:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
     tok = _train_tokenizer(512, special, eos="<|im_end|>", pad="<|pad|>", template=CHATML_TEMPLATE, bos=None)
     cfg = Qwen2Config(
         vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=8192,
         tie_word_embeddings=True,
         eos_token_id=tok.eos_token_id,
@@ -137,7 +138,7 @@ def _build_tiny_qwen2(out: Path) -> None:
     _save_random_model(cfg, Qwen2ForCausalLM, tok, out, seed=0)
 
 
-def _build_tiny_llama(out: Path) -> None:
+def _build_tiny_llama(out: Path, *, hidden: int = 64, heads: int = 4) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     special = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|pad|>"]
@@ -146,11 +147,11 @@ def _build_tiny_llama(out: Path) -> None:
     )
     cfg = LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=160,
+        hidden_size=hidden,
+        intermediate_size=hidden * 5 // 2,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
         max_position_embeddings=8192,
         tie_word_embeddings=False,
         eos_token_id=tok.eos_token_id,
@@ -158,6 +159,22 @@ def _build_tiny_llama(out: Path) -> None:
         bos_token_id=tok.bos_token_id,
     )
     _save_random_model(cfg, LlamaForCausalLM, tok, out, seed=1)
+
+
+def _build_tiny_reward_model(out: Path, base: str = "tiny", seed: int = 0) -> None:
+    """A random sequence-classification head on a zoo tokenizer: graded, deterministic, meaningless scores
+    (what plumbing tests and CPU rehearsals of a reward-model reward need, offline and in seconds)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    source = resolve_model(base)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    config = AutoConfig.from_pretrained(source, num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForSequenceClassification.from_config(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -202,9 +219,14 @@ def _build_smollm2(out: Path) -> None:
     tok.save_pretrained(out)
 
 
+# The *-h64 variants have head size 64, which vLLM's CPU attention serves (it cannot serve tiny's 16);
+# tiny-rm is a reward model (sequence classification) for reward: graded without the hub.
 ZOO: dict[str, Callable[[Path], None]] = {
     "tiny": _build_tiny_qwen2,
     "tiny-llama": _build_tiny_llama,
+    "tiny-h64": functools.partial(_build_tiny_qwen2, hidden=128, heads=2, kv_heads=1),
+    "tiny-llama-h64": functools.partial(_build_tiny_llama, hidden=128, heads=2),
+    "tiny-rm": _build_tiny_reward_model,
     "smollm2-135m": _build_smollm2,
 }
 

@@ -12,14 +12,16 @@ grader kind and code tests) or ``answer`` (+ ``kind``).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ilr_agents.distributed_prep import real_weights
 from ilr_agents.models import resolve_model
@@ -130,13 +132,33 @@ def reward_model_device(cuda_devices: int, local_rank: int = 0, world_size: int 
     return f"cuda:{local_rank % cuda_devices}"
 
 
+# Raw reward-model scores (logits) are divided by this before the logistic squash: a logit difference of 4
+# moves a squashed score from 0.5 to 0.73, so typical spreads stay graded instead of saturating at 0 or 1.
+REWARD_MODEL_SCALE = 4.0
+
+
+def squash_score(score: float, scale: float = REWARD_MODEL_SCALE) -> float:
+    """A reward-model logit mapped into [0, 1] (logistic of score / scale).
+
+    Why bounded: the graded reward adds ``weight`` x this to 0/1 correctness, so with weight < 1 the
+    reward model can reorder answers of equal correctness but never lift a wrong answer above a right one;
+    raw logits (unbounded, model-specific spread) could.
+    """
+    z = score / scale
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
 class RewardModelReward:
     """Scores question + answer with a sequence-classification reward model (what the ILR paper uses).
 
     Graded scores are where Perception Calibration can change GRPO advantages (see calibration.py).
     The model is loaded once, on ``reward_model_device`` (bf16 on a GPU, float32 on CPU), and run under
     ``torch.no_grad`` in batches of ``batch_size`` texts sorted by length (less padding); the score is
-    logit 0.
+    logit 0. The model reads the whole chat: a text longer than ``max_length`` (default: the model's
+    context) loses its START, never its end, because the final answer (``\\boxed{}``) is at the end.
     """
 
     def __init__(
@@ -144,7 +166,7 @@ class RewardModelReward:
         model_id_or_path: str,
         *,
         batch_size: int = 8,
-        max_length: int = 1024,
+        max_length: int | None = None,
         device: str | None = None,
         dtype: Any = None,
     ) -> None:
@@ -159,19 +181,20 @@ class RewardModelReward:
         self.device = torch.device(device)
         if dtype is None:
             dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
+        source = resolve_model(model_id_or_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
         with real_weights():  # every process scores its own samples: never FSDP's zeroed placeholder
             self.model = (
-                AutoModelForSequenceClassification.from_pretrained(model_id_or_path, dtype=dtype)
-                .to(self.device)
-                .eval()
+                AutoModelForSequenceClassification.from_pretrained(source, dtype=dtype).to(self.device).eval()
             )
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.tokenizer.truncation_side = "left"  # keep the answer's end
         self.batch_size = batch_size
-        self.max_length = max_length
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        self.max_length = max_length or context
 
     def _text(self, question: str, answer: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
@@ -180,6 +203,7 @@ class RewardModelReward:
         return f"{question}\n\n{answer}"
 
     def score(self, questions: Sequence[str], answers: Sequence[str]) -> list[float]:
+        """Raw logits, one per (question, answer); ``RawReward`` squashes them (``squash_score``)."""
         texts = [self._text(q, a) for q, a in zip(questions, answers, strict=True)]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         scores: list[float] = [0.0] * len(texts)
@@ -190,7 +214,7 @@ class RewardModelReward:
                     [texts[i] for i in chunk],
                     return_tensors="pt",
                     padding=True,
-                    truncation=True,
+                    truncation=self.max_length is not None,
                     max_length=self.max_length,
                     add_special_tokens=False,
                 )
@@ -207,10 +231,12 @@ REWARD_KINDS = ("correctness", "reward_model", "graded")
 class RawReward:
     """The reward before calibration, for a batch of (question, reply, truncated) triples.
 
-    ``correctness`` (grader reward, 1.0 = correct), ``reward_model`` (the model's score alone) or ``graded``
-    (correctness + ``reward_model_weight`` · score), plus ``format_bonus`` for a non-empty ``\\boxed{}`` in
-    an untruncated reply. ``lenient_answer`` also credits an untruncated reply that states no answer by its
-    last number (``lenient_correctness``).
+    ``correctness`` (grader reward, 1.0 = correct), ``reward_model`` (the model's squashed score alone) or
+    ``graded`` (correctness + ``reward_model_weight`` · squashed score, ``squash_score``: in [0, 1]), plus
+    ``format_bonus`` for a non-empty ``\\boxed{}`` in an untruncated reply. ``graded`` requires
+    ``reward_model_weight + format_bonus < 1``: then a correct answer out-rewards every wrong one.
+    ``lenient_answer`` also credits an untruncated reply that states no answer by its last number
+    (``lenient_correctness``).
     """
 
     kind: str = "correctness"
@@ -228,6 +254,11 @@ class RawReward:
             )
         if not self.format_bonus >= 0:
             raise RewardInputError(f"format_bonus={self.format_bonus}: must be >= 0")
+        if self.kind == "graded" and not 0 <= self.reward_model_weight + self.format_bonus < 1:
+            raise RewardInputError(
+                f"reward_model_weight={self.reward_model_weight} + format_reward={self.format_bonus} must be "
+                "in [0, 1) for reward=graded, else a wrong answer can out-reward a correct one: lower them"
+            )
 
     @classmethod
     def from_config(cls, config: Any) -> RawReward:
@@ -252,7 +283,7 @@ class RawReward:
         if self.reward_model is not None:
             weight = 1.0 if self.kind == "reward_model" else self.reward_model_weight
             scores = self.reward_model.score([q.prompt for q in questions], [r.text for r in replies])
-            out = [o + weight * s for o, s in zip(out, scores, strict=True)]
+            out = [o + weight * squash_score(s) for o, s in zip(out, scores, strict=True)]
         return [o + format_bonus(r.grade, r.truncated, self.format_bonus) for o, r in zip(out, replies)]
 
     def _correctness(self, question: Question, reply: GradedReply) -> float:
@@ -294,17 +325,9 @@ class TRLRawReward:
 
 
 def build_tiny_reward_model(out_dir: str, *, base: str = "tiny", seed: int = 0) -> str:
-    """A randomly initialised sequence-classification reward model on a zoo tokenizer (tests and demos).
+    """A randomly initialised sequence-classification reward model on a zoo tokenizer, written to
+    ``out_dir`` (the zoo's ``tiny-rm`` is the same model, by name)."""
+    from ilr_agents.models import _build_tiny_reward_model
 
-    Its scores are meaningless but graded and deterministic, which is what plumbing tests of reward-model
-    rewards and of calibration on graded rewards need, offline and in seconds.
-    """
-    source = resolve_model(base)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    config = AutoConfig.from_pretrained(source, num_labels=1, pad_token_id=tokenizer.pad_token_id)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AutoModelForSequenceClassification.from_config(config)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    _build_tiny_reward_model(Path(out_dir), base=base, seed=seed)
     return out_dir

@@ -14,6 +14,17 @@ counted, never guessed). The result keeps both readings of "self-ranking":
 Models that several agents share are ranked once. The file is an ``ilr_env.difficulty`` estimates file
 (kind ``difficulty``): ``values`` holds the shared D_q, so it works anywhere a difficulty file does, and
 ``metadata["per_model"]`` holds each model's own D_q with its parse counts.
+
+Failing fast: a model whose ranking replies mostly do not parse yields a difficulty that is mostly noise,
+and at paper scale finding out after the whole pass costs hours. Each model first ranks
+``probe_batches`` batches; if fewer than ``min_parse_rate`` of them parse (after retries), ranking stops
+with a SelfRankError that prints the rate, before the full pass. The full pass is checked the same way.
+
+Fallback: a question left in no parsed batch (a few, once the rate is above the threshold) gets the
+median D_q of the questions that model did rank (0.0, the middle of the scale, if it ranked none). The
+file keeps them apart: ``values`` holds ranked questions only, ``fallback_ids`` / ``fallback_value`` the
+rest, and ``counts["fallback"]`` how many; the shared ``values`` include fallbacks, counted in
+``counts["fallback_shared"]``.
 """
 
 from __future__ import annotations
@@ -65,6 +76,16 @@ class SelfRankSettings:
         default=False,
         metadata={"help": "false: each agent's own D_q^i (default); true: one D_q pooled over models"},
     )
+    min_parse_rate: float = field(
+        default=0.5,
+        metadata={
+            "help": "in [0, 1]: a model whose parsed share of ranking batches is lower stops the ranking "
+            "(probe first, then the full pass); 0 = never stop (unranked questions get the fallback)"
+        },
+    )
+    probe_batches: int = field(
+        default=16, metadata={"help": "batches each model ranks first, to check min_parse_rate early"}
+    )
 
     def __post_init__(self) -> None:
         minimum = {
@@ -73,6 +94,7 @@ class SelfRankSettings:
             "max_retries": 0,
             "max_new_tokens": 1,
             "max_question_chars": 1,
+            "probe_batches": 1,
         }
         for f in fields(self):
             value = getattr(self, f.name)
@@ -80,6 +102,8 @@ class SelfRankSettings:
                 ok = isinstance(value, bool)
             elif f.name == "retry_temperature":
                 ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+            elif f.name == "min_parse_rate":
+                ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
             else:
                 ok = (
                     isinstance(value, int) and not isinstance(value, bool) and value >= minimum.get(f.name, 0)
@@ -129,6 +153,54 @@ class PolicyRanker:
         return replies
 
 
+def parse_rate(counts: Mapping[str, int]) -> float:
+    """Share of ranking batches whose reply parsed (after retries); 1.0 when there were none."""
+    return counts["parsed"] / counts["batches"] if counts["batches"] else 1.0
+
+
+def _check_rate(name: str, counts: Mapping[str, int], s: SelfRankSettings, stage: str) -> None:
+    rate = parse_rate(counts)
+    if rate < s.min_parse_rate:
+        raise SelfRankError(
+            f"self-ranking by {name!r}: {counts['parsed']} of {counts['batches']} {stage} ranking batches "
+            f"parsed (parse rate {rate:.0%}), below self_rank.min_parse_rate={s.min_parse_rate}. This model "
+            "does not write usable rankings: use difficulty: pass_rate or level, a model that follows the "
+            "ranking format, more max_retries / max_new_tokens, or lower min_parse_rate (unranked "
+            "questions then get the median D_q)"
+        )
+
+
+def _rank_with(
+    name: str, ranker: PolicyRanker, questions: Sequence[Question], s: SelfRankSettings, prompts: Any
+) -> dif.Estimates:
+    """One model's ranking: a probe of ``probe_batches`` batches first when a threshold is set, then the
+    full pass; either below ``min_parse_rate`` raises SelfRankError."""
+    common = {
+        "batch_size": s.batch_size,
+        "seed": s.seed,
+        "max_retries": s.max_retries,
+        "max_question_chars": s.max_question_chars,
+        "prompts": prompts,
+    }
+    if s.min_parse_rate > 0:
+        probe_ranker = PolicyRanker(ranker.policy, s)  # its own memory of asks: the full pass starts greedy
+        probe = dif.rank_difficulty(
+            questions, probe_ranker, batches_per_pass=s.probe_batches, passes=1, **common
+        )
+        ranker.calls += probe_ranker.calls
+        _check_rate(name, probe.metadata["counts"], s, "probe")
+    est = dif.rank_difficulty(questions, ranker, passes=s.passes, **common)
+    _check_rate(name, est.metadata["counts"], s, "")
+    return est
+
+
+def _fallback(values: Mapping[str, float], ids: Sequence[str]) -> tuple[float, list[str]]:
+    """The documented fallback for questions no parsed batch covered: the median ranked D_q (0.0 if none)."""
+    missing = [qid for qid in ids if qid not in values]
+    value = float(np.median(list(values.values()))) if values else 0.0
+    return value, missing
+
+
 def self_rank(
     questions: Sequence[Question],
     policies: Mapping[str, Policy | Callable[[], Policy]],
@@ -140,36 +212,34 @@ def self_rank(
     zero-argument loader, called when that model's turn comes (one model in memory at a time).
 
     Returns the shared D_q as ``values`` and every model's own D_q in ``metadata["per_model"]``
-    (module docstring). A question no model could rank is absent from ``values`` and counted.
+    (module docstring, with the parse-rate check and the fallback for unranked questions).
     """
     s = settings or SelfRankSettings()
     if not policies:
         raise SelfRankError("self-ranking needs at least one model")
+    ids = [q.id for q in questions]
     per_model: dict[str, Any] = {}
-    ranks: dict[str, list[float]] = {q.id: [] for q in questions}
+    ranks: dict[str, list[float]] = {qid: [] for qid in ids}
     for name, entry in policies.items():
         ranker = PolicyRanker(entry if isinstance(entry, Policy) else entry(), s)
         started = time.perf_counter()
-        est = dif.rank_difficulty(
-            questions,
-            ranker,
-            batch_size=s.batch_size,
-            passes=s.passes,
-            seed=s.seed,
-            max_retries=s.max_retries,
-            max_question_chars=s.max_question_chars,
-            prompts=prompts,
-        )
-        counts = dict(est.metadata["counts"], generate_calls=ranker.calls)
+        est = _rank_with(name, ranker, questions, s, prompts)
+        fallback_value, fallback_ids = _fallback(est.values, ids)
+        counts = dict(est.metadata["counts"], generate_calls=ranker.calls, fallback=len(fallback_ids))
         del ranker  # the model is released before the next one loads
         per_model[name] = {
             "values": est.values,
             "counts": counts,
+            "parse_rate": round(parse_rate(counts), 4),
+            "fallback_value": fallback_value,
+            "fallback_ids": fallback_ids,
             "seconds": round(time.perf_counter() - started, 3),
         }
         for qid, r in est.metadata["mean_normalised_rank"].items():
             ranks[qid].append(r)
     values = {qid: float(logit(np.mean(r)) / dif.IRT_SCALE) for qid, r in ranks.items() if r}
+    shared_fallback, shared_missing = _fallback(values, ids)
+    values.update(dict.fromkeys(shared_missing, shared_fallback))
     totals: dict[str, int] = {}
     for entry in per_model.values():
         for key, n in entry["counts"].items():  # summed over models
@@ -181,8 +251,13 @@ def self_rank(
             **s.to_dict(),
             "prompt_version": load_prompts(prompts).version,
         },
-        "counts": {**totals, "questions": len(questions), "unranked_shared": len(questions) - len(values)},
-        "question_ids": [q.id for q in questions],
+        "counts": {
+            **totals,
+            "questions": len(questions),
+            "unranked_shared": len(shared_missing),
+            "fallback_shared": len(shared_missing),
+        },
+        "question_ids": ids,
         "per_model": per_model,
     }
     return dif.Estimates("difficulty", values, metadata)
@@ -206,7 +281,15 @@ def difficulty_for_agents(
             f"the self-ranking file has no ranking by model(s) {missing} (it has {sorted(per_model)}); "
             "rank with the agents' own models"
         )
-    return {a: {q: float(d) for q, d in per_model[m]["values"].items()} for a, m in zip(agents, models)}
+    return {a: _with_fallback(per_model[m]) for a, m in zip(agents, models)}
+
+
+def _with_fallback(entry: Mapping[str, Any]) -> dict[str, float]:
+    """A model's ranked D_q plus its counted fallbacks (files written before fallbacks have none)."""
+    out = {q: float(d) for q, d in entry["values"].items()}
+    value = float(entry.get("fallback_value", 0.0))
+    out.update({q: value for q in entry.get("fallback_ids", []) if q not in out})
+    return out
 
 
 __all__ = [
@@ -216,6 +299,7 @@ __all__ = [
     "SelfRankSettings",
     "cached_or_ranked",
     "difficulty_for_agents",
+    "parse_rate",
     "self_rank",
 ]
 

@@ -5,7 +5,9 @@
 Each distinct model ranks random batches of K questions from easiest to hardest, S times over
 (ilr_agents.self_ranking). The JSON file holds the pooled D_q, each model's own D_q and the provenance:
 models, prompt version, K, S, seed and how many replies could not be parsed. Give it to a training
-config as ``difficulty: <file>`` or to ``ilr eval --difficulty``.
+config as ``difficulty: <file>`` or to ``ilr eval --difficulty``. A model whose replies parse less often
+than ``--min-parse-rate`` stops the command with exit status 2 after a probe of ``--probe-batches``
+batches, printing the rate (ilr_agents.self_ranking).
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the batching")
     parser.add_argument("--max-retries", type=int, default=defaults.max_retries)
     parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument(
+        "--min-parse-rate",
+        type=float,
+        default=defaults.min_parse_rate,
+        help="stop (exit 2) when a model's parsed share of ranking batches is lower; 0 = never",
+    )
+    parser.add_argument(
+        "--probe-batches", type=int, default=defaults.probe_batches, help="batches ranked first to check it"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if present)")
     parser.add_argument("--dtype", default=None, help="float32, bfloat16, auto")
 
@@ -54,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_retries=args.max_retries,
         max_new_tokens=args.max_new_tokens,
+        min_parse_rate=args.min_parse_rate,
+        probe_batches=args.probe_batches,
     )
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     limits = [int(x) for x in str(args.limit).split(",")] if args.limit is not None else [None]
@@ -75,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
     for name, entry in est.metadata["per_model"].items():
         c = entry["counts"]
         print(
-            f"{name}: {c['parsed']}/{c['batches']} batches parsed ({c['skipped']} skipped after retries, "
-            f"{c['retried_calls']} retry calls), {c['unranked']}/{c['questions']} questions unranked, "
-            f"{entry['seconds']:.1f} s"
+            f"{name}: {c['parsed']}/{c['batches']} batches parsed (parse rate {entry['parse_rate']:.0%}; "
+            f"{c['skipped']} skipped after retries, {c['retried_calls']} retry calls), "
+            f"{c['unranked']}/{c['questions']} questions unranked (given the fallback D_q "
+            f"{entry['fallback_value']:.2f}), {entry['seconds']:.1f} s"
         )
-    print(f"{len(est.values)}/{len(questions)} questions ranked (pooled) -> {path}")
+    ranked = len(questions) - est.metadata["counts"]["fallback_shared"]
+    print(f"{ranked}/{len(questions)} questions ranked (pooled), the rest the fallback -> {path}")
     return 0

@@ -231,7 +231,7 @@ def write_page(run_dir: Path) -> None:
 
 
 def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
-    from experiments.pipeline.methods import train
+    from experiments.pipeline.methods import set_run_sandbox_policy, train
     from experiments.reports.report import write_report
 
     run_dir = config.run_dir()
@@ -245,6 +245,10 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
     import yaml
 
     check_trainer_settings(config)
+    # one sandbox policy for every phase, set before the base models are graded (methods.py says why)
+    sandbox_policy = set_run_sandbox_policy(
+        [config.training_config(m, s) for m in config.methods for s in config.seeds]
+    )
     (run_dir / "compare.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
     questions, held_out = held_out_questions(config)
     results: dict[str, Any] = {
@@ -257,6 +261,7 @@ def run_comparison(config: CompareConfig, *, report_only: bool = False) -> Path:
         "timing": {},
         "train_summaries": {},
         "held_out": held_out,
+        "sandbox_policy": sandbox_policy,
     }
 
     def record(label: str, outcomes: dict[str, dict[str, Any]]) -> None:

@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 GIB = 1024**3
+# What a process holds before any model: on a GPU the CUDA context (~0.5 GiB) and NCCL's communicator
+# buffers (~0.5 GiB over 8 GPUs); on CPU, the Python process with torch, transformers, TRL and vLLM
+# imported (measured: 0.89 GiB resident).
+RUNTIME_GPU_BYTES = 1.0 * GIB
+RUNTIME_CPU_BYTES = 0.9 * GIB
 
 # Hub config.json fields of the models the presets name (only what the size formula reads).
 KNOWN_CONFIGS: dict[str, dict[str, Any]] = {
@@ -197,11 +202,21 @@ class TrainingShape:
     prompt_rows: int | None = None  # prompts in the loss forward (rows / n: each group's prompt read once)
     eval_batch: int = 64
     eval_tokens: int = 2048  # prompt + max new tokens of one evaluation sequence
+    # vLLM rollouts (generation_backend: vllm, colocate): one engine per agent in every process
+    engines: tuple[Architecture, ...] = ()
+    engine_weight_bytes: int = 2  # bf16 on a GPU; the config's dtype (float32) on CPU
+    engine_tokens: int = 0  # KV-cache tokens one engine needs: rows x its context length
+    engine_reserved: float = 0.0  # bytes an engine takes up front (GPU: fraction x GPU; CPU: KV + weights)
+    on_gpu: bool = True  # runtime context: CUDA + NCCL, or the CPU process's imports
+    # models that rank questions and fit abilities before training (fp32, one at a time)
+    preparation: tuple[Architecture, ...] = ()
+    preparation_tokens: int = 0
 
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Bytes per GPU, by component. Training and vLLM evaluation are separate phases (never both resident)."""
+    """Bytes per GPU (per process on CPU), by component. Preparation, training and vLLM evaluation are
+    separate phases (never all resident)."""
 
     weights: float
     gradients: float
@@ -213,6 +228,9 @@ class MemoryEstimate:
     gathered_shards: float
     vllm_weights: float
     vllm_kv_cache: float
+    rollout_engines: float = 0.0
+    runtime: float = 0.0
+    preparation: float = 0.0
 
     @property
     def training(self) -> float:
@@ -223,7 +241,14 @@ class MemoryEstimate:
             + max(self.activations + self.logits, self.rollout_kv_cache)
             + self.reward_model
             + self.gathered_shards
+            + self.rollout_engines
+            + self.runtime
         )
+
+    @property
+    def preparation_peak(self) -> float:
+        """Ranking and ability fit: the largest preparation model beside this process's weight shards."""
+        return self.weights + self.preparation + self.runtime if self.preparation else 0.0
 
     @property
     def evaluation(self) -> float:
@@ -240,7 +265,11 @@ class MemoryEstimate:
             ("rollout KV cache (generation, bf16)", self.rollout_kv_cache / GIB),
             ("reward model (bf16)", self.reward_model / GIB),
             ("FSDP gathered units (bf16)", self.gathered_shards / GIB),
+            ("vLLM rollout engines (one per agent, colocated)", self.rollout_engines / GIB),
+            ("runtime (CUDA context + NCCL / CPU imports)", self.runtime / GIB),
             ("= training peak per GPU", self.training / GIB),
+            ("preparation model (fp32, ranking + ability fit)", self.preparation / GIB),
+            ("= preparation peak per GPU", self.preparation_peak / GIB),
             ("vLLM weights (largest model, bf16)", self.vllm_weights / GIB),
             ("vLLM KV cache (eval batch)", self.vllm_kv_cache / GIB),
             ("= evaluation peak per GPU", self.evaluation / GIB),
@@ -266,7 +295,11 @@ def estimate_memory(shape: TrainingShape) -> MemoryEstimate:
     time, token passing; with the shared-prompt loss each group's prompt is read once); logits of the
     completion tokens in fp32 with their gradient; the rollout's KV cache; the reward model in bf16; FSDP's
     gathered units (the root's embeddings plus two blocks in bf16).
-    Not counted: allocator fragmentation, CUDA context (~0.5 GiB), temporary buffers of fused kernels.
+    With vLLM rollouts, each agent's colocated engine: its weights and KV cache, or what it reserves up
+    front if more (then the trainer's own rollout KV cache is not used). The runtime: CUDA context and NCCL
+    buffers on a GPU, the imported libraries on CPU. Preparation (self-ranking, ability fit) is its own
+    phase: one fp32 model at a time, with its KV cache, beside the weight shards.
+    Not counted: allocator fragmentation, temporary buffers of fused kernels.
     """
     if shape.world_size < 1:
         raise ValueError(f"world_size={shape.world_size}: must be >= 1")
@@ -299,15 +332,29 @@ def estimate_memory(shape: TrainingShape) -> MemoryEstimate:
             for a in shape.agents
         )
     largest = max(shape.agents, key=lambda a: a.parameters)
+    engines = sum(
+        max(
+            shape.engine_reserved,
+            shape.engine_weight_bytes * a.parameters + _kv_bytes(a, shape.engine_tokens),
+        )
+        for a in shape.engines
+    )
+    preparation = max(
+        (4.0 * a.parameters + 2 * _kv_bytes(a, shape.preparation_tokens) for a in shape.preparation),
+        default=0.0,
+    )
     return MemoryEstimate(
         weights=weights,
         gradients=gradients,
         optimizer=optimizer,
         activations=max(per_agent_act),
         logits=logits,
-        rollout_kv_cache=kv,
+        rollout_kv_cache=0.0 if shape.engines else kv,
         reward_model=rm,
         gathered_shards=gathered,
         vllm_weights=2.0 * largest.parameters,
         vllm_kv_cache=max(_kv_bytes(a, shape.eval_batch * shape.eval_tokens) for a in shape.agents),
+        rollout_engines=engines,
+        runtime=RUNTIME_GPU_BYTES if shape.on_gpu else RUNTIME_CPU_BYTES,
+        preparation=preparation,
     )

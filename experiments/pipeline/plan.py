@@ -1,10 +1,12 @@
 """`--dry-run`: a preset's resolved plan, validated, without loading any model.
 
 A paper-scale run costs GPU-days; before it starts, one screen says what it will do: the launch command,
-how each agent's model is sharded, the precision, the reward (and reward model), where question difficulty
-comes from, how many train / validation / test questions there are, and the memory each GPU needs
-(``experiments/pipeline/memory.py``, from model sizes alone). Data files are read (to count questions);
-no model weights are, and nothing is downloaded.
+how each agent's model is sharded, the precision, how rollouts are generated (backend, turn order, n), the
+optimiser and length limits, the reward (and reward model), where question difficulty comes from (K and S
+of the self-ranking), how many train / validation / test questions there are, the disk its checkpoints
+take, and the memory each GPU needs (``experiments/pipeline/memory.py``, from model sizes alone, vLLM
+engines included). Data files are read (to count questions); no model weights are, and nothing is
+downloaded.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from ilr_env.protocols import get_protocol
 
 # Tokens of a question with its chat template and answer instructions (MATH/olympiad problems; generous).
 QUESTION_TOKENS = 512
+# The GPU the paper presets are planned for: an H200 (141 GB; 140 GiB usable as torch reports it).
+GPU_GIB = 140.0
+# Rows one preparation model (self-ranking, ability fit) decodes at once, for its KV cache.
+PREPARATION_ROWS = 8
 
 
 @dataclass
@@ -45,6 +51,11 @@ class Plan:
     memory: MemoryEstimate | None
     memory_note: str = ""
     notes: list[str] = field(default_factory=list)
+    generation: str = ""
+    optimiser: str = ""
+    lengths: str = ""
+    checkpoints: str = ""
+    unit: str = "GPU"
 
     def lines(self) -> list[str]:
         out = [f"plan: {self.name} (dry run: validated, no model loaded)", "", "launch:"]
@@ -57,19 +68,27 @@ class Plan:
             f"methods: {', '.join(self.methods)}",
             f"sharding: {self.sharding}",
             f"precision: {self.precision}",
+            f"generation: {self.generation}",
+            f"optimiser: {self.optimiser}",
+            f"lengths: {self.lengths}",
             f"reward: {self.reward}",
             f"difficulty: {self.difficulty}",
+            f"checkpoints: {self.checkpoints}",
             "",
             "data (questions):",
             f"  train: {self.data['train']}",
             f"  validation: {self.data['validation']}",
         ]
         out += [f"  test {label}: {count}" for label, count in self.data.get("test", {}).items()]
-        out += ["", "memory per GPU (estimate, GiB):"]
+        out += ["", f"memory per {self.unit} (estimate, GiB):"]
         if self.memory is None:
             out.append(f"  unknown: {self.memory_note}")
         else:
-            out += [f"  {name:<44} {gib:7.1f}" for name, gib in self.memory.rows()]
+            digits = 1 if self.memory.training > GIB else 3
+            out += [
+                f"  {name.replace('GPU', self.unit):<50} {gib:8.{digits}f}"
+                for name, gib in self.memory.rows()
+            ]
             if self.memory_note:
                 out.append(f"  ({self.memory_note})")
         if self.notes:
@@ -146,7 +165,51 @@ def describe_difficulty(cfg: ILRConfig) -> str:
         "self_rank": "the paper's LLM self-ranking with the agents' own policies",
     }
     source = kinds.get(cfg.difficulty, f"file {cfg.difficulty}")
+    if cfg.difficulty == "self_rank":
+        from ilr_agents.self_ranking import SelfRankSettings
+
+        rank = SelfRankSettings.from_dict(cfg.self_rank)
+        source += (
+            f" (K = {rank.batch_size} questions per ranking, S = {rank.passes} passes, "
+            f"{'one pooled D_q' if rank.shared else 'each agent its own D_q'}, stops below a "
+            f"{rank.min_parse_rate:.0%} parse rate)"
+        )
     return f"D_q from {source}; abilities: {cfg.abilities if isinstance(cfg.abilities, str) else 'given'}"
+
+
+def describe_generation(cfg: ILRConfig) -> str:
+    """The rollout: backend (and vLLM layout), turn order, samples per question, rows per process."""
+    if cfg.generation_backend == "vllm" and cfg.vllm_mode == "colocate":
+        context = cfg.vllm_max_model_length or "the model's own"
+        backend = (
+            f"vLLM, colocated: one engine per agent in every process, each reserving "
+            f"{cfg.vllm_memory_fraction} of its GPU (on CPU: a $VLLM_CPU_KVCACHE_SPACE GiB KV cache), "
+            f"context {context} tokens"
+        )
+    elif cfg.generation_backend == "vllm":
+        backend = f"vLLM servers at {', '.join(cfg.vllm_server_urls)} (one per agent)"
+    else:
+        backend = "transformers generate on the training model (under FSDP: gathered every token)"
+    turns = f"turn order {cfg.turn_order}" if cfg.method == "ilr" else "single agent"
+    return (
+        f"{backend}; {turns}; n = {cfg.num_generations} samples per question, "
+        f"{cfg.per_device_train_batch_size} rows per process, temperature {cfg.temperature}"
+    )
+
+
+def describe_optimiser(cfg: ILRConfig) -> str:
+    g = cfg.grpo
+    lr = g.get("learning_rate", "TRL's default")
+    extra = [f"{k} {g[k]}" for k in ("lr_scheduler_type", "warmup_steps", "loss_type") if k in g]
+    return f"learning rate {lr}" + (f" ({', '.join(extra)})" if extra else "") + f", {cfg.max_steps} steps"
+
+
+def describe_lengths(cfg: ILRConfig, eval_tokens: int | None = None) -> str:
+    text = f"completion <= {cfg.max_completion_length} tokens"
+    if cfg.method == "ilr":
+        text += f", each discussion stage <= {cfg.max_stage_tokens}"
+    text += f", question ~{QUESTION_TOKENS} (planning figure)"
+    return text + (f", evaluation <= {eval_tokens} new tokens" if eval_tokens else "")
 
 
 def training_shape(cfg: ILRConfig, eval_batch: int = 64, eval_tokens: int = 2048) -> TrainingShape:
@@ -155,6 +218,10 @@ def training_shape(cfg: ILRConfig, eval_batch: int = 64, eval_tokens: int = 2048
     if cfg.method == "ilr":
         earlier_stages = len(get_protocol(cfg.protocol).stages(cfg.debate_rounds)) - 1
         discussion = earlier_stages * cfg.num_agents * cfg.max_stage_tokens
+        if (
+            cfg.turn_order == "alternating"
+        ):  # a later speaker's fusion prompt holds the earlier fusion answers
+            discussion += (cfg.num_agents - 1) * cfg.max_completion_length
     world = int(getattr(cfg, "num_processes", 1))
     return TrainingShape(
         agents=[architecture(m) for m in cfg.models],
@@ -172,6 +239,110 @@ def training_shape(cfg: ILRConfig, eval_batch: int = 64, eval_tokens: int = 2048
         prompt_rows=cfg.questions_per_step if cfg.shared_prompt_forward else None,
         eval_batch=eval_batch,
         eval_tokens=eval_tokens,
+        **_engine_shape(cfg, QUESTION_TOKENS + discussion),
+        **_preparation_shape(cfg),
+    )
+
+
+def plans_for_gpu(cfg: ILRConfig) -> bool:
+    """Whether ``cfg`` runs on GPUs: told (use_cpu), seen (CUDA here), or implied (hub models are GPU
+    work; the zoo's models are CPU test models)."""
+    from ilr_agents.models import ZOO
+
+    if cfg.use_cpu:
+        return False
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return True
+    except ImportError:
+        pass
+    return not all(m.lower() in ZOO for m in cfg.models)
+
+
+def _engine_shape(cfg: ILRConfig, prompt_tokens: int) -> dict[str, Any]:
+    """The colocated vLLM engines of a training process (none for other backends)."""
+    if cfg.generation_backend != "vllm" or cfg.vllm_mode != "colocate":
+        return {"on_gpu": plans_for_gpu(cfg)}
+    agents = [architecture(m) for m in cfg.models]
+    engines = agents if cfg.method == "ilr" else [max(agents, key=lambda a: a.parameters)]  # baseline: one
+    context = cfg.vllm_max_model_length or prompt_tokens + cfg.max_completion_length
+    gpu = plans_for_gpu(cfg)
+    weight_bytes = 2 if gpu or cfg.dtype in ("bfloat16", "float16") else 4
+    if gpu:
+        reserved = cfg.vllm_memory_fraction * GPU_GIB * GIB
+    else:
+        from ilr_agents.policies.vllm_setup import cpu_kv_cache_gib
+
+        reserved = cpu_kv_cache_gib() * GIB + weight_bytes * max(a.parameters for a in engines)
+    return {
+        "engines": tuple(engines),
+        "engine_weight_bytes": weight_bytes,
+        "engine_tokens": cfg.per_device_train_batch_size * context,
+        "engine_reserved": reserved,
+        "on_gpu": gpu,
+    }
+
+
+def _preparation_shape(cfg: ILRConfig) -> dict[str, Any]:
+    """Models that run before training: self-ranking (K questions per prompt) or base pass rates, and the
+    ability fit (a greedy answer per validation question)."""
+    if cfg.method != "ilr" or cfg.mode != "dynamic":
+        return {}
+    if cfg.difficulty == "self_rank":
+        from ilr_agents.self_ranking import SelfRankSettings
+
+        rank = SelfRankSettings.from_dict(cfg.self_rank)
+        tokens = max(
+            rank.batch_size * QUESTION_TOKENS + rank.max_new_tokens,
+            QUESTION_TOKENS + cfg.max_completion_length,
+        )
+    elif cfg.difficulty == "pass_rate" or cfg.abilities == "rasch":
+        tokens = QUESTION_TOKENS + cfg.max_completion_length
+    else:
+        return {}
+    models = tuple(architecture(m) for m in dict.fromkeys(cfg.models))
+    return {"preparation": models, "preparation_tokens": PREPARATION_ROWS * tokens}
+
+
+def checkpoint_bytes(cfg: ILRConfig) -> tuple[float, float]:
+    """(one intermediate checkpoint, the final weights) in bytes, for all of a run's agents.
+
+    Intermediate checkpoints are sharded (torch distributed checkpoint): every agent's fp32 master weights
+    and AdamW m and v, 12 bytes per trained parameter (LoRA: its adapters only). The final one is the
+    weights alone, in the stored dtype (LoRA: the adapters in fp32).
+    """
+    intermediate = final = 0.0
+    weight_bytes = 2 if cfg.dtype in ("bfloat16", "float16") else 4
+    for model in cfg.models:  # the baseline trains and saves every model too, each alone
+        arch = architecture(model)
+        trained = arch.lora_parameters(cfg.lora_r) if cfg.lora else arch.parameters
+        intermediate += 12.0 * trained
+        final += 4.0 * trained if cfg.lora else weight_bytes * arch.parameters
+    return intermediate, final
+
+
+def checkpoint_disk(cfg: ILRConfig) -> float:
+    """Peak disk of one run's checkpoints: the kept intermediate ones, one more while a new one is written
+    (the oldest goes only once the new one is complete), and the final weights."""
+    intermediate, final = checkpoint_bytes(cfg)
+    saves = cfg.max_steps // cfg.save_steps if cfg.save_steps else 0
+    kept = min(saves, cfg.save_total_limit) + (1 if saves > cfg.save_total_limit else 0)
+    return kept * intermediate + final
+
+
+def describe_checkpoints(configs: list[ILRConfig]) -> str:
+    try:
+        disks = [checkpoint_disk(c) for c in configs]
+    except UnknownModelSizeError as exc:
+        return f"disk unknown ({exc})"
+    first = configs[0]
+    every = f"every {first.save_steps} steps" if first.save_steps else "at the end only"
+    return (
+        f"sharded weights + AdamW state {every}, {first.save_total_limit} kept, then the final weights "
+        f"alone; disk up to {max(disks) / 1e9:,.1f} GB per run, {sum(disks) / 1e9:,.1f} GB for all "
+        f"{len(disks)} runs"
     )
 
 
@@ -184,7 +355,7 @@ def memory_for(
     except UnknownModelSizeError as exc:
         return None, str(exc)
     worst = max(estimates, key=lambda e: e.training)
-    note = "the largest of the methods; training and vLLM evaluation never share the GPUs"
+    note = "the largest of the methods; preparation, training and vLLM evaluation never share the GPUs"
     return worst, note
 
 
@@ -202,15 +373,18 @@ def describe_sharding(cfg: ILRConfig) -> str:
 
 
 def check_fits(memory: MemoryEstimate | None, gpu_gib: float = 80.0) -> list[str]:
+    """A note when training needs more than an 80 GB card (and what holds it), or more than an H200."""
     if memory is None or memory.training / GIB <= gpu_gib:
         return []
-    return [
-        (
-            f"training needs about {memory.training / GIB:.0f} GiB per GPU, more than a {gpu_gib:.0f} GiB "
-            "GPU: use GPUs with more memory (H200: 141 GB), shard over more processes (accelerate_config: "
-            "fsdp2, num_processes), or train LoRA adapters (lora: true)"
-        )
-    ]
+    need = memory.training / GIB
+    fixes = (
+        "shard over more processes (accelerate_config: fsdp2, num_processes), or train LoRA adapters "
+        "(lora: true)"
+    )
+    text = f"training needs about {need:.0f} GiB per GPU, more than a {gpu_gib:.0f} GiB GPU"
+    if need <= GPU_GIB:
+        return [f"{text}: use H200-class GPUs (141 GB), {fixes}"]
+    return [f"{text} and more than an H200 (141 GB): {fixes}"]
 
 
 def _launch_lines(cfg: ILRConfig, config_file: str, front: str) -> list[str]:
@@ -239,6 +413,11 @@ def train_plan(cfg: ILRConfig, config_name: str) -> Plan:
         memory=memory,
         memory_note=note,
         notes=check_fits(memory),
+        generation=describe_generation(cfg),
+        optimiser=describe_optimiser(cfg),
+        lengths=describe_lengths(cfg),
+        checkpoints=describe_checkpoints([cfg]),
+        unit="GPU" if plans_for_gpu(cfg) else "process",
     )
 
 
@@ -259,6 +438,7 @@ def compare_plan(config: Any, config_name: str) -> Plan:
     )
     tests = [(s.label, s.task, s.split, s.limit, s.task_kwargs) for s in config.evaluate]
     rewards = dict.fromkeys(describe_reward(c) for c in methods.values())
+    richest = next((c for c in methods.values() if c.method == "ilr"), first)  # turns and stages: ILR's
     return Plan(
         name=config_name,
         launch=launch,
@@ -273,6 +453,13 @@ def compare_plan(config: Any, config_name: str) -> Plan:
         memory_note=note,
         notes=check_fits(memory)
         + [f"seeds: {config.seeds}; {len(config.methods)} methods x {len(config.seeds)} seeds"],
+        generation=describe_generation(richest),
+        optimiser=describe_optimiser(richest),
+        lengths=describe_lengths(richest, config.eval_max_new_tokens),
+        checkpoints=describe_checkpoints(
+            [config.training_config(label, seed) for label in config.methods for seed in config.seeds]
+        ),
+        unit="GPU" if plans_for_gpu(first) else "process",
     )
 
 

@@ -120,3 +120,74 @@ def test_every_preset_the_readme_names_validates(name: str) -> None:
         ]
     for config in configs:
         check_grpo_args(config)
+
+
+# What paper-rehearsal may change from paper-llama8b-qwen7b: only what a 2-core CPU cannot run (models,
+# sizes, processes, offline data); everything else must stay the paper preset's.
+REHEARSAL_MAY_CHANGE = {
+    "name",
+    "description",
+    "notes",
+    "eval_max_new_tokens",
+    "eval_batch_size",
+    "train.models",
+    "train.reward_model",
+    "train.task_kwargs.validation_size",
+    "train.train_limit",
+    "train.validation_limit",
+    "train.self_rank.batch_size",
+    "train.self_rank.passes",
+    "train.self_rank.max_new_tokens",
+    "train.self_rank.min_parse_rate",
+    "train.num_generations",
+    "train.per_device_train_batch_size",
+    "train.max_steps",
+    "train.save_steps",
+    "train.max_completion_length",
+    "train.max_stage_tokens",
+    "train.num_processes",
+}
+
+
+def _flat(data: object, prefix: str = "") -> dict[str, object]:
+    """Dotted keys of a nested mapping; a list of benchmarks is keyed by task, so only limits may move."""
+    if isinstance(data, dict):
+        out: dict[str, object] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    if prefix == "evaluate." and isinstance(data, list):
+        return {
+            f"evaluate.{e['task']}:{e['split']}": {k: v for k, v in e.items() if k != "limit"} for e in data
+        }
+    return {prefix.rstrip("."): data}
+
+
+def test_the_rehearsal_differs_from_the_paper_preset_only_in_allowed_keys() -> None:
+    import dataclasses
+
+    from experiments.commands.compare import CompareConfig
+
+    paper, rehearsal = (
+        _flat(dataclasses.asdict(CompareConfig.from_yaml(n)))
+        for n in ("paper-llama8b-qwen7b", "paper-rehearsal")
+    )
+    changed = {
+        k for k in paper.keys() | rehearsal.keys() if paper.get(k, "absent") != rehearsal.get(k, "absent")
+    }
+    assert changed <= REHEARSAL_MAY_CHANGE, sorted(changed - REHEARSAL_MAY_CHANGE)
+    # what the rehearsal exists to exercise is inherited, not restated
+    for key in (
+        "train.accelerate_config",
+        "train.generation_backend",
+        "train.difficulty",
+        "train.abilities",
+        "train.turn_order",
+        "train.reward",
+        "train.sandbox",
+        "eval_backend",
+    ):
+        assert rehearsal[key] == paper[key], key
+    assert rehearsal["train.num_processes"] == 2 and {k for k in paper if k.startswith("evaluate.")} == {
+        k for k in rehearsal if k.startswith("evaluate.")
+    }

@@ -15,7 +15,7 @@ from experiments.pipeline.methods import train
 from ilr_agents.config import ConfigError, ILRConfig
 from ilr_agents.policies import ScriptedPolicy
 from ilr_agents.preparation import prepare_difficulty_and_abilities
-from ilr_agents.self_ranking import SelfRankSettings, self_rank
+from ilr_agents.self_ranking import SelfRankError, SelfRankSettings, self_rank
 from ilr_agents.training_data import load_training_questions
 from ilr_env import difficulty as dif
 
@@ -92,17 +92,25 @@ def test_train_with_self_ranked_difficulty_and_fitted_abilities_reuses_the_cache
     assert prepare_difficulty_and_abilities(cfg, train_q, val_q).difficulty == own
 
 
-def test_models_that_cannot_rank_stop_training_with_the_counts(tmp_path: Path) -> None:
-    settings = {"batch_size": 4, "passes": 1, "max_retries": 0, "max_new_tokens": 4}
+def test_models_that_cannot_rank_stop_training_with_the_rate(tmp_path: Path) -> None:
+    settings = {"batch_size": 4, "passes": 1, "max_retries": 0, "max_new_tokens": 4, "probe_batches": 1}
     cfg = config(tmp_path / "run", self_rank=settings, models=["tiny", "tiny"])
     train_q, val_q = load_training_questions(cfg)
-    with pytest.raises(ConfigError, match="self-ranking found no parseable ranking"):
+    with pytest.raises(SelfRankError, match=r"'tiny': 0 of 1 probe ranking batches parsed \(parse rate 0%\)"):
         prepare_difficulty_and_abilities(cfg, train_q, val_q)
+    assert not (tmp_path / "run" / "self_rank.json").exists()  # stopped at the probe, before the pass
+
+
+def test_with_no_threshold_unranked_questions_get_the_counted_fallback(tmp_path: Path) -> None:
+    settings = {"batch_size": 4, "passes": 1, "max_retries": 0, "max_new_tokens": 4, "min_parse_rate": 0}
+    cfg = config(tmp_path / "run", self_rank=settings, models=["tiny", "tiny"])
+    train_q, val_q = load_training_questions(cfg)
+    prep = prepare_difficulty_and_abilities(cfg, train_q, val_q)
     stored = dif.load_json(tmp_path / "run" / "self_rank.json", kind="difficulty")
-    counts = stored.metadata["per_model"]["tiny"]["counts"]
+    entry = stored.metadata["per_model"]["tiny"]
     assert stored.metadata["models"] == ["tiny"]  # one distinct model ranks once
-    assert counts["parsed"] == 0 and counts["skipped"] == counts["batches"] == 2
-    assert stored.values == {}
+    assert entry["counts"]["parsed"] == 0 and entry["counts"]["fallback"] == len(train_q) + len(val_q)
+    assert prep.difficulty["agent_0"] == {q.id: 0.0 for q in [*train_q, *val_q]}
 
 
 def test_shared_reading_gives_every_agent_the_pooled_difficulty(tmp_path: Path) -> None:

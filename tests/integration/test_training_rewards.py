@@ -17,6 +17,7 @@ from ilr_agents.rewards import (
     build_tiny_reward_model,
     lenient_correctness,
     question_column,
+    squash_score,
 )
 from ilr_agents.rollout import run_episodes
 from ilr_agents.training_data import plain_prompt
@@ -98,12 +99,14 @@ def test_reward_model_scores_are_graded_batched_and_deterministic(reward_model: 
     again = RewardModelReward(reward_model.model.name_or_path, batch_size=4).score([Q.prompt] * 4, answers)
     assert len(set(first[:3])) == 3  # graded: different answers, different scores
     assert first[0] == pytest.approx(first[3], abs=1e-6)
-    assert first == pytest.approx(again, abs=1e-5)  # batch size and prompt form do not matter
+    # batch size and prompt form do not matter; the reward is the logit squashed into [0, 1]
+    assert first == pytest.approx([squash_score(x) for x in again], abs=1e-5)
     graded = RawReward(kind="graded", reward_model=reward_model, reward_model_weight=0.5)
     scores = graded([Q, Q], [Reply(t, grade(Q, t)) for t in ("\\boxed{5}", "\\boxed{6}")])
     assert scores[0] - scores[1] > 0.5  # correctness dominates, the reward model grades within
     rm_scores = reward_model.score([Q.prompt] * 2, ["\\boxed{5}", "\\boxed{6}"])
-    assert scores == pytest.approx([1.0 + 0.5 * rm_scores[0], 0.5 * rm_scores[1]], abs=1e-6)
+    expected = [1.0 + 0.5 * squash_score(rm_scores[0]), 0.5 * squash_score(rm_scores[1])]
+    assert scores == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("lenient", [False, True])
