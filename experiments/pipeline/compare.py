@@ -18,6 +18,7 @@ import difflib
 import gc
 import json
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from experiments.pipeline import presets
 from ilr_agents.config import MOVED_KEYS, ConfigError, ILRConfig
 from ilr_agents.config_files import apply_overrides, read_yaml
+from ilr_agents.config_types import describe, type_ok
 
 
 @dataclass
@@ -62,6 +64,12 @@ class CompareConfig:
     only: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._check_types()
+        if self.eval_max_new_tokens < 1 or self.eval_batch_size < 1:
+            raise ConfigError(
+                f"eval_max_new_tokens={self.eval_max_new_tokens}, eval_batch_size={self.eval_batch_size}: "
+                "both must be >= 1"
+            )
         if not self.methods:
             raise ConfigError("methods is empty: name at least one method, e.g. {grpo: {method: grpo}}")
         if self.only:
@@ -84,6 +92,17 @@ class CompareConfig:
                 raise ConfigError(f"evaluate {spec.label} uses the training split: pick a held-out split")
         for label in self.methods:
             self.training_config(label, self.seeds[0])  # every method validated before anything loads
+
+    def _check_types(self) -> None:
+        """A wrong YAML type names the compare field before anything uses it (``seeds=abc`` would otherwise
+        surface as a training seed ``'a'``)."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name != "evaluate" and not type_ok(value, hints[f.name]):
+                raise ConfigError(
+                    f"{f.name}={value!r} has the wrong type: expected {describe(hints[f.name])}"
+                )
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
