@@ -125,6 +125,8 @@ def split_top_level(text: str) -> list[str]:
     return parts
 
 
+_SEPARATOR_NOISE_RE = re.compile(r"\s|\\!|\\,|[{}]")
+_THOUSANDS_RE = re.compile(r"^-?(?:\\\$|\$)?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _SET_RE = re.compile(r"^\\\{(.*)\\\}$", re.DOTALL)
 _TUPLE_RE = re.compile(r"^(?:\\left)?\((.*?)(?:\\right)?\)$", re.DOTALL)
 
@@ -134,6 +136,8 @@ def gold_elements(gold: str) -> tuple[str, list[str]]:
     tuple, "list" for a bare comma list, "one" otherwise (elements is then ``[gold]``)."""
     text = gold.strip()
     parts = split_top_level(text)
+    if _THOUSANDS_RE.match(_SEPARATOR_NOISE_RE.sub("", text)):
+        return "one", [text]  # 10,\\!080 is one number
     if len(parts) >= 2 and all(parts):
         return "list", parts
     for shape, regex in (("set", _SET_RE), ("tuple", _TUPLE_RE)):

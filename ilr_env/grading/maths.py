@@ -27,7 +27,7 @@ from typing import Any
 
 from ilr_env.grading.base import Grade
 from ilr_env.grading.extract import extract_math_answer
-from ilr_env.grading.forms import inequality_as_interval, join_answers
+from ilr_env.grading.forms import gold_elements, inequality_as_interval, join_answers
 from ilr_env.grading.verify_pool import get_pool
 
 DEFAULT_TIMEOUT_S = 1.5
@@ -37,6 +37,7 @@ MAX_NESTING = 40
 MAX_EXPONENT = 100_000
 MAX_FACTORIAL = 5_000
 MAX_SHOWN_CHARS = 2_000
+MAX_ELEMENTWISE = 20  # golds with more elements are compared as one list only
 
 _NOISE_RE = re.compile(r"\\left|\\right|\\displaystyle|\\[,;:! ]|\s+|\$")
 _NUMBER_RE = re.compile(r"^-?(?:\d+(?:\.\d+)?|\.\d+)$")
@@ -206,17 +207,43 @@ def _shown(answer: str | None) -> str | None:
     return None if answer is None else answer[:MAX_SHOWN_CHARS]
 
 
-def committed_answer(question: Any, parts: tuple[str, ...]) -> str:
-    """The answer the committed parts make together: one distinct part is itself, several are one list
-    written in the gold's brackets (a tuple only where the question is not about an interval)."""
+def committed_parts(parts: tuple[str, ...], gold: str) -> list[str]:
+    """The answers a reply commits to, in its order; against a one-value gold a value written twice is
+    one answer (a list gold may repeat an element, ``(1,1,2)``, so its repeats are kept)."""
+    cleaned = [p for p in (_strip_control(p).strip() for p in parts) if p]
+    if gold_elements(gold)[0] != "one":
+        return cleaned
     distinct: list[str] = []
-    for part in (_strip_control(p).strip() for p in parts):
-        if part and canonical(part) not in {canonical(d) for d in distinct}:
+    for part in cleaned:
+        if canonical(part) not in {canonical(d) for d in distinct}:
             distinct.append(part)
-    if len(distinct) <= 1:
-        return distinct[0] if distinct else ""
+    return distinct
+
+
+def committed_answer(question: Any, parts: list[str]) -> str:
+    """The answer the committed parts make together: one part is itself, several are one list written in
+    the gold's brackets (a tuple only where the question is not about an interval)."""
+    if len(parts) <= 1:
+        return parts[0] if parts else ""
     prompt = str(getattr(question, "prompt", "") or "")
-    return join_answers(distinct, str(question.answer), tuple_ok="interval" not in prompt.lower())
+    return join_answers(parts, str(question.answer), tuple_ok="interval" not in prompt.lower())
+
+
+def _elementwise(gold: str, parts: list[str], timeout: float) -> bool:
+    """Several answers against a gold list element by element, for lists math-verify reads only as text
+    (``E_{1},E_{2}``): a tuple in order, a set or list in any order, each gold element used once."""
+    shape, elements = gold_elements(gold)
+    if shape == "one" or len(elements) != len(parts) or len(elements) > MAX_ELEMENTWISE:
+        return False
+    if shape == "tuple":
+        return all(_verdict(g, p, timeout)[0] for g, p in zip(elements, parts, strict=True))
+    unused = list(elements)
+    for part in parts:
+        match = next((g for g in unused if _verdict(g, part, timeout)[0]), None)
+        if match is None:
+            return False
+        unused.remove(match)
+    return True
 
 
 def _verdict(gold: str, pred: str, timeout: float) -> tuple[bool, str, str | None]:
@@ -253,11 +280,14 @@ def grade_math(question: Any, completion: str, *, timeout: float = DEFAULT_TIMEO
     has_box = extraction.has_box
     if extraction.answer is None:
         return Grade(False, 0.0, None, "no_answer", has_box)
-    pred = committed_answer(question, extraction.parts or (extraction.answer,))
     gold = str(question.answer)
+    parts = committed_parts(extraction.parts or (extraction.answer,), gold)
+    pred = committed_answer(question, parts)
     verdict, reason, unsafe = _verdict(gold, pred, timeout)
     if unsafe is not None:
         return Grade(False, 0.0, _shown(pred), unsafe, has_box)
+    if not verdict and len(parts) > 1 and _elementwise(gold, parts, timeout):
+        verdict, reason = True, "match:elementwise"
     if verdict and canonical(pred) != canonical(gold) and copied_from_question(question, pred):
         return Grade(False, 0.0, _shown(pred), "rejected:copied_from_question", has_box)
     if not verdict and _reasoning_gym_match(question, pred, timeout):
