@@ -206,6 +206,7 @@ def test_the_gold_itself_may_occur_in_the_question(prompt: str, gold: str, pred:
     [
         ("The answer is (B). Checking the units again, the answer is (D).", "D"),
         ("Answer: A\nOn reflection, Answer: C", "C"),
+        ("(A) looked plausible at first, but then (C)", "C"),
     ],
 )
 def test_choice_reads_the_last_stated_answer(text: str, letter: str) -> None:
