@@ -5,10 +5,10 @@ anywhere (it never recurses, so 10k nested braces are fine).
 
 Which answer a maths reply commits to, in order of precedence:
 
-1. An explicit final-answer marker ("Final Answer:", "the final answer is", "the answer is") placed after
-   the last box, followed by a mathematical object, wins over the boxes: boxes before it were working.
-   From a sentence after the marker the final mathematical object is taken ("Final Answer: The volume of
-   $ABCDEFGH$ is 120." gives 120), not the sentence.
+1. An explicit final-answer marker ("Final Answer:", "the final answer is") placed after the last box,
+   followed by a mathematical object, wins over the boxes: boxes before it were working. From a sentence
+   after a marker the object it states is taken, not the sentence: the one it opens with ("7, which is
+   3 + 4"), else its last one ("Final Answer: The volume of $ABCDEFGH$ is 120." gives 120).
 2. Else the boxes: the last box and the boxes just before it that are joined to it only by connectors
    (commas, "and", "or", ``\\quad``, ``$``, ``x =``). Those are read together (see ``forms.py``); any
    other text between two boxes ends the run, so a corrected answer (``\\boxed{3}`` ... "so the final
@@ -30,6 +30,8 @@ from ilr_env.tasks.text import last_boxed as _last_boxed
 _ANSWER_IS_RE = re.compile(
     r"(?=(?:final\s+answer|the\s+answer)\s*(?:is|:|=)\s*:?\s*(.{1,1000}))", re.IGNORECASE
 )
+# After the boxes only an explicit final answer overrides them ("the answer is right" is chatter).
+_FINAL_ANSWER_RE = re.compile(r"(?=final\s+answer\s*(?:is|:|=)\s*:?\s*(.{1,1000}))", re.IGNORECASE)
 _HASH_RE = re.compile(r"####\s*(.{1,1000})")
 # Fallback phrases are only looked for near the end, which keeps the regex scans linear on huge inputs.
 _FALLBACK_TAIL = 20_000
@@ -114,27 +116,32 @@ def _clean(answer: str) -> str:
     return answer
 
 
-def final_object(candidate: str) -> str | None:
-    """The last mathematical object of a sentence ("The volume of $V$ is 120" -> "120"); the candidate
-    itself when it is not a sentence; None for a sentence without one."""
+def final_object(candidate: str) -> str:
+    """The mathematical object a sentence after a marker states: the one it opens with ("7, which is
+    3 + 4" -> "7"), else its last one ("The volume of $V$ is 120" -> "120"); the candidate itself when it
+    is not a sentence or names no such object."""
     outside = _INLINE_MATH_RE.sub(" ", candidate)
     if len(_WORD_RE.findall(outside)) < SENTENCE_WORDS:
         return candidate
-    objects = [(m.end(), (m.group(1) or m.group(2)).strip()) for m in _INLINE_MATH_RE.finditer(candidate)]
-    math_spans = [(m.start(), m.end()) for m in _INLINE_MATH_RE.finditer(candidate)]
-    objects += [
-        (m.end(), m.group(0))
-        for m in _PROSE_NUMBER_RE.finditer(candidate)
-        if not any(a <= m.start() < b for a, b in math_spans)
+    math_spans = [
+        (m.start(), m.end(), (m.group(1) or m.group(2)).strip()) for m in _INLINE_MATH_RE.finditer(candidate)
     ]
-    objects = [(end, obj) for end, obj in objects if obj]
-    return max(objects)[1] if objects else None
+    objects = [(a, b, obj) for a, b, obj in math_spans]
+    objects += [
+        (m.start(), m.end(), m.group(0))
+        for m in _PROSE_NUMBER_RE.finditer(candidate)
+        if not any(a <= m.start() < b for a, b, _ in math_spans)
+    ]
+    objects = sorted(o for o in objects if o[2])
+    if not objects:
+        return candidate
+    return objects[0][2] if objects[0][0] == 0 else objects[-1][2]
 
 
-def _marker_answer(text: str, after: int) -> str | None:
-    """The answer after the last final-answer marker that starts at or after ``after``, if any."""
+def _marker_answer(text: str, after: int, regex: re.Pattern[str] = _ANSWER_IS_RE) -> str | None:
+    """The answer after the last marker (``regex``) that starts at or after ``after``, if any."""
     start = max(after, len(text) - _FALLBACK_TAIL)
-    matches = list(_ANSWER_IS_RE.finditer(text, start))
+    matches = list(regex.finditer(text, start))
     if not matches:
         return None
     candidate = _clean(matches[-1].group(1))
@@ -145,7 +152,7 @@ def extract_math_answer(text: str) -> Extraction:
     """The final answer of a maths completion (precedence in the module docstring)."""
     found = boxes(text)
     if found:
-        marked = _marker_answer(text, found[-1][1])
+        marked = _marker_answer(text, found[-1][1], _FINAL_ANSWER_RE)
         if marked and _MATH_HINT_RE.search(marked):
             return Extraction(marked, True, "answer_is", (marked,))
         parts = committed_boxes(text, found)

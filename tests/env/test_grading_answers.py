@@ -173,6 +173,9 @@ def test_a_chain_is_the_interval_between_its_bounds(
         ("120", "Final Answer: The volume of $ABCDEFGH$ is 120.", True),
         ("120", "We had \\boxed{12}.\nFinal Answer: The volume of $ABCDEFGH$ is 120.", True),
         ("12", "\\boxed{12}. I think the answer is right.", True),  # no maths after the marker: the box
+        ("12", "\\boxed{12}. I think the answer is right: 3 times 4 checks out.", True),
+        ("7", "So the answer is 7, which is the sum of 3 and 4.", True),  # the object it opens with
+        ("4", "So the answer is 7, which is the sum of 3 and 4.", False),
         ("7", "The final answer is \\boxed{7}. So the answer is the boxed one.", True),
     ],
 )
