@@ -32,7 +32,7 @@ _GREATER_EQ = {">=", "\\ge", "\\geq", "\\geqslant", "≥"}
 _OR_RE = re.compile(
     r"\\(?:text|textrm|mathrm|mbox)\s*\{\s*or\s*\}|\\lor(?![A-Za-z])|\\vee(?![A-Za-z])|(?<![A-Za-z\\])or(?![A-Za-z])"
 )
-_NOISE_RE = re.compile(r"\$|\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\displaystyle|\\[,;:! ]")
+_NOISE_RE = re.compile(r"\$|\\(?:left|right)(?:\.|(?![A-Za-z]))|\\displaystyle|\\[,;:! ]")
 _VARIABLE_RE = re.compile(r"[A-Za-z]")
 _COMMAND_RE = re.compile(r"\\[A-Za-z]+")
 _INFINITY = "\\infty"

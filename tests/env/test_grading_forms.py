@@ -1,0 +1,240 @@
+"""The string rules around math-verify, one function at a time (no worker processes, so these run in
+milliseconds): which boxes a reply commits to, the object a final-answer sentence states, a gold's list
+shape, and the interval an inequality denotes."""
+
+from __future__ import annotations
+
+import pytest
+
+from ilr_env.grading.extract import (
+    MAX_GROUP,
+    boxes,
+    committed_boxes,
+    extract_math_answer,
+    final_object,
+)
+from ilr_env.grading.forms import (
+    MAX_FORM_CHARS,
+    gold_elements,
+    inequality_as_interval,
+    join_answers,
+    split_top_level,
+)
+from ilr_env.grading.maths import canonical, committed_parts
+
+# ---- boxes and the run a reply commits to -----------------------------------------------------------
+
+
+def test_boxes_are_outermost_closed_and_non_empty_in_order() -> None:
+    text = r"a \boxed{1} b \boxed{} c \boxed{\boxed{2}} d \boxed 3 e \boxed{4"
+    assert [c for _, _, c in boxes(text)] == ["1", r"\boxed{2}", "3"]
+    start, end, content = boxes(text)[0]
+    assert text[start:end] == r"\boxed{1}" and content == "1"
+
+
+@pytest.mark.parametrize(
+    "gap",
+    [
+        ", ",
+        " and ",
+        " or ",
+        "$ and $",
+        "$, $x = ",
+        r" \quad ",
+        r" \qquad ",
+        r" \\ ",
+        "\n",
+        "; ",
+        " & ",
+        r" \text{ and } ",
+        r" \text{or} ",
+        r"\mathrm{and}",
+        r", x_2 = ",
+        r", \theta = ",
+        r"\), \(",
+        r"\,",
+    ],
+)
+def test_connectors_join_boxes(gap: str) -> None:
+    text = rf"\boxed{{1}}{gap}\boxed{{2}}"
+    assert committed_boxes(text, boxes(text)) == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    "gap",
+    [". Then ", " so the final answer is ", ", wait, ", " hence ", " = ", " and then ", "x" * 90],
+)
+def test_other_text_ends_the_run(gap: str) -> None:
+    text = rf"\boxed{{1}}{gap}\boxed{{2}}"
+    assert committed_boxes(text, boxes(text)) == ["2"]
+
+
+def test_a_run_is_capped() -> None:
+    text = ", ".join(rf"\boxed{{{i}}}" for i in range(MAX_GROUP + 10))
+    got = committed_boxes(text, boxes(text))
+    assert len(got) == MAX_GROUP and got[-1] == str(MAX_GROUP + 9)
+
+
+def test_extraction_reports_the_run_and_the_last_box() -> None:
+    got = extract_math_answer(r"so \boxed{7}. Roots: \boxed{1} and \boxed{-2}.")
+    assert (got.answer, got.parts, got.source, got.has_box) == ("-2", ("1", "-2"), "boxed", True)
+
+
+# ---- final-answer markers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("candidate", "obj"),
+    [
+        ("The volume of $ABCDEFGH$ is 120", "120"),
+        ("7, which is the sum of 3 and 4", "7"),
+        ("$7$ since we add three and four", "7"),
+        ("the total comes to \\(12\\) in all", "12"),
+        ("it comes to 2,000 steps in all", "2,000"),
+        ("so we get 12 because 3*4 = 12", "12"),
+        ("2,000 square feet", "2,000 square feet"),  # not a sentence: kept whole
+        ("Monday and Tuesday both", "Monday and Tuesday both"),  # a sentence without maths: kept whole
+        ("\\frac{3}{4}", "\\frac{3}{4}"),
+    ],
+)
+def test_the_object_a_sentence_states(candidate: str, obj: str) -> None:
+    assert final_object(candidate) == obj
+
+
+@pytest.mark.parametrize(
+    ("text", "answer", "source"),
+    [
+        ("\\boxed{200} \\boxed{255}\nFinal Answer: The final answer is $10,455$.", "10,455", "answer_is"),
+        ("\\boxed{200}\nFinal answer: the volume is 120.", "120", "answer_is"),
+        ("\\boxed{200}\nFinal answer: as above.", "200", "boxed"),  # no maths after the marker
+        ("\\boxed{200}\nSo the answer is 300.", "200", "boxed"),  # only an explicit final answer overrides
+        ("Final answer: \\boxed{5}", "5", "boxed"),
+        ("So the answer is 7, which is 3 plus 4.", "7", "answer_is"),
+        ("The answer is: the volume of the box is 120.", "120", "answer_is"),
+        ("He pays 3 + 4 = 7 dollars.\n#### 7", "7", "hash"),
+    ],
+)
+def test_marker_precedence(text: str, answer: str, source: str) -> None:
+    got = extract_math_answer(text)
+    assert (got.answer, got.source) == (answer, source)
+    assert got.parts == (answer,) or source == "boxed"
+
+
+# ---- the gold's shape and joining several answers ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("1,-2", ["1", "-2"]),
+        ("(1,2), (3,4)", ["(1,2)", "(3,4)"]),
+        (r"\{1,2\}, 3", [r"\{1,2\}", "3"]),
+        (r"\left(1,2\right),[3,4],f(x,y)", [r"\left(1,2\right)", "[3,4]", "f(x,y)"]),
+        (r"\frac{1}{2}, x", [r"\frac{1}{2}", "x"]),
+        ("7", ["7"]),
+    ],
+)
+def test_split_top_level(text: str, parts: list[str]) -> None:
+    assert split_top_level(text) == parts
+
+
+@pytest.mark.parametrize(
+    ("gold", "shape", "elements"),
+    [
+        ("1,-2", "list", ["1", "-2"]),
+        ("(1,1), (3,2)", "list", ["(1,1)", "(3,2)"]),
+        (r"\{1\pm\sqrt{5},-2\}", "set", [r"1\pm\sqrt{5}", "-2"]),
+        ("(6,31,-1)", "tuple", ["6", "31", "-1"]),
+        (r"\left( 3, \frac{\pi}{2} \right)", "tuple", ["3", r"\frac{\pi}{2}"]),
+        (r"(2,\infty)", "one", [r"(2,\infty)"]),  # an interval
+        ("(3,4]", "one", ["(3,4]"]),
+        ("(a)(b)", "one", ["(a)(b)"]),
+        ("10,\\!080", "one", ["10,\\!080"]),  # one number with a thousands separator
+        ("11,\\! 111,\\! 111,\\! 100", "one", ["11,\\! 111,\\! 111,\\! 100"]),
+        ("\\$32,\\!348", "one", ["\\$32,\\!348"]),
+        ("58,500", "one", ["58,500"]),
+        ("x", "one", ["x"]),
+        ("(5)", "one", ["(5)"]),
+    ],
+)
+def test_gold_elements(gold: str, shape: str, elements: list[str]) -> None:
+    assert gold_elements(gold) == (shape, elements)
+
+
+def test_join_answers_uses_the_gold_brackets() -> None:
+    assert join_answers(["1", "2"], r"\{2,1\}") == r"\{1, 2\}"
+    assert join_answers(["1", "2"], "(2,1)") == "(1, 2)"
+    assert join_answers(["1", "2"], "(2,1)", tuple_ok=False) == "1, 2"
+    assert join_answers(["1", "2"], "2,1") == "1, 2"
+    assert join_answers(["1", "2"], "3") == "1, 2"
+
+
+def test_committed_parts_merge_repeats_only_against_one_value() -> None:
+    assert committed_parts(("3", " 3 ", "3.", "\x003", "3.0"), "3") == ["3", "3.0"]
+    assert committed_parts(("1", "1", "2"), "(1,1,2)") == ["1", "1", "2"]
+    assert committed_parts(("", "4"), "4") == ["4"]
+
+
+def test_canonical_drops_braces_around_one_character() -> None:
+    assert canonical(r"\sqrt{2}") == canonical(r"\sqrt 2") == r"\sqrt2"
+    assert canonical(r"\frac{1}{2}") == r"\frac12"
+    assert canonical(r"\sqrt{12}") == r"\sqrt{12}"
+
+
+# ---- inequalities ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "interval"),
+    [
+        ("x<3", r"(-\infty, 3)"),
+        (r"x \le 3", r"(-\infty, 3]"),
+        (r"x \leq 3", r"(-\infty, 3]"),
+        ("x <= 3", r"(-\infty, 3]"),
+        ("x ≤ 3", r"(-\infty, 3]"),
+        (r"x \lt 3", r"(-\infty, 3)"),
+        ("x>2", r"(2, \infty)"),
+        (r"x \ge 2", r"[2, \infty)"),
+        (r"x \geqslant 2", r"[2, \infty)"),
+        ("x ≥ 2", r"[2, \infty)"),
+        (r"x \gt 2", r"(2, \infty)"),
+        ("3 > x", r"(-\infty, 3)"),
+        (r"3 \ge x", r"(-\infty, 3]"),
+        ("2 < x", r"(2, \infty)"),
+        (r"2 \le x", r"[2, \infty)"),
+        (r"-2 \le x < 7", "[-2, 7)"),
+        (r"7 > x \ge -2", "[-2, 7)"),
+        (r"\frac{3}{5} < t \le \sqrt{3}", r"(\frac{3}{5}, \sqrt{3}]"),
+        (r"$x<-1$ \text{ or } $x>2$.", r"(-\infty, -1) \cup (2, \infty)"),
+        (r"x<-1 \lor x>2", r"(-\infty, -1) \cup (2, \infty)"),
+        (r"x<-1 \vee x \geq 2", r"(-\infty, -1) \cup [2, \infty)"),
+        (r"x<-1 \mathrm{ or } 0<x<1", r"(-\infty, -1) \cup (0, 1)"),
+        (r"\left. x < \pi \right.", r"(-\infty, \pi)"),
+    ],
+)
+def test_inequality_as_interval(text: str, interval: str) -> None:
+    assert inequality_as_interval(text) == interval
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x < y",
+        "x > 0, x < 5",  # a comma could mean "and"
+        "a < x < b",
+        "x < 1 or y > 2",  # two variables
+        "x = 3",
+        "x <= 3 = y",
+        "1 < 2",
+        "x^2 < 4",
+        "x < 1 < 2 < 3",
+        "1 < x > 2",  # a chain that goes up and down
+        "x <",
+        "< 3",
+        "xy < 3",
+        "[2, 3]",
+        "x < " + "1" * MAX_FORM_CHARS,
+    ],
+)
+def test_not_a_one_variable_solution_set(text: str) -> None:
+    assert inequality_as_interval(text) is None
