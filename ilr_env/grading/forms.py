@@ -40,23 +40,21 @@ MAX_FORM_CHARS = 300
 
 
 def _bound_ok(bound: str) -> bool:
-    """A bound is a constant: no bare letter (``\\pi``, ``\\sqrt{2}``, ``\\infty`` are fine)."""
-    return bool(bound) and _VARIABLE_RE.search(_COMMAND_RE.sub("", bound)) is None
+    """A bound is a constant: no bare letter (``\\pi``, ``\\sqrt{2}``, ``\\infty`` are fine), no ``=``."""
+    return bool(bound) and "=" not in bound and _VARIABLE_RE.search(_COMMAND_RE.sub("", bound)) is None
 
 
 def _interval(lower: str, lower_closed: bool, upper: str, upper_closed: bool) -> str:
-    left = "[" if lower_closed and lower != f"-{_INFINITY}" else "("
-    right = "]" if upper_closed and upper != _INFINITY else ")"
-    return f"{left}{lower}, {upper}{right}"
+    return f"{'[' if lower_closed else '('}{lower}, {upper}{']' if upper_closed else ')'}"
 
 
-def _one_side(var_first: bool, op: str, bound: str) -> str | None:
+def _one_side(var_first: bool, op: str, bound: str) -> str:
     """``x op b`` (var_first) or ``b op x`` as an interval."""
     below = op in _LESS or op in _LESS_EQ  # "x < b" or "b < x"
     closed = op in _LESS_EQ or op in _GREATER_EQ
     if below == var_first:  # x < b, x <= b, b > x, b >= x
-        return _interval(f"-{_INFINITY}", False, bound, closed)
-    return _interval(bound, closed, _INFINITY, False)
+        return f"(-{_INFINITY}, {bound}{']' if closed else ')'}"
+    return f"{'[' if closed else '('}{bound}, {_INFINITY})"
 
 
 def _part_interval(part: str) -> tuple[str, str] | None:
@@ -65,9 +63,9 @@ def _part_interval(part: str) -> tuple[str, str] | None:
     if len(tokens) == 3:
         left, op, right = tokens
         if len(left) == 1 and left.isalpha() and _bound_ok(right):
-            return left, _one_side(True, op, right)  # type: ignore[return-value]
+            return left, _one_side(True, op, right)
         if len(right) == 1 and right.isalpha() and _bound_ok(left):
-            return right, _one_side(False, op, left)  # type: ignore[return-value]
+            return right, _one_side(False, op, left)
         return None
     if len(tokens) != 5:
         return None
@@ -87,7 +85,7 @@ def inequality_as_interval(text: str) -> str | None:
     if len(text) > MAX_FORM_CHARS or not _RELATION_RE.search(text):
         return None
     body = _NOISE_RE.sub(" ", text).strip().rstrip(".").strip()
-    if "," in body or "=" in body.replace("<=", "").replace(">=", ""):
+    if "," in body:
         return None
     intervals, variables = [], set()
     for part in _OR_RE.split(body):
@@ -101,18 +99,10 @@ def inequality_as_interval(text: str) -> str | None:
     return " \\cup ".join(intervals)
 
 
-_OPEN = {"(": ")", "[": "]", "{": "}"}
-
-
 def split_top_level(text: str) -> list[str]:
     """``text`` split at the commas outside any bracket (``\\{`` and ``\\left(`` count as brackets)."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "{}":
-            depth += 1 if text[i + 1] == "{" else -1
-            i += 2
-            continue
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
@@ -120,7 +110,6 @@ def split_top_level(text: str) -> list[str]:
         elif ch == "," and depth == 0:
             parts.append(text[start:i].strip())
             start = i + 1
-        i += 1
     parts.append(text[start:].strip())
     return parts
 

@@ -132,6 +132,8 @@ def test_marker_precedence(text: str, answer: str, source: str) -> None:
         (r"\left(1,2\right),[3,4],f(x,y)", [r"\left(1,2\right)", "[3,4]", "f(x,y)"]),
         (r"\frac{1}{2}, x", [r"\frac{1}{2}", "x"]),
         ("7", ["7"]),
+        ("X,Y", ["X", "Y"]),  # letters are not brackets
+        ("(X,Y),Z", ["(X,Y)", "Z"]),
     ],
 )
 def test_split_top_level(text: str, parts: list[str]) -> None:
@@ -149,6 +151,8 @@ def test_split_top_level(text: str, parts: list[str]) -> None:
         (r"(2,\infty)", "one", [r"(2,\infty)"]),  # an interval
         ("(3,4]", "one", ["(3,4]"]),
         ("(a)(b)", "one", ["(a)(b)"]),
+        ("(1)+(2,3)", "one", ["(1)+(2,3)"]),  # not one tuple: its inner text is unbalanced
+        ("(X, Y)", "tuple", ["X", "Y"]),
         ("10,\\!080", "one", ["10,\\!080"]),  # one number with a thousands separator
         ("11,\\! 111,\\! 111,\\! 100", "one", ["11,\\! 111,\\! 111,\\! 100"]),
         ("\\$32,\\!348", "one", ["\\$32,\\!348"]),
@@ -210,6 +214,8 @@ def test_canonical_drops_braces_around_one_character() -> None:
         (r"x<-1 \vee x \geq 2", r"(-\infty, -1) \cup [2, \infty)"),
         (r"x<-1 \mathrm{ or } 0<x<1", r"(-\infty, -1) \cup (0, 1)"),
         (r"\left. x < \pi \right.", r"(-\infty, \pi)"),
+        ("3 > X", r"(-\infty, 3)"),
+        ("x < " + "1" * (MAX_FORM_CHARS - 4), r"(-\infty, " + "1" * (MAX_FORM_CHARS - 4) + ")"),
     ],
 )
 def test_inequality_as_interval(text: str, interval: str) -> None:
@@ -234,6 +240,11 @@ def test_inequality_as_interval(text: str, interval: str) -> None:
         "xy < 3",
         "[2, 3]",
         "x < " + "1" * MAX_FORM_CHARS,
+        "x < 3 = 3",
+        "x < 1,000",  # a comma anywhere: left as written
+        "1 < xy < 3",
+        "1 < x < y",
+        "a < 1 < 3",
     ],
 )
 def test_not_a_one_variable_solution_set(text: str) -> None:
