@@ -10,9 +10,9 @@ Which answer a maths reply commits to, in order of precedence:
    after a marker the object it states is taken, not the sentence: the one it opens with ("7, which is
    3 + 4"), else its last one ("Final Answer: The volume of $ABCDEFGH$ is 120." gives 120).
 2. Else the boxes: the last box and the boxes just before it that are joined to it only by connectors
-   (commas, "and", "or", ``\\quad``, ``$``, ``x =``). Those are read together (see ``forms.py``); any
-   other text between two boxes ends the run, so a corrected answer (``\\boxed{3}`` ... "so the final
-   answer is" ``\\boxed{5}``) commits to the last box alone.
+   (commas, "and", "or", ``\\quad``, ``$``, ``x =``, a new list item "2." or "-"). Those are read
+   together (see ``forms.py``); any other text between two boxes ends the run, so a corrected answer
+   (``\\boxed{3}`` ... "so the final answer is" ``\\boxed{5}``) commits to the last box alone.
 3. Else the last "the answer is X" phrase, else GSM8K's "#### X".
 """
 
@@ -39,7 +39,8 @@ _FALLBACK_TAIL = 20_000
 _CONNECTOR_RE = re.compile(
     r"(?:\s|[$,;&]|\\\\|\\[()\[\]]|\\q?quad(?![A-Za-z])|\\[,;:! ]|(?<![A-Za-z])(?:and|or)(?![A-Za-z])"
     r"|\\(?:text|textrm|mathrm|mbox)\s*\{\s*(?:and|or|,)?\s*\}"
-    r"|(?:\\[a-z]+|(?<![A-Za-z])[A-Za-z])(?:_\{?\w+\}?)?\s*=)*"
+    r"|(?:\\[a-z]+|(?<![A-Za-z])[A-Za-z])(?:_\{?\w+\}?)?\s*="
+    r"|(?<=\n)[ \t]*(?:\d{1,2}[.)]|[-*•])(?=\s))*"
 )
 MAX_CONNECTOR_CHARS = 80
 MAX_GROUP = 64

@@ -62,7 +62,7 @@ def test_connectors_join_boxes(gap: str) -> None:
 
 @pytest.mark.parametrize(
     "gap",
-    [". Then ", " so the final answer is ", ", wait, ", " hence ", " = ", " and then ", "x" * 90],
+    [". Then ", " so the final answer is ", ", wait, ", " hence ", " = ", " and then ", " 2. ", "x" * 90],
 )
 def test_other_text_ends_the_run(gap: str) -> None:
     text = rf"\boxed{{1}}{gap}\boxed{{2}}"
