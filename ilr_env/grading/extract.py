@@ -32,6 +32,7 @@ _ANSWER_IS_RE = re.compile(
 )
 # After the boxes only an explicit final answer overrides them ("the answer is right" is chatter).
 _FINAL_ANSWER_RE = re.compile(r"(?=final\s+answer\s*(?:is|:|=)\s*:?\s*(.{1,1000}))", re.IGNORECASE)
+_SENTENCE_END_RE = re.compile(r"\.\s+(?=[A-Z])")
 _HASH_RE = re.compile(r"####\s*(.{1,1000})")
 # Fallback phrases are only looked for near the end, which keeps the regex scans linear on huge inputs.
 _FALLBACK_TAIL = 20_000
@@ -108,10 +109,9 @@ def committed_boxes(text: str, found: list[tuple[int, int, str]]) -> list[str]:
 
 
 def _clean(answer: str) -> str:
-    answer = answer.strip()
     # A sentence-final period or a trailing "I hope it is correct." style tail is not part of the answer.
-    answer = re.split(r"\.\s+(?=[A-Z])", answer, maxsplit=1)[0]
-    answer = answer.strip().rstrip(".").strip()
+    end = _SENTENCE_END_RE.search(answer)
+    answer = (answer[: end.start()] if end else answer).strip().rstrip(".").strip()
     if len(answer) >= 2 and answer[0] == "$" and answer[-1] == "$":
         answer = answer.strip("$").strip()
     return answer
@@ -121,22 +121,16 @@ def final_object(candidate: str) -> str:
     """The mathematical object a sentence after a marker states: the one it opens with ("7, which is
     3 + 4" -> "7"), else its last one ("The volume of $V$ is 120" -> "120"); the candidate itself when it
     is not a sentence or names no such object."""
-    outside = _INLINE_MATH_RE.sub(" ", candidate)
-    if len(_WORD_RE.findall(outside)) < SENTENCE_WORDS:
+    spans = list(_INLINE_MATH_RE.finditer(candidate))
+    prose = _INLINE_MATH_RE.sub(lambda m: " " * len(m.group(0)), candidate)  # positions kept
+    if len(_WORD_RE.findall(prose)) < SENTENCE_WORDS:
         return candidate
-    math_spans = [
-        (m.start(), m.end(), (m.group(1) or m.group(2)).strip()) for m in _INLINE_MATH_RE.finditer(candidate)
-    ]
-    objects = [(a, b, obj) for a, b, obj in math_spans]
-    objects += [
-        (m.start(), m.end(), m.group(0))
-        for m in _PROSE_NUMBER_RE.finditer(candidate)
-        if not any(a <= m.start() < b for a, b, _ in math_spans)
-    ]
-    objects = sorted(o for o in objects if o[2])
+    objects = [(m.start(), (m.group(1) or m.group(2)).strip()) for m in spans]
+    objects += [(m.start(), m.group(0)) for m in _PROSE_NUMBER_RE.finditer(prose)]
+    objects = sorted(o for o in objects if o[1])
     if not objects:
         return candidate
-    return objects[0][2] if objects[0][0] == 0 else objects[-1][2]
+    return objects[0][1] if objects[0][0] == 0 else objects[-1][1]
 
 
 def _marker_answer(text: str, after: int, regex: re.Pattern[str] = _ANSWER_IS_RE) -> str | None:
@@ -145,8 +139,7 @@ def _marker_answer(text: str, after: int, regex: re.Pattern[str] = _ANSWER_IS_RE
     matches = list(regex.finditer(text, start))
     if not matches:
         return None
-    candidate = _clean(matches[-1].group(1))
-    return final_object(candidate) if candidate else None
+    return final_object(_clean(matches[-1].group(1))) or None
 
 
 def extract_math_answer(text: str) -> Extraction:

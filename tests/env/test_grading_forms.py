@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from ilr_env.grading.extract import (
+    MAX_CONNECTOR_CHARS,
     MAX_GROUP,
     boxes,
     committed_boxes,
+    extract_choice_letter,
     extract_math_answer,
     final_object,
 )
@@ -69,6 +71,33 @@ def test_other_text_ends_the_run(gap: str) -> None:
     assert committed_boxes(text, boxes(text)) == ["2"]
 
 
+@pytest.mark.parametrize(
+    ("text", "contents"),
+    [
+        (r"\boxed{1}\boxed{2}", ["1", "2"]),  # the second starts where the first ends
+        (r"\boxed{1 \boxed{2}", ["2"]),  # an unclosed box is skipped, not the end
+        (r"\boxed$ \boxed{2}", ["2"]),  # no argument
+        (r"\boxed $x$ \boxed{2}", ["2"]),  # no bare argument
+        (r"\boxed5 \boxed{2}", ["2"]),  # as last_boxed reads it: a bare argument needs a space
+        (r"\boxed 5 \boxed{2}", ["5", "2"]),
+        ("x \\boxed", []),
+        (r"\fbox{3}", ["3"]),
+    ],
+)
+def test_box_edge_cases(text: str, contents: list[str]) -> None:
+    assert [c for _, _, c in boxes(text)] == contents
+
+
+def test_many_unclosed_boxes_are_linear() -> None:
+    assert boxes(r"\boxed{" * 30_000) == []  # one brace pass for all boxes (quadratic would time out)
+
+
+def test_the_connector_length_limit() -> None:
+    for gap, joined in ((" " * MAX_CONNECTOR_CHARS, True), (" " * (MAX_CONNECTOR_CHARS + 1), False)):
+        text = rf"\boxed{{1}}{gap}\boxed{{2}}"
+        assert committed_boxes(text, boxes(text)) == (["1", "2"] if joined else ["2"])
+
+
 def test_a_run_is_capped() -> None:
     text = ", ".join(rf"\boxed{{{i}}}" for i in range(MAX_GROUP + 10))
     got = committed_boxes(text, boxes(text))
@@ -116,8 +145,24 @@ def test_the_object_a_sentence_states(candidate: str, obj: str) -> None:
 )
 def test_marker_precedence(text: str, answer: str, source: str) -> None:
     got = extract_math_answer(text)
-    assert (got.answer, got.source) == (answer, source)
+    assert (got.answer, got.source, got.has_box) == (answer, source, "boxed" in text)
     assert got.parts == (answer,) or source == "boxed"
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("So the answer is 5. Done now", "5"),  # a sentence ends at ". " before a capital
+        ("So the answer is 5.5 exactly", "5.5 exactly"),
+        ("the answer is X.", "X"),
+        ("the answer is $X$.", "X"),
+        ("the answer is $5", "$5"),  # a currency sign, not maths delimiters
+        ("the answer is 5$", "5$"),
+        ("the answer is $$", None),
+    ],
+)
+def test_the_answer_phrase_is_cleaned(text: str, answer: str | None) -> None:
+    assert extract_math_answer(text).answer == answer
 
 
 # ---- the gold's shape and joining several answers ---------------------------------------------------
@@ -249,3 +294,26 @@ def test_inequality_as_interval(text: str, interval: str) -> None:
 )
 def test_not_a_one_variable_solution_set(text: str) -> None:
     assert inequality_as_interval(text) is None
+
+
+# ---- multiple choice -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "picked"),
+    [
+        (r"\boxed{B}", ("B", True)),
+        (r"\boxed{B} rather than (A)", ("B", True)),  # the box before a later lone letter
+        (r"\boxed{E}", (None, True)),  # not an option
+        (r"\boxed{7}", (None, True)),
+        (r"\boxed{7} Answer: C", ("C", True)),
+        (r"\boxed{7} so (D)", ("D", True)),
+        ("Answer: B", ("B", False)),
+        ("Answer: B, not (C)", ("B", False)),  # the answer phrase before a later lone letter
+        ("Answer: B. Answer: E", ("B", False)),  # E is not an option
+        ("so (D)", ("D", False)),
+        ("nothing here", (None, False)),
+    ],
+)
+def test_choice_letter_and_box_flag(text: str, picked: tuple[str | None, bool]) -> None:
+    assert extract_choice_letter(text, "ABCD") == picked
