@@ -1,7 +1,7 @@
 """Case 3 — maths grading: ``ilr_env.grade`` vs calling math-verify directly, on the same MATH-500 pairs.
 
-The timed pairs are the ones math-verify reads as it is (one box), so verdicts must be identical; answers
-written in several boxes, which only our grader reads together, are counted apart and not timed.
+Answers written in several boxes (list, set and tuple golds) are counted apart, ours against math-verify's,
+and not timed.
 Every question contributes three completions written the way a model writes them (reasoning, then the
 answer in ``\\boxed{}``): its own gold, an equivalent rewrite of the gold when a cheap one exists
 (``5`` -> ``5.0``, ``\\frac{a}{b}`` -> ``\\dfrac{a}{b}``), and another question's gold (a wrong answer).
@@ -67,8 +67,8 @@ def build_pairs(questions: list[Any]) -> list[tuple[Any, str, str]]:
 
 
 def several_boxes(questions: list[Any]) -> list[tuple[Any, str]]:
-    """Each list, set or tuple gold written as models often write it, one box per answer: correct
-    answers that math-verify alone does not read as the gold. Their counts are reported, not timed."""
+    """Each list, set or tuple gold written as models often write it, one box per answer (math-verify
+    reads such a reply as a set itself; our grader once read only its last box). Counted, not timed."""
     from ilr_env.grading.forms import gold_elements
 
     out = []
@@ -145,7 +145,7 @@ def run(ctx: BenchContext) -> CaseResult:
     several = result.details["several_boxes"]
     result.notes.append(
         f"several boxes (list/set/tuple golds, one box per answer; not timed): ours "
-        f"{several['correct_ours']}/{several['pairs']} correct, math-verify alone "
+        f"{several['correct_ours']}/{several['pairs']} correct, math-verify "
         f"{several['correct_math_verify']}/{several['pairs']}"
     )
     result.notes.append(
