@@ -124,6 +124,8 @@ def test_extraction_reports_the_run_and_the_last_box() -> None:
         ("2,000 square feet", "2,000 square feet"),  # not a sentence: kept whole
         ("Monday and Tuesday both", "Monday and Tuesday both"),  # a sentence without maths: kept whole
         ("\\frac{3}{4}", "\\frac{3}{4}"),
+        ("$a$ and $b$", "$a$ and $b$"),  # maths is not prose: not a sentence
+        ("$x$5 is what we get here", "x"),  # positions are the sentence's own
     ],
 )
 def test_the_object_a_sentence_states(candidate: str, obj: str) -> None:
@@ -253,6 +255,7 @@ def test_canonical_drops_braces_around_one_character() -> None:
         (r"2 \le x", r"[2, \infty)"),
         (r"-2 \le x < 7", "[-2, 7)"),
         (r"7 > x \ge -2", "[-2, 7)"),
+        (r"7 \ge x > -2", "(-2, 7]"),
         (r"\frac{3}{5} < t \le \sqrt{3}", r"(\frac{3}{5}, \sqrt{3}]"),
         (r"$x<-1$ \text{ or } $x>2$.", r"(-\infty, -1) \cup (2, \infty)"),
         (r"x<-1 \lor x>2", r"(-\infty, -1) \cup (2, \infty)"),
