@@ -1,11 +1,13 @@
 """The string rules around math-verify, one function at a time (no worker processes, so these run in
 milliseconds): which boxes a reply commits to, the object a final-answer sentence states, a gold's list
-shape, and the interval an inequality denotes."""
+shape, the interval an inequality denotes, and the multiple-choice letter."""
 
 from __future__ import annotations
 
 import pytest
 
+from ilr_env.grading.base import Grade
+from ilr_env.grading.choice import grade_choice
 from ilr_env.grading.extract import (
     MAX_CONNECTOR_CHARS,
     MAX_GROUP,
@@ -23,6 +25,7 @@ from ilr_env.grading.forms import (
     split_top_level,
 )
 from ilr_env.grading.maths import canonical, committed_parts
+from ilr_env.tasks.base import Question
 
 # ---- boxes and the run a reply commits to -----------------------------------------------------------
 
@@ -320,3 +323,33 @@ def test_not_a_one_variable_solution_set(text: str) -> None:
 )
 def test_choice_letter_and_box_flag(text: str, picked: tuple[str | None, bool]) -> None:
     assert extract_choice_letter(text, "ABCD") == picked
+
+
+def _choice(answer: str, choices: list[str] | None = None) -> Question:
+    meta = {"choices": choices} if choices is not None else {}
+    return Question(id="c", prompt="?", answer=answer, task="t", kind="choice", metadata=meta)
+
+
+@pytest.mark.parametrize(
+    ("gold", "choices", "reply", "expected"),
+    [
+        ("B", None, "Answer: B", Grade(True, 1.0, "B", "match", False)),
+        ("B", None, "Answer: C", Grade(False, 0.0, "C", "mismatch", False)),
+        ("(B)", None, r"\boxed{B}", Grade(True, 1.0, "B", "match", True)),
+        ("b", None, "(B)", Grade(True, 1.0, "B", "match", False)),
+        ("1", ["x", "y", "z"], "Answer: B", Grade(True, 1.0, "B", "match", False)),  # a 0-based index
+        ("E", ["a", "b", "c", "d", "e"], "so (E)", Grade(True, 1.0, "E", "match", False)),
+        ("C", ["red", "green", "blue"], r"\boxed{ Blue }", Grade(True, 1.0, "C", "match", True)),
+        ("C", ["red", "green", "blue"], r"\boxed{purple}", Grade(False, 0.0, None, "no_answer", True)),
+        ("C", ["red", "green", "blue"], "I pick blue", Grade(False, 0.0, None, "no_answer", False)),
+        ("A", None, "Answer: E", Grade(False, 0.0, None, "no_answer", False)),  # 4 options by default
+    ],
+)
+def test_choice_grades(gold: str, choices: list[str] | None, reply: str, expected: Grade) -> None:
+    assert grade_choice(_choice(gold, choices), reply) == expected
+
+
+@pytest.mark.parametrize(("gold", "n"), [("4", 4), ("AB", 4), ("", 4), ("-1", 4), ("7", 5)])
+def test_a_choice_gold_that_names_no_option_is_refused(gold: str, n: int) -> None:
+    with pytest.raises(ValueError, match="neither an option letter nor a 0-based index"):
+        grade_choice(_choice(gold, [str(i) for i in range(n)]), "Answer: A")
