@@ -4,6 +4,8 @@ shape, the interval an inequality denotes, and the multiple-choice letter."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from ilr_env.grading.base import Grade
@@ -343,6 +345,8 @@ def _choice(answer: str, choices: list[str] | None = None) -> Question:
         ("C", ["red", "green", "blue"], r"\boxed{purple}", Grade(False, 0.0, None, "no_answer", True)),
         ("C", ["red", "green", "blue"], "I pick blue", Grade(False, 0.0, None, "no_answer", False)),
         ("A", None, "Answer: E", Grade(False, 0.0, None, "no_answer", False)),  # 4 options by default
+        ("B", ["red", "green", "blue"], r"\boxed{B}", Grade(True, 1.0, "B", "match", True)),
+        ("(X)", [str(i) for i in range(26)], "Answer: X", Grade(True, 1.0, "X", "match", False)),
     ],
 )
 def test_choice_grades(gold: str, choices: list[str] | None, reply: str, expected: Grade) -> None:
@@ -351,5 +355,12 @@ def test_choice_grades(gold: str, choices: list[str] | None, reply: str, expecte
 
 @pytest.mark.parametrize(("gold", "n"), [("4", 4), ("AB", 4), ("", 4), ("-1", 4), ("7", 5)])
 def test_a_choice_gold_that_names_no_option_is_refused(gold: str, n: int) -> None:
-    with pytest.raises(ValueError, match="neither an option letter nor a 0-based index"):
+    fix = r"neither an option letter nor a 0-based index; store the letter \(e\.g\. 'B'\) in Question\.answer"
+    with pytest.raises(ValueError, match=fix):
         grade_choice(_choice(gold, [str(i) for i in range(n)]), "Answer: A")
+
+
+def test_a_question_without_metadata_has_four_options() -> None:
+    q = SimpleNamespace(answer="D", kind="choice")
+    assert grade_choice(q, "Answer: D").correct
+    assert grade_choice(q, "Answer: E").reason == "no_answer"
