@@ -86,6 +86,26 @@ def test_which_boxes_a_reply_commits_to(gold: str, reply: str, correct: bool) ->
     assert _graded(mq(gold), reply) is correct
 
 
+@pytest.mark.parametrize(
+    ("gold", "reply", "correct"),
+    [
+        ("E_{1},E_{2}", r"\boxed{E_{2}} and \boxed{E_{1}}", True),
+        (r"\{E_{1}, E_{2}\}", r"\boxed{E_{2}}, \boxed{E_{1}}", True),
+        ("E_{1},E_{2}", r"\boxed{E_{1}} and \boxed{E_{3}}", False),
+        ("E_{1},E_{2}", r"\boxed{E_{1}} and \boxed{E_{1}}", False),  # each gold element counts once
+        ("E_{1},E_{2}", r"\boxed{E_{1}}, \boxed{E_{2}}, \boxed{E_{3}}", False),
+        ("(E_{1}, E_{2})", r"\boxed{E_{2}}, \boxed{E_{1}}", False),  # a tuple keeps its order
+    ],
+)
+def test_lists_math_verify_reads_only_as_text_are_compared_element_by_element(
+    gold: str, reply: str, correct: bool
+) -> None:
+    """minerva_math/269's gold ``E_{1},E_{2}`` is a list of symbols that math-verify compares as text."""
+    g = grade(mq(gold), reply, timeout=TIMEOUT_S)
+    assert g.correct is correct, g
+    assert not correct or g.reason in {"match", "match:elementwise"}
+
+
 def test_an_intermediate_box_is_not_part_of_the_answer() -> None:
     reply = r"The quadratic is \boxed{x^2+x-2}. Its roots are \boxed{1} and \boxed{-2}."
     assert extract_math_answer(reply).parts == ("1", "-2")
