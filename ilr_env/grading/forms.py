@@ -147,12 +147,12 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def join_answers(parts: list[str], gold: str, *, tuple_ok: bool = True) -> str:
+def join_answers(parts: list[str], gold: str) -> str:
     """Several committed answers as one answer written in the gold's brackets (see the module rules)."""
     shape, _ = gold_elements(gold)
     body = ", ".join(parts)
     if shape == "set":
         return f"\\{{{body}\\}}"
-    if shape == "tuple" and tuple_ok:
+    if shape == "tuple":
         return f"({body})"
     return body

@@ -224,18 +224,17 @@ def committed_parts(parts: tuple[str, ...], gold: str) -> list[str]:
 
 def committed_answer(question: Any, parts: list[str]) -> str:
     """The answer the committed parts make together: one part is itself, several are one list written in
-    the gold's brackets (a tuple only where the question is not about an interval)."""
+    the gold's brackets."""
     if len(parts) <= 1:
         return parts[0] if parts else ""
-    prompt = str(getattr(question, "prompt", "") or "")
-    return join_answers(parts, str(question.answer), tuple_ok="interval" not in prompt.lower())
+    return join_answers(parts, str(question.answer))
 
 
 def _elementwise(gold: str, parts: list[str], timeout: float) -> bool:
     """Several answers against a gold list element by element, for lists math-verify reads only as text
     (``E_{1},E_{2}``): a tuple in order, a set or list in any order, each gold element used once."""
-    shape, elements = gold_elements(gold)
-    if shape == "one" or len(elements) != len(parts) or len(elements) > MAX_ELEMENTWISE:
+    shape, elements = gold_elements(gold)  # a one-value gold has one element, and parts are several
+    if len(elements) != len(parts) or len(elements) > MAX_ELEMENTWISE:
         return False
     deadline = time.monotonic() + ELEMENTWISE_BUDGET * timeout
 
@@ -243,7 +242,7 @@ def _elementwise(gold: str, parts: list[str], timeout: float) -> bool:
         return time.monotonic() < deadline and _verdict(g, p, timeout)[0]
 
     if shape == "tuple":
-        return all(equal(g, p) for g, p in zip(elements, parts, strict=True))
+        return all(map(equal, elements, parts))
     unused = list(elements)
     for part in parts:
         match = next((g for g in unused if equal(g, part)), None)

@@ -4,10 +4,12 @@ shape, the interval an inequality denotes, and the multiple-choice letter."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
 
+from ilr_env.grading import maths
 from ilr_env.grading.base import Grade
 from ilr_env.grading.choice import grade_choice
 from ilr_env.grading.extract import (
@@ -26,7 +28,13 @@ from ilr_env.grading.forms import (
     join_answers,
     split_top_level,
 )
-from ilr_env.grading.maths import canonical, committed_parts
+from ilr_env.grading.maths import (
+    ELEMENTWISE_BUDGET,
+    MAX_ELEMENTWISE,
+    canonical,
+    committed_answer,
+    committed_parts,
+)
 from ilr_env.tasks.base import Question
 
 # ---- boxes and the run a reply commits to -----------------------------------------------------------
@@ -220,7 +228,6 @@ def test_gold_elements(gold: str, shape: str, elements: list[str]) -> None:
 def test_join_answers_uses_the_gold_brackets() -> None:
     assert join_answers(["1", "2"], r"\{2,1\}") == r"\{1, 2\}"
     assert join_answers(["1", "2"], "(2,1)") == "(1, 2)"
-    assert join_answers(["1", "2"], "(2,1)", tuple_ok=False) == "1, 2"
     assert join_answers(["1", "2"], "2,1") == "1, 2"
     assert join_answers(["1", "2"], "3") == "1, 2"
 
@@ -364,3 +371,43 @@ def test_a_question_without_metadata_has_four_options() -> None:
     q = SimpleNamespace(answer="D", kind="choice")
     assert grade_choice(q, "Answer: D").correct
     assert grade_choice(q, "Answer: E").reason == "no_answer"
+
+
+def test_committed_answer_joins_only_several_parts() -> None:
+    tuple_gold = SimpleNamespace(answer="(6,31,-1)")
+    assert committed_answer(tuple_gold, ["(6,31,-1)"]) == "(6,31,-1)"  # one box holding the tuple
+    assert committed_answer(tuple_gold, ["6", "31", "-1"]) == "(6, 31, -1)"
+    assert committed_answer(SimpleNamespace(answer=r"\{1,2\}"), ["2"]) == "2"
+    assert committed_answer(SimpleNamespace(answer="1,2"), []) == ""
+
+
+def test_element_by_element_stops_at_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow comparison per element must not multiply the grading time by the list's length squared;
+    each comparison gets the caller's time bound."""
+    calls: list[float] = []
+
+    def slow_verdict(gold: str, pred: str, timeout: float) -> tuple[bool, str, None]:
+        calls.append(timeout)
+        time.sleep(0.02)
+        return gold == pred, "match", None
+
+    monkeypatch.setattr(maths, "_verdict", slow_verdict)
+    parts = [f"E_{{{i}}}" for i in range(MAX_ELEMENTWISE)]
+    gold = ",".join(reversed(parts))  # greedy matching: 8 + 7 + ... + 1 = 36 comparisons
+    assert maths._elementwise(gold, parts, timeout=5.0)
+    assert set(calls) == {5.0}
+    calls.clear()
+    start = time.monotonic()
+    assert not maths._elementwise(gold, parts, timeout=0.1)
+    assert time.monotonic() - start < 0.1 * ELEMENTWISE_BUDGET + 0.3
+    assert 0 < len(calls) < 36
+
+
+def test_element_by_element_is_for_short_lists_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(maths, "_verdict", lambda g, p, timeout: (g == p, "match", None))
+    for n, compared in ((MAX_ELEMENTWISE, True), (MAX_ELEMENTWISE + 1, False)):
+        parts = [f"E_{{{i}}}" for i in range(n)]
+        assert maths._elementwise(",".join(reversed(parts)), parts, timeout=1.0) is compared
+    assert not maths._elementwise("E_{1},E_{2}", ["E_{1}", "E_{2}", "E_{3}"], timeout=1.0)
+    assert not maths._elementwise("(E_{1},E_{2})", ["E_{2}", "E_{1}"], timeout=1.0)
+    assert maths._elementwise("(E_{1},E_{2})", ["E_{1}", "E_{2}"], timeout=1.0)
