@@ -1,5 +1,7 @@
 """Case 3 — maths grading: ``ilr_env.grade`` vs calling math-verify directly, on the same MATH-500 pairs.
 
+Answers written in several boxes (list, set and tuple golds) are counted apart, ours against math-verify's,
+and not timed.
 Every question contributes three completions written the way a model writes them (reasoning, then the
 answer in ``\\boxed{}``): its own gold, an equivalent rewrite of the gold when a cheap one exists
 (``5`` -> ``5.0``, ``\\frac{a}{b}`` -> ``\\dfrac{a}{b}``), and another question's gold (a wrong answer).
@@ -64,6 +66,20 @@ def build_pairs(questions: list[Any]) -> list[tuple[Any, str, str]]:
     return pairs
 
 
+def several_boxes(questions: list[Any]) -> list[tuple[Any, str]]:
+    """Each list, set or tuple gold written as models often write it, one box per answer (math-verify
+    reads such a reply as a set itself; our grader once read only its last box). Counted, not timed."""
+    from ilr_env.grading.forms import gold_elements
+
+    out = []
+    for q in questions:
+        shape, elements = gold_elements(str(q.answer))
+        if shape != "one":
+            boxes = " and ".join(f"$\\boxed{{{e}}}$" for e in elements)
+            out.append((q, f"Let me work through this step by step.\nThe answers are {boxes}."))
+    return out
+
+
 def reference_verdict(gold: str, completion: str) -> bool:
     from math_verify import parse, verify
 
@@ -106,6 +122,7 @@ def run(ctx: BenchContext) -> CaseResult:
     result.reference = Stat.of([m.rate for m in runs["reference"]])
     result.ratio = Stat.of(ratios([m.rate for m in runs["ours"]], [m.rate for m in runs["reference"]]))
     kinds = {k: sum(1 for *_, kind in pairs if kind == k) for k in ("gold", "equivalent", "wrong")}
+    forms = several_boxes(questions)
     result.details = {
         "questions": len(questions),
         "pairs": len(pairs),
@@ -115,10 +132,21 @@ def run(ctx: BenchContext) -> CaseResult:
         "disagreements": len(disagreements),
         "disagreement_examples": disagreements[:20],
         "verify_pool_workers": get_pool().max_workers,
+        "several_boxes": {
+            "pairs": len(forms),
+            "correct_ours": sum(ilr_env.grade(q, c).correct for q, c in forms),
+            "correct_math_verify": sum(reference_verdict(str(q.answer), c) for q, c in forms),
+        },
     }
     result.notes.append(
         f"{len(pairs)} pairs ({kinds}); verdicts identical: {not disagreements} "
         f"({len(disagreements)} disagreements)"
+    )
+    several = result.details["several_boxes"]
+    result.notes.append(
+        f"several boxes (list/set/tuple golds, one box per answer; not timed): ours "
+        f"{several['correct_ours']}/{several['pairs']} correct, math-verify "
+        f"{several['correct_math_verify']}/{several['pairs']}"
     )
     result.notes.append(
         "both arms sequential on the calling thread; ours may use its exact/numeric fast path and "

@@ -1,5 +1,18 @@
 """Maths grading: extract the final answer, try cheap exact/numeric checks, then math-verify in a worker.
 
+The rule, in full (extraction precedence in ``extract.py``, answer forms in ``forms.py``):
+
+- The reply's answer is what it commits to: an explicit final-answer marker after the boxes, else the
+  last run of boxes joined only by connectors, else a "the answer is" phrase.
+- Several committed answers are read together and graded as one list, set or tuple against the gold:
+  equal as a set (any order) for a list or ``\\{..\\}`` gold, equal in order for a tuple gold. So a
+  dropped, added or changed element is wrong, a hedge ("either 3 or 4") against one value is wrong, and
+  for a one-value gold the last box alone is the answer unless a box joined to it commits to another value.
+- A one-variable inequality (``-2 \\le x \\le 7``, ``x<-1 \\text{ or } x>2``) is the interval or union
+  it denotes, on either side.
+- An expression copied from the question that needs evaluating is not an answer (``copied_from_question``),
+  unless it is the gold itself, written the same way up to spacing and braces.
+
 Hostile answers (exponent towers, huge or deeply nested LaTeX, control characters) are rejected by cheap
 pre-filters before any sympy work; anything else that turns out slow is cut off by the worker pool's
 hard deadline. Verdicts on ordinary answers equal math-verify's own (tests/env/test_grading_gold.py).
@@ -8,12 +21,14 @@ hard deadline. Verdicts on ordinary answers equal math-verify's own (tests/env/t
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from fractions import Fraction
 from typing import Any
 
 from ilr_env.grading.base import Grade
 from ilr_env.grading.extract import extract_math_answer
+from ilr_env.grading.forms import gold_elements, inequality_as_interval, join_answers
 from ilr_env.grading.verify_pool import get_pool
 
 DEFAULT_TIMEOUT_S = 1.5
@@ -23,6 +38,8 @@ MAX_NESTING = 40
 MAX_EXPONENT = 100_000
 MAX_FACTORIAL = 5_000
 MAX_SHOWN_CHARS = 2_000
+MAX_ELEMENTWISE = 8  # golds with more elements are compared as one list only
+ELEMENTWISE_BUDGET = 1  # element-by-element comparison starts no call after this many single-call timeouts
 
 _NOISE_RE = re.compile(r"\\left|\\right|\\displaystyle|\\[,;:! ]|\s+|\$")
 _NUMBER_RE = re.compile(r"^-?(?:\d+(?:\.\d+)?|\.\d+)$")
@@ -45,6 +62,14 @@ _OPERATOR_RE = re.compile(
     r"[+*/^×÷·!]|(?<=[\w)}\]])\s*-|\\(?:times|cdot|div|frac|dfrac|tfrac|sqrt|binom|pm|mp|sum|prod|int|log|ln"
     r"|sin|cos|tan|exp|cdots)(?![A-Za-z])|\d\s*\(|\)\s*[\d(]|\bmod\b"
 )
+
+
+_SINGLE_BRACED_RE = re.compile(r"\{(\\?[^{}\\])\}")
+
+
+def canonical(answer: str) -> str:
+    """``normalise`` plus braces around one character dropped (``\\sqrt{2}`` as ``\\sqrt2``)."""
+    return _SINGLE_BRACED_RE.sub(r"\1", normalise(answer))
 
 
 def normalise(answer: str) -> str:
@@ -176,12 +201,81 @@ def copied_from_question(question: Any, pred: str) -> bool:
     """
     if not _OPERATOR_RE.search(pred) or plain_value(pred) is not None:
         return False
-    p = normalise(pred)
-    return len(p) >= 3 and p in normalise(str(getattr(question, "prompt", "") or ""))
+    p = canonical(pred)
+    return len(p) >= 3 and p in canonical(str(getattr(question, "prompt", "") or ""))
 
 
 def _shown(answer: str | None) -> str | None:
     return None if answer is None else answer[:MAX_SHOWN_CHARS]
+
+
+def committed_parts(parts: tuple[str, ...], gold: str) -> list[str]:
+    """The answers a reply commits to, in its order; against a one-value gold a value written twice is
+    one answer (a list gold may repeat an element, ``(1,1,2)``, so its repeats are kept)."""
+    cleaned = [p for p in (_strip_control(p).strip() for p in parts) if p]
+    if gold_elements(gold)[0] != "one":
+        return cleaned
+    distinct: list[str] = []
+    for part in cleaned:
+        if canonical(part) not in {canonical(d) for d in distinct}:
+            distinct.append(part)
+    return distinct
+
+
+def committed_answer(question: Any, parts: list[str]) -> str:
+    """The answer the committed parts make together: one part is itself, several are one list written in
+    the gold's brackets."""
+    if len(parts) <= 1:
+        return parts[0] if parts else ""
+    return join_answers(parts, str(question.answer))
+
+
+def _elementwise(gold: str, parts: list[str], timeout: float) -> bool:
+    """Several answers against a gold list element by element, for lists math-verify reads only as text
+    (``E_{1},E_{2}``): a tuple in order, a set or list in any order, each gold element used once."""
+    shape, elements = gold_elements(gold)  # a one-value gold has one element, and parts are several
+    if len(elements) != len(parts) or len(elements) > MAX_ELEMENTWISE:
+        return False
+    deadline = time.monotonic() + ELEMENTWISE_BUDGET * timeout
+
+    def equal(g: str, p: str) -> bool:
+        return time.monotonic() < deadline and _verdict(g, p, timeout)[0]
+
+    if shape == "tuple":
+        return all(map(equal, elements, parts))
+    unused = list(elements)
+    for part in parts:
+        match = next((g for g in unused if equal(g, part)), None)
+        if match is None:
+            return False
+        unused.remove(match)
+    return True
+
+
+def _verdict(gold: str, pred: str, timeout: float) -> tuple[bool, str, str | None]:
+    """(correct, reason, unsafe reason) for two answers, inequalities read as the intervals they denote."""
+    gold = inequality_as_interval(gold) or gold
+    pred = inequality_as_interval(pred) or pred
+    fast = _fast_verdict(gold, pred)
+    if fast is not None:
+        return fast, ("match" if fast else "mismatch"), None
+    unsafe = unsafe_reason(pred)
+    if unsafe is not None and unsafe_reason(gold) is None:
+        return False, unsafe, unsafe
+    status, result = get_pool().call("verify", gold, f"\\boxed{{{pred}}}", timeout=timeout)
+    if status == "ok":
+        return bool(result[0]), ("match" if result[0] else "mismatch"), None
+    return False, status, None
+
+
+def _reasoning_gym_match(question: Any, pred: str, timeout: float) -> bool:
+    meta = getattr(question, "metadata", None) or {}
+    if not (meta.get("grader") == "reasoning_gym" and "rg_dataset" in meta and "rg_entry" in meta):
+        return False
+    if len(pred) > MAX_ANSWER_CHARS:
+        return False
+    status, score = get_pool().call("rg_score", meta["rg_dataset"], pred, meta["rg_entry"], timeout=timeout)
+    return status == "ok" and score >= 1.0
 
 
 def grade_math(question: Any, completion: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Grade:
@@ -189,36 +283,19 @@ def grade_math(question: Any, completion: str, *, timeout: float = DEFAULT_TIMEO
     if len(completion) > MAX_COMPLETION_CHARS:
         return Grade(False, 0.0, None, "rejected:completion_too_long")
     extraction = extract_math_answer(completion)
-    pred = extraction.answer
-    if pred is None:
-        return Grade(False, 0.0, None, "no_answer", extraction.has_box)
-    pred = _strip_control(pred).strip()
-    gold = str(question.answer)
     has_box = extraction.has_box
-
-    fast = _fast_verdict(gold, pred)
-    if fast is not None:
-        verdict: bool | None = fast
-        reason = "match" if fast else "mismatch"
-    else:
-        unsafe = unsafe_reason(pred)
-        if unsafe is not None and unsafe_reason(gold) is None:
-            return Grade(False, 0.0, _shown(pred), unsafe, has_box)
-        status, result = get_pool().call("verify", gold, f"\\boxed{{{pred}}}", timeout=timeout)
-        if status == "ok":
-            verdict, reason = result[0], ("match" if result[0] else "mismatch")
-        else:
-            verdict, reason = False, status
-    if verdict and normalise(pred) != normalise(gold) and copied_from_question(question, pred):
+    if extraction.answer is None:
+        return Grade(False, 0.0, None, "no_answer", has_box)
+    gold = str(question.answer)
+    parts = committed_parts(extraction.parts or (extraction.answer,), gold)
+    pred = committed_answer(question, parts)
+    verdict, reason, unsafe = _verdict(gold, pred, timeout)
+    if unsafe is not None:
+        return Grade(False, 0.0, _shown(pred), unsafe, has_box)
+    if not verdict and len(parts) > 1 and _elementwise(gold, parts, timeout):
+        verdict, reason = True, "match:elementwise"
+    if verdict and canonical(pred) != canonical(gold) and copied_from_question(question, pred):
         return Grade(False, 0.0, _shown(pred), "rejected:copied_from_question", has_box)
-    meta = getattr(question, "metadata", None) or {}
-    rg_task = meta.get("grader") == "reasoning_gym" and "rg_dataset" in meta and "rg_entry" in meta
-    if not verdict and rg_task and len(pred) <= MAX_ANSWER_CHARS:
-        status, score = get_pool().call(
-            "rg_score", meta["rg_dataset"], pred, meta["rg_entry"], timeout=timeout
-        )
-        if status == "ok" and score >= 1.0:
-            return Grade(True, 1.0, _shown(pred), "match:reasoning_gym", has_box)
-    if verdict:
-        return Grade(True, 1.0, _shown(pred), reason, has_box)
-    return Grade(False, 0.0, _shown(pred), reason, has_box)
+    if not verdict and _reasoning_gym_match(question, pred, timeout):
+        return Grade(True, 1.0, _shown(pred), "match:reasoning_gym", has_box)
+    return Grade(verdict, 1.0 if verdict else 0.0, _shown(pred), reason, has_box)

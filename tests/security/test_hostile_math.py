@@ -69,6 +69,26 @@ def test_hostile_answers_from_a_worker_thread() -> None:
     assert all(elapsed <= BOUND_S and not correct for elapsed, correct in results.values()), results
 
 
+LIST_GOLD = Question(id="hl", prompt="?", answer="1,-2", task="security", kind="math")
+HOSTILE_LISTS = {
+    "slow_boxes": r"\boxed{(x+1)^{5000} - (x-1)^{4999}} and \boxed{(x+2)^{5000} - (x-1)^{4999}}",
+    "many_boxes": r"\boxed{1}, " * 100_000 + r"\boxed{-2}",
+    "many_groups": r"\boxed{1} then " * 100_000,
+    "tower_boxes": r"\boxed{9^{9^{9^9}}}, \boxed{-2}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_LISTS))
+def test_hostile_boxes_against_a_list_gold_within_bound(name: str) -> None:
+    """Several boxes are read together and, failing that, element by element: still bounded (the list
+    and the element-by-element pass get one deadline each)."""
+    start = time.monotonic()
+    g = grade(LIST_GOLD, HOSTILE_LISTS[name])
+    elapsed = time.monotonic() - start
+    assert elapsed <= 2 * BOUND_S + 0.5, f"{name} took {elapsed:.2f}s"
+    assert not g.correct
+
+
 def test_pool_recovers_after_a_timeout() -> None:
     assert grade(GOLD, HOSTILE["slow_expand"]).reason == "timeout"
     start = time.monotonic()
