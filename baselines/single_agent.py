@@ -23,6 +23,7 @@ from ilr_agents.run_folder import RunFolder, TrainResult
 from ilr_agents.run_log import attach_run
 from ilr_agents.trainer_factory import build_trainer
 from ilr_agents.training_data import build_dataset, load_training_questions
+from ilr_agents.vllm_training import close_engine
 
 
 def train_single_agent(config: ILRConfig) -> TrainResult:
@@ -51,6 +52,7 @@ def train_single_agent(config: ILRConfig) -> TrainResult:
             trainer.train(resume_from_checkpoint=run.resume_checkpoint(agent))
         log.close()
         step = trainer.state.global_step or step
+        close_engine(trainer)  # before the next agent's engine, with the processes' group kept
         del trainer, model
     write_placement(run.path, placed, prepared_on=None)  # the baseline prepares nothing
     release()

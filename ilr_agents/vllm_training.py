@@ -144,6 +144,46 @@ def live_cpu_weights() -> Iterator[None]:
         utils.dispatch_cpu_unquantized_gemm = packed
 
 
+def close_engine(trainer: Any) -> None:
+    """Shut a trainer's colocated engine down now, leaving the training processes' own group standing.
+
+    vLLM's engine shutdown (``cleanup_dist_env_and_memory``) also destroys torch's default process group,
+    which under ``accelerate launch`` is the trainers' group, not the engine's. That resets torch's group
+    counter, so the next engine built in the same process (the baseline trains its agents one after the
+    other) names its groups as the first one did, in the same store, and reads stale addresses: gloo
+    "connection refused" or a hang in vLLM's ``new_group``; on GPUs the NCCL world would be gone too. Left to
+    the garbage collector the shutdown would come at an unknown moment; here it comes while
+    ``keep_default_group`` holds. A no-op without a colocated engine (server mode, HF generation) and when
+    the engine is already shut down.
+    """
+    generation = getattr(trainer, "vllm_generation", None)
+    llm = getattr(generation, "llm", None) if generation is not None else None
+    if llm is None:
+        return
+    with keep_default_group():
+        llm.llm_engine.engine_core.shutdown()  # vLLM's in-process client: runs its finaliser once
+
+
+@contextlib.contextmanager
+def keep_default_group() -> Iterator[None]:
+    """Inside this block torch's default process group survives ``destroy_process_group()``; the
+    subgroups an engine made for itself are still destroyed."""
+    import torch.distributed as dist
+
+    original = dist.destroy_process_group
+
+    def destroy(group: Any = None) -> None:
+        if group is None or group is dist.GroupMember.WORLD:
+            return
+        original(group)
+
+    dist.destroy_process_group = destroy
+    try:
+        yield
+    finally:
+        dist.destroy_process_group = original
+
+
 def rollout_policy(trainer: Any, name: str) -> Any:
     """The policy that samples an agent's rollout: its trainer's vLLM engine, or its live model."""
     if not getattr(trainer, "use_vllm", False):

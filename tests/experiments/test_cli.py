@@ -144,6 +144,7 @@ REHEARSAL_MAY_CHANGE = {
     "train.max_steps",
     "train.save_steps",
     "train.max_completion_length",
+    "train.grpo.mask_truncated_completions",  # random models never end an answer: masked, no gradient
     "train.max_stage_tokens",
     "train.num_processes",
 }

@@ -72,8 +72,8 @@ def check_placement(run_dir: Path) -> None:
         placement = json.loads((train_dir / "placement.json").read_text())
         assert placement["num_processes"] == 2, train_dir
         for agent, entry in placement["agents"].items():
-            local = [int(r["local_parameters"]) for r in entry["ranks"]]
-            assert sum(local) == entry["parameters"] and max(local) < entry["parameters"], (train_dir, agent)
+            local, full = entry["local_numel"], entry["full_numel"]  # ilr_agents/placement.py's layout
+            assert len(local) == 2 and sum(local) == full and max(local) < full, (train_dir, agent, entry)
 
 
 @pytest.mark.slow
