@@ -99,6 +99,7 @@ def test_discard_uncommitted_removes_only_newer_agent_folders_and_stray_temporar
     assert sorted(removed) == sorted(
         [agent_checkpoint_dir(tmp_path, "agent_0", 3), agent_checkpoint_dir(tmp_path, "agent_1", 4), stray]
     )
+    assert all(not p.exists() for p in removed)
     assert agent_checkpoint_dir(tmp_path, "agent_0", 2).is_dir()
     assert (tmp_path / "agent_0" / "checkpoint-9.tmp").is_dir()
     assert (tmp_path / "agent_2" / "checkpoint-5").is_dir()
@@ -171,9 +172,62 @@ def test_keep_below_one_is_refused():
 
 
 def test_atomic_writes_replace_whole_files(tmp_path):
-    path = tmp_path / "deep" / "state.json"
+    path = tmp_path / "deep" / "er" / "state.json"
     atomic_write_json(path, {"b": 1, "a": Path("x")})
     assert path.read_text() == '{\n "a": "x",\n "b": 1\n}'
     atomic_write_text(path, "new")
     assert path.read_text() == "new"
     assert sorted(p.name for p in path.parent.iterdir()) == ["state.json"]
+
+
+def test_a_failed_replace_leaves_the_old_manifest_and_no_temporary(tmp_path, monkeypatch):
+    """The temporary sits beside its target, named so that discard_uncommitted's sweep finds it."""
+    path = tmp_path / MANIFEST_DIR / "manifest-00000003.json"
+    atomic_write_text(path, "old")
+    temporaries = []
+
+    def refuse(src, dst):
+        temporaries.append(Path(src))
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", refuse)
+    with pytest.raises(OSError, match="^disk full$"):
+        atomic_write_text(path, "new")
+    (tmp,) = temporaries
+    assert tmp.parent == path.parent
+    assert tmp.name.startswith(".manifest-00000003.json.") and tmp.name.endswith(".tmp")
+    assert not tmp.exists() and path.read_text() == "old"
+
+
+def test_default_writer_keeps_two_checkpoints(tmp_path):
+    writer = ManifestWriter(tmp_path, AGENTS, {})
+    for step in (1, 2, 3, 4):
+        for agent in AGENTS:
+            agent_checkpoint_dir(tmp_path, agent, step).mkdir(parents=True)
+        writer.commit(step)
+    assert [m.step for m in list_manifests(tmp_path)] == [3, 4]
+
+
+def test_prune_without_any_manifest_removes_nothing(tmp_path):
+    for agent in AGENTS:
+        agent_checkpoint_dir(tmp_path, agent, 0).mkdir(parents=True)
+    ManifestWriter(tmp_path, AGENTS, {}).prune()
+    assert all(agent_checkpoint_dir(tmp_path, a, 0).is_dir() for a in AGENTS)
+
+
+def test_cleanup_never_follows_a_linked_checkpoint_out_of_the_run(tmp_path):
+    """A checkpoint folder that is a link (to a copy kept elsewhere) cannot be removed as a tree: the
+    cleanup carries on and the linked copy is untouched."""
+    outside = tmp_path / "elsewhere"
+    (outside / "weights").mkdir(parents=True)
+    run = tmp_path / "run"
+    _commit(run, 1)
+    (run / "agent_0").mkdir(exist_ok=True)
+    (run / "agent_0" / "checkpoint-7").symlink_to(outside, target_is_directory=True)
+    discard_uncommitted(run, AGENTS, 1)
+    writer = ManifestWriter(run, AGENTS, {}, keep=1)
+    (run / "agent_0" / "checkpoint-0").symlink_to(outside, target_is_directory=True)
+    _commit(run, 2)
+    writer.prune()
+    assert (outside / "weights").is_dir()
+    assert latest_manifest(run).step == 2

@@ -31,10 +31,15 @@ def test_interval_half_widths_match_the_normal_quantile_of_the_stated_level(conf
     assert (hi - mean) / SD == pytest.approx(z, rel=0.06)
 
 
+# continuous outcomes (e.g. partial credit): every resample count moves the quantiles
+SCORES = np.random.default_rng(0).random(50)
+
+
 def test_default_interval_is_95_percent_and_uses_the_documented_defaults():
     _, lo, hi = bootstrap_ci(HALF)
     assert (hi - lo) / (2 * SD) == pytest.approx(norm.ppf(0.975), rel=0.06)
-    assert bootstrap_ci(HALF) == bootstrap_ci(HALF, confidence=0.95, resamples=2000, seed=0)
+    assert bootstrap_ci(SCORES) == bootstrap_ci(SCORES, confidence=0.95, resamples=2000, seed=0)
+    assert bootstrap_ci(SCORES) != bootstrap_ci(SCORES, resamples=2001)
     assert bootstrap_ci(HALF, seed=1) != bootstrap_ci(HALF, seed=0)
 
 
@@ -69,14 +74,23 @@ def test_average_interval_level_is_the_stated_level(confidence):
 
 
 def test_average_interval_defaults_and_seed_sharing():
-    assert bootstrap_average_ci([HALF]) == bootstrap_average_ci(
-        [HALF], confidence=0.95, resamples=2000, seed=0
+    assert bootstrap_average_ci([SCORES]) == bootstrap_average_ci(
+        [SCORES], confidence=0.95, resamples=2000, seed=0
     )
+    assert bootstrap_average_ci([SCORES]) != bootstrap_average_ci([SCORES], resamples=2001)
     assert bootstrap_average_ci([HALF], seed=1) != bootstrap_average_ci([HALF], seed=0)
     # seed k is the same run in every benchmark: two benchmarks whose seeds disagree the same way move
     # together, so the average keeps the full seed spread (0 or 1 with probability 1/4 each)
     x = np.stack([np.ones(N), np.zeros(N)])
     assert bootstrap_average_ci([x, x], resamples=4000) == (0.5, 0.0, 1.0)
+
+
+def test_every_question_and_single_observations_can_be_drawn():
+    # only the first question is right: resamples that draw it reach the top of the interval
+    assert bootstrap_average_ci([[1.0, 0.0]], resamples=400) == (0.5, 0.0, 1.0)
+    assert bootstrap_ci([1.0, 0.0], resamples=400) == (0.5, 0.0, 1.0)
+    assert bootstrap_average_ci([[1.0]]) == (1.0, 1.0, 1.0)
+    assert bootstrap_ci([0.0]) == (0.0, 0.0, 0.0)
 
 
 def test_average_interval_weights_benchmarks_equally():

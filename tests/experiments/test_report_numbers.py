@@ -140,6 +140,7 @@ def test_table1_markdown_states_question_counts_and_a_partial_average():
 
 
 def _write_run(tmp_path, config, summary, metrics):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "train_summary.json").write_text(json.dumps(summary))
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
@@ -202,3 +203,86 @@ def test_training_compute_without_masking_counts_every_answer_token(tmp_path):
         "forward_tokens": 0,
         "train_seconds": None,
     }
+
+
+def test_paired_tests_skip_unmatched_seeds_and_metrics_logged_by_one_side_only():
+    ilr = [_seed(ILR_RIGHT, strict=ILR_RIGHT), _seed(ILR_RIGHT)]
+    grpo = [_seed(GRPO_RIGHT)]  # one seed only, and no "strict"
+    results = {"evaluations": {"gsm8k:test": {ILR: ilr, GRPO: grpo}}}
+    rows = paired_tests(results, [(ILR, GRPO)])
+    assert [(r["seed_index"], r["metric"]) for r in rows] == [(0, "correct")]
+
+
+def test_table1_skips_other_benchmarks_wherever_they_come_and_reads_the_task_before_the_first_colon():
+    evaluations = {
+        "rg/basic_arithmetic:test": {ILR: [_seed([True])]},
+        "gsm8k:test:rerun": {ILR: [_seed([True, False])]},
+    }
+    table = table1({"evaluations": evaluations})
+    assert table["columns"] == ["gsm8k"]
+    assert table["rows"][0]["cells"]["gsm8k"]["mean"] == 0.5
+
+
+def test_table1_markdown_full_layout_line_by_line():
+    table = table1(
+        {
+            "evaluations": {
+                **{f"{t}:test": {ILR: [_seed([True, False])]} for t in ("gsm8k", "math500", "minerva_math")},
+                "olympiadbench:test": {ILR: [_seed([True, False])]},
+                "aime24:test": {ILR: [_seed([True])]},
+                "aime25:test": {ILR: [_seed([True])]},
+            }
+        }
+    )
+    row = table["rows"][0]
+    avg_lo, avg_hi = (100 * v for v in row["average"]["ci95"])
+    assert table1_markdown(table) == [
+        "## Table 1 layout: accuracy %, correct (stated answer)",
+        "",
+        (
+            "| model | GSM8K (2 q) | MATH-500 (2 q) | Minerva (2 q) | OlympiadBench (2 q) | AIME 24+25 (2 q) "
+            "| Avg (5 maths) |"
+        ),
+        "|---|---|---|---|---|---|---|",
+        f"| {ILR} | "
+        + " | ".join(["50.0 [0.0, 100.0]"] * 4)
+        + f" | 100.0 [100.0, 100.0] | 60.0 [{avg_lo:.1f}, {avg_hi:.1f}] |",
+        "",
+        (
+            "AIME 2024 and 25 are scored as one benchmark (their questions concatenated), as in the paper. "
+            "Avg (5 maths) is the unweighted mean of the columns shown. Intervals: 95% percentile bootstrap "
+            "over questions (and seeds); the average's interval resamples each benchmark's questions "
+            "independently, so every benchmark keeps its weight of one."
+        ),
+        "",
+    ]
+
+
+def test_table1_markdown_without_rows_or_aime():
+    table = {"metric": "strict", "columns": ["gsm8k", "math500"], "aime_years": [], "rows": []}
+    assert table1_markdown(table) == [
+        "## Table 1 layout: accuracy %, boxed and correct",
+        "",
+        "| model | GSM8K (? q) | MATH-500 (? q) | Avg (2 of 5 maths) |",
+        "|---|---|---|---|",
+        "",
+        (
+            "Avg (2 of 5 maths) is the unweighted mean of the columns shown (the preset does not evaluate "
+            "the others). Intervals: 95% percentile bootstrap over questions (and seeds); the average's "
+            "interval resamples each benchmark's questions independently, so every benchmark keeps its "
+            "weight of one."
+        ),
+        "",
+    ]
+
+
+def test_training_compute_tolerates_rows_without_optional_counts(tmp_path):
+    trl = _trl("agent_0", 1, 10.0, 0.0, 10.0, 0.0)
+    del trl["num_tokens"]
+    metrics = [trl, {"kind": "ilr", "agent": "agent_0", "step": 1}]
+    run = _write_run(tmp_path, {"per_device_train_batch_size": 2}, {}, metrics)
+    assert training_compute(run)["generated_tokens"] == 20
+    assert training_compute(run)["forward_tokens"] == 0
+    # no batch size recorded: no rows per step are assumed
+    run2 = _write_run(tmp_path / "b", {}, {}, [_trl("agent_0", 1, 10.0, 0.0, 10.0, 5.0)])
+    assert training_compute(run2)["generated_tokens"] == 0
