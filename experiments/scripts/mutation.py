@@ -136,23 +136,23 @@ def _pyproject_for(module: Module) -> str:
     return "".join(out).rstrip("\n") + "\n\n" + _mutmut_section(module)
 
 
-def prepare(key: str, module: Module, *, fresh: bool) -> Path:
+def prepare(key: str, module: Module) -> Path:
+    """A fresh scratch folder: mutmut caches which tests cover which function, so a kept folder would
+    never run a test written since, and its mutated copies would be of old sources."""
     work = SCRATCH / key
-    if fresh and work.exists():
+    if work.exists():
         shutil.rmtree(work)
     # made before mutmut starts: a PYTHONPATH entry missing at start-up is cached as "no modules here"
-    (work / "mutants").mkdir(parents=True, exist_ok=True)
+    (work / "mutants").mkdir(parents=True)
     for name in (*PACKAGES, "tests"):
-        link = work / name
-        if not link.exists():
-            link.symlink_to(ROOT / name, target_is_directory=True)
+        (work / name).symlink_to(ROOT / name, target_is_directory=True)
     (work / "pyproject.toml").write_text(_pyproject_for(module))
     return work
 
 
-def run_module(key: str, module: Module, *, fresh: bool) -> dict[str, object]:
+def run_module(key: str, module: Module) -> dict[str, object]:
     """Run mutmut for one module under its cap; killing the process group stops its forked workers too."""
-    work = prepare(key, module, fresh=fresh)
+    work = prepare(key, module)
     env = {
         **os.environ,
         "ILR_DATA_DIR": os.environ.get("ILR_DATA_DIR", str(ROOT.parent / "shared" / "data")),
@@ -265,7 +265,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"modules to run (default all): {', '.join(MODULES)}")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from past runs")
-    parser.add_argument("--fresh", action="store_true", help="discard past results of the modules run")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -278,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         run_info = previous.get(key, {})
         if key in chosen and not args.report_only:
             print(f"mutation: {key} ({module.path}), cap {module.cap_s} s", flush=True)
-            run_info = run_module(key, module, fresh=args.fresh)
+            run_info = run_module(key, module)
         statuses = read_results(key, module)
         if not statuses and key not in previous:
             continue
