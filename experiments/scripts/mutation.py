@@ -86,24 +86,47 @@ MODULES: dict[str, Module] = {
         ),
         1200,
     ),
-    "choice": Module("ilr_env/grading/choice.py", ("tests/env/test_grading.py",), 600, settled=False),
+    "choice": Module(
+        "ilr_env/grading/choice.py",
+        ("tests/env/test_grading.py", "tests/env/test_grading_format.py"),
+        600,
+        settled=False,
+    ),
     "extract": Module(
         "ilr_env/grading/extract.py",
-        ("tests/env/test_grading.py", "tests/env/test_grading_format.py"),
+        ("tests/env/test_grading.py", "tests/env/test_grading_format.py", "tests/env/test_long_replies.py"),
         900,
         settled=False,
     ),
     "maths": Module(
         "ilr_env/grading/maths.py",
-        ("tests/env/test_grading.py", "tests/env/test_grading_format.py"),
+        ("tests/env/test_grading.py", "tests/env/test_grading_format.py", "tests/env/test_grading_gold.py"),
         1200,
         settled=False,
     ),
-    "rewards": Module("ilr_agents/rewards.py", ("tests/agents/test_reward_model.py",), 900, settled=False),
+    "rewards": Module(
+        "ilr_agents/rewards.py",
+        ("tests/agents/test_reward_model.py", "tests/agents/test_precision.py"),
+        900,
+        settled=False,
+    ),
+    # the code judge's verdict (tests run, pass/fail, pass@k); the isolation layers are security, not numbers
     "code_judge": Module(
         "ilr_env/grading/sandbox.py",
-        ("tests/security/test_sandbox_parts.py", "tests/env/test_grading.py"),
+        ("tests/env/test_grading.py", "tests/security/test_sandbox_fallback.py"),
         1200,
+        only=tuple(
+            f"ilr_env.grading.sandbox.x_{f}*"
+            for f in (
+                "run_tests",
+                "judge_once",
+                "extract_code",
+                "build_program",
+                "check_code",
+                "check_many",
+                "pass_at_k",
+            )
+        ),
         settled=False,
     ),
 }
