@@ -173,7 +173,7 @@ def prepare(key: str, module: Module) -> Path:
     return work
 
 
-def run_module(key: str, module: Module) -> dict[str, object]:
+def run_module(key: str, module: Module, cap_s: int) -> dict[str, object]:
     """Run mutmut for one module under its cap; killing the process group stops its forked workers too."""
     work = prepare(key, module)
     env = {
@@ -193,7 +193,7 @@ def run_module(key: str, module: Module) -> dict[str, object]:
             cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
-            rc = proc.wait(timeout=module.cap_s)
+            rc = proc.wait(timeout=cap_s)
             capped = False
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"modules to run (default all): {', '.join(MODULES)}")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from past runs")
+    parser.add_argument("--max-cap", type=int, default=None, help="lower every module's time cap to this (s)")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -299,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     for key, module in MODULES.items():
         run_info = previous.get(key, {})
         if key in chosen and not args.report_only:
-            print(f"mutation: {key} ({module.path}), cap {module.cap_s} s", flush=True)
-            run_info = run_module(key, module)
+            cap = min(module.cap_s, args.max_cap or module.cap_s)
+            print(f"mutation: {key} ({module.path}), cap {cap} s", flush=True)
+            run_info = run_module(key, module, cap)
         statuses = read_results(key, module)
         if not statuses and key not in previous:
             continue
