@@ -52,7 +52,11 @@ MODULES: dict[str, Module] = {
     "stats": Module(
         "ilr_agents/stats.py", ("tests/agents/test_stats.py", "tests/agents/test_stats_levels.py"), 600
     ),
-    "calibration": Module("ilr_agents/calibration.py", ("tests/agents/test_calibration.py",), 900),
+    "calibration": Module(
+        "ilr_agents/calibration.py",
+        ("tests/agents/test_calibration.py", "tests/agents/test_calibration_numbers.py"),
+        900,
+    ),
     "report": Module(
         "experiments/reports/report.py",
         (
@@ -80,6 +84,7 @@ MODULES: dict[str, Module] = {
         (
             "tests/env/test_difficulty.py",
             "tests/env/test_difficulty_numbers.py",
+            "tests/env/test_difficulty_exact.py",
             "tests/agents/test_self_rank.py",
             # 20 s of CLI start-up per mutant; the same ranking code is covered by the tests above
             "--deselect=tests/agents/test_self_rank.py::test_ilr_difficulty_command_with_two_zoo_models",
