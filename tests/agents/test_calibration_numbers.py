@@ -88,7 +88,8 @@ def test_group_advantages_follow_trls_formula():
     assert group_advantages(x) == pytest.approx((x - 0.25) / (std + 1e-4), rel=1e-12)
     assert group_advantages([1.0, 0.0]) == pytest.approx(np.array([0.5, -0.5]) / (math.sqrt(0.5) + 1e-4))
     assert group_advantages(x, scale="none") == pytest.approx(x - 0.25)
-    assert group_advantages([[3.0]]).tolist() == [[0.0]]  # one sample: no spread, advantage 0
+    one = group_advantages([[3.0]])  # one sample: no spread, advantage 0
+    assert one.tolist() == [[0.0]] and one.dtype == np.float64
     with pytest.raises(CalibrationError, match=r"^scale='batch': use 'group' \(std-normalised\) or 'none'$"):
         group_advantages(x, scale="batch")
 
