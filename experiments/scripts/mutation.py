@@ -111,7 +111,7 @@ MODULES: dict[str, Module] = {
     ),
     "rewards": Module(
         "ilr_agents/rewards.py",
-        ("tests/agents/test_reward_model.py", "tests/agents/test_precision.py"),
+        ("tests/agents/test_reward_model.py", "tests/env/test_long_replies.py"),
         900,
         settled=False,
     ),
