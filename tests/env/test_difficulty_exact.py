@@ -31,7 +31,7 @@ def _q(i: int, **metadata) -> Question:
 def test_mode_names_and_probability_types():
     assert dif.choose_mode(1.0, 0.0) == "compete" and dif.choose_mode(0.0, 1.0) == "cooperate"
     p = dif.p_correct(0, 0)
-    assert isinstance(p, float) and p == 0.5
+    assert type(p) is float and p == 0.5
     assert isinstance(dif.p_correct(np.array([0.0, 1.0]), 0.0), np.ndarray)
 
 
@@ -160,7 +160,7 @@ def test_numbered_lines_count_where_their_last_line_ends():
     text = "1. Q3\n2. Q1 (not 2, 3, 1)\n3. Q2"
     assert dif.parse_ranking(text, 3) == [3, 1, 2]
     # a stray numbered line before the list does not stop the search
-    assert dif.parse_ranking("3. a note\n1. Q2\n2. Q1", 2) == [2, 1]
+    assert dif.parse_ranking("5. Q7 was a typo\n1. Q2\n2. Q1", 2) == [2, 1]
 
 
 def _recording_ranker(calls):
@@ -212,6 +212,9 @@ def test_rank_difficulty_uses_the_prompts_it_is_given_and_counts_every_singleton
     assert est.metadata["params"]["prompt_version"] == dif.load_prompts(prompts).version
     assert est.metadata["params"]["prompt_version"] != dif.load_prompts(None).version
     assert est.metadata["counts"]["singletons_dropped"] == 2
+    short = []
+    dif.rank_difficulty([_q(i) for i in range(2)], _recording_ranker(short), passes=1, max_question_chars=5)
+    assert "Q1: probl [...]\n" in short[0][0][1]["content"]
 
 
 @pytest.mark.parametrize(
@@ -238,6 +241,8 @@ def test_ranking_prompt_clips_long_questions_only():
     exact = Question(id="a", prompt="y" * 2000, answer="0", task="toy")
     chat = dif.ranking_prompt([exact, _q(1)])
     assert "y" * 2000 + "\n" in chat[1]["content"] and "[...]" not in chat[1]["content"]
+    longer = Question(id="b", prompt="y" * 2001, answer="0", task="toy")
+    assert "Q1: " + "y" * 2000 + " [...]\n" in dif.ranking_prompt([longer, _q(1)])[1]["content"]
     clipped = dif.ranking_prompt([exact, _q(1)], max_question_chars=10)
     assert "Q1: " + "y" * 10 + " [...]\n" in clipped[1]["content"]
     assert chat[0] == {"role": "system", "content": dif.load_prompts(None).template("rank", "system")}
@@ -357,5 +362,8 @@ def test_abilities_by_agent_name_without_models_and_model_count_refusal():
         "agent_0": -1.0,
         "agent_1": 2.0,
     }
+    # keyed by agent name although model names are given: read by agent name
+    by_agent = dif.abilities_by_agent({"agent_0": 1, "agent_1": 2}, ["agent_0", "agent_1"], ["m", "m"])
+    assert by_agent == {"agent_0": 1.0, "agent_1": 2.0}
     with pytest.raises(dif.DifficultyError, match=r"^1 model names for 2 agents: give one per agent$"):
         dif.abilities_by_agent({"m": 1.0}, ["agent_0", "agent_1"], ["m"])
