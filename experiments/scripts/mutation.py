@@ -93,7 +93,7 @@ MODULES: dict[str, Module] = {
     ),
     "choice": Module(
         "ilr_env/grading/choice.py",
-        ("tests/env/test_grading.py", "tests/env/test_grading_format.py"),
+        ("tests/env/test_grading.py", "tests/env/test_grading_format.py", "tests/env/test_choice_rewards.py"),
         600,
         settled=False,
     ),
