@@ -106,7 +106,7 @@ MODULES: dict[str, Module] = {
     "maths": Module(
         "ilr_env/grading/maths.py",
         ("tests/env/test_grading.py", "tests/env/test_grading_format.py", "tests/env/test_grading_gold.py"),
-        1200,
+        1800,  # about 0.3 mutants/s: its tests grade through math-verify workers
         settled=False,
     ),
     "rewards": Module(
