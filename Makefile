@@ -51,8 +51,9 @@ demo: install
 bench: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/ilr bench --out bench
 
-# mutmut over the modules that decide a number, one module at a time with its own tests and time cap, one
-# child process (under an hour on 2 cores, half of it maths); writes docs/mutation/report.{json,md}. MODULES=stats,... for some.
+# mutmut over the modules that decide a number, one module at a time with its own tests and time cap and one
+# child process (under an hour on 2 cores, half of it maths); writes docs/mutation/report.{json,md}.
+# MODULES=stats,report runs some.
 mutation: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python experiments/scripts/mutation.py $(subst $(comma), ,$(MODULES))
 
