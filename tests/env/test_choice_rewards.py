@@ -54,3 +54,10 @@ def test_gold_that_is_no_option_is_refused_with_the_fix(gold):
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         ilr_env.grade(_q(answer=gold), "\\boxed{B}")
+
+
+def test_the_number_of_choices_sets_the_valid_letters():
+    five = _q(answer="E", choices=["1", "2", "3", "4", "5"])
+    assert ilr_env.grade(five, "\\boxed{E}") == Grade(True, 1.0, "E", "match", True)
+    many = _q(answer="X", choices=[str(i) for i in range(26)])
+    assert ilr_env.grade(many, "\\boxed{X}") == Grade(True, 1.0, "X", "match", True)
