@@ -99,7 +99,13 @@ MODULES: dict[str, Module] = {
     ),
     "extract": Module(
         "ilr_env/grading/extract.py",
-        ("tests/env/test_grading.py", "tests/env/test_grading_format.py", "tests/env/test_long_replies.py"),
+        (
+            "tests/env/test_grading.py",
+            "tests/env/test_grading_format.py",
+            "tests/env/test_long_replies.py",
+            "tests/env/test_extract_sources.py",
+            "tests/env/test_choice_rewards.py",
+        ),
         900,
         settled=False,
     ),
