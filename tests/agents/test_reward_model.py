@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from ilr_agents.rewards import (
     RawReward,
+    Reply,
     RewardInputError,
     RewardModelReward,
     build_tiny_reward_model,
@@ -16,6 +17,7 @@ from ilr_agents.rewards import (
     squash_score,
 )
 from ilr_env import Question
+from ilr_env.grading import Grade
 
 pytest.importorskip("torch")
 
@@ -96,7 +98,11 @@ def test_a_correct_answer_always_out_rewards_a_wrong_one(logits, weight, bonus, 
         "graded", format_bonus=bonus, reward_model=_FixedScores(logits), reward_model_weight=weight
     )
     q = Question(id="q", prompt="1?", answer="1", task="t", kind="math")
-    rewards = raw([q] * len(logits), texts, [False] * len(logits), [float(c) for c in correct])
+    replies = [
+        Reply(t, Grade(correct=c, reward=float(c), extracted="1", reason="match", has_box="boxed" in t))
+        for t, c in zip(texts, correct, strict=True)
+    ]
+    rewards = raw([q] * len(logits), replies)
     right = [r for r, c in zip(rewards, correct, strict=True) if c]
     wrong = [r for r, c in zip(rewards, correct, strict=True) if not c]
     if right and wrong:

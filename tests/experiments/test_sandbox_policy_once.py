@@ -8,8 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from experiments.commands import compare
-from experiments.pipeline import methods
+from experiments.pipeline import compare, methods
 from ilr_agents.policies import ScriptedPolicy
 from ilr_env.grading.sandbox import POLICY_ENV, bwrap_available, sandbox_policy
 from ilr_env.tasks import load_questions
@@ -36,8 +35,8 @@ def test_base_and_trained_phases_grade_mbpp_under_one_policy(tmp_path: Path, mon
     graded: list[tuple[str, str, bool]] = []
     real_evaluate = compare.evaluate_policy
 
-    def evaluate(policy, cfg, questions):  # the real evaluation and grading, with the policy noted
-        out = real_evaluate(policy, cfg, questions)
+    def evaluate(policy, cfg, questions, label, seed=None):  # the real evaluation, with the policy noted
+        out = real_evaluate(policy, cfg, questions, label, seed)
         graded.append((policy.name, sandbox_policy(), out["mbpp:test[:1]"]["correct"][0]))
         return out
 
@@ -52,7 +51,7 @@ def test_base_and_trained_phases_grade_mbpp_under_one_policy(tmp_path: Path, mon
     )
     monkeypatch.setattr(compare, "final_checkpoints", lambda run_dir, agents: {"agent_0": None})
     monkeypatch.setitem(methods.METHODS, "grpo", trained)  # methods.train itself still runs
-    monkeypatch.setattr("experiments.reports.viewer.write_viewer", lambda run_dir: None)
+    monkeypatch.setattr(compare, "write_page", lambda run_dir: None)
     monkeypatch.setattr("experiments.reports.report.write_report", lambda run_dir, results, pairs: run_dir)
     compare.run_comparison(config)
     assert [name for name, _, _ in graded] == ["tiny", "grpo agent_0"]
