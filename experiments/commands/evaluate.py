@@ -184,22 +184,18 @@ def markdown_table(task: str, protocol: str, metrics: dict[str, dict[str, Any]])
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> int:
-    import ilr_env
-    from experiments.reports.viewer import write_viewer
-    from ilr_agents.evaluation import evaluate_alone, evaluate_together
+def _sampling(args: argparse.Namespace) -> Any:
+    """The run's sampling, checked before any model loads or request is sent (e.g. --n 2 with greedy)."""
     from ilr_agents.policies import SamplingParams
-    from ilr_agents.rollout import write_jsonl
 
-    args = apply_settings(args)
     if args.protocol != "single" and args.n != 1:
         raise ConfigError(
             "--n samples only apply to --protocol single (discussions grade one answer per agent)"
         )
     if any(k < 1 or k > args.n for k in args.pass_k):
         raise ConfigError(f"--pass-k {args.pass_k} needs 1 <= k <= --n ({args.n}): raise --n")
-    try:  # checked before any model loads or request is sent (e.g. --n 2 with greedy decoding)
-        params = SamplingParams(
+    try:
+        return SamplingParams(
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_p=args.top_p,
@@ -209,61 +205,78 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def _alone(args: argparse.Namespace, questions: list[Any], params: Any, env_kwargs: dict[str, Any]) -> list:
+    from ilr_agents.evaluation import evaluate_alone
+
+    cache: dict[str, Any] = {}
+    return [
+        evaluate_alone(
+            _policy(spec, args, cache),
+            questions,
+            params,
+            task=args.task,
+            n=args.n,
+            ks=args.pass_k,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+            env_kwargs=env_kwargs,
+        )
+        for spec in args.models or [args.model]
+    ]
+
+
+def _together(
+    args: argparse.Namespace, questions: list[Any], params: Any, env_kwargs: dict[str, Any]
+) -> list:
+    from ilr_agents.evaluation import evaluate_together
+
+    specs = args.models or [args.model] * args.num_agents
+    if len(specs) < 2:
+        raise ConfigError(
+            f"--protocol {args.protocol} needs at least 2 agents: pass --models A B (got {specs})"
+        )
+    env_kwargs = {**env_kwargs, "mode": _mode(args.mode), "debate_rounds": args.rounds}
+    if args.protocol == "idea3":
+        env_kwargs["turn_order"] = args.turn_order
+    if args.difficulty is not None:
+        env_kwargs["difficulty"] = _difficulty(args.difficulty, specs)
+    if args.abilities is not None:
+        env_kwargs["abilities"] = _abilities(args.abilities, specs)
+    cache: dict[str, Any] = {}
+    policies = {a: _policy(s, args, cache) for a, s in zip(agent_names(len(specs)), specs, strict=True)}
+    result = evaluate_together(
+        policies,
+        questions,
+        params,
+        protocol=args.protocol,
+        task=args.task,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        env_kwargs=env_kwargs,
+    )
+    return [result]
+
+
+def run(args: argparse.Namespace) -> int:
+    import ilr_env
+    from experiments.reports.viewer import write_viewer
+    from ilr_agents.rollout import write_jsonl
+
+    args = apply_settings(args)
+    params = _sampling(args)
     if not isinstance(args.task_kwargs, dict):
         raise ConfigError(f"task_kwargs={args.task_kwargs!r}: give a mapping, e.g. --set task_kwargs.size=50")
     started = time.perf_counter()
     questions = ilr_env.load_questions(
         args.task, split=args.split, data_dir=args.data_dir, limit=args.limit, **args.task_kwargs
     )
-    cache: dict[str, Any] = {}
-    specs = args.models or [args.model]
-    progress = not args.no_progress
     env_kwargs: dict[str, Any] = {"data_dir": args.data_dir} if args.data_dir else {}
-    results = []
-    if args.protocol == "single":
-        for spec in specs:
-            results.append(
-                evaluate_alone(
-                    _policy(spec, args, cache),
-                    questions,
-                    params,
-                    task=args.task,
-                    n=args.n,
-                    ks=args.pass_k,
-                    seed=args.seed,
-                    batch_size=args.batch_size,
-                    progress=progress,
-                    env_kwargs=env_kwargs,
-                )
-            )
-    else:
-        if args.models is None:
-            specs = specs * args.num_agents
-        if len(specs) < 2:
-            raise ConfigError(
-                f"--protocol {args.protocol} needs at least 2 agents: pass --models A B (got {specs})"
-            )
-        env_kwargs.update(mode=_mode(args.mode), debate_rounds=args.rounds)
-        if args.protocol == "idea3":
-            env_kwargs["turn_order"] = args.turn_order
-        if args.difficulty is not None:
-            env_kwargs["difficulty"] = _difficulty(args.difficulty, specs)
-        if args.abilities is not None:
-            env_kwargs["abilities"] = _abilities(args.abilities, specs)
-        policies = {a: _policy(s, args, cache) for a, s in zip(agent_names(len(specs)), specs, strict=True)}
-        results.append(
-            evaluate_together(
-                policies,
-                questions,
-                params,
-                protocol=args.protocol,
-                task=args.task,
-                seed=args.seed,
-                batch_size=args.batch_size,
-                progress=progress,
-                env_kwargs=env_kwargs,
-            )
-        )
+    play = _alone if args.protocol == "single" else _together
+    results = play(args, questions, params, env_kwargs)
     seconds = time.perf_counter() - started
     metrics = {name: m for r in results for name, m in r.metrics.items()}
     out = Path(args.out or f"runs/eval-{args.task}-{args.protocol}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -70,16 +70,7 @@ class CompareConfig:
                 f"eval_max_new_tokens={self.eval_max_new_tokens}, eval_batch_size={self.eval_batch_size}: "
                 "both must be >= 1"
             )
-        if not self.methods:
-            raise ConfigError("methods is empty: name at least one method, e.g. {grpo: {method: grpo}}")
-        if self.only:
-            unknown = [m for m in self.only if m not in self.methods]
-            if unknown:
-                raise ConfigError(
-                    f"only={self.only!r} names no method {unknown}: pick from {list(self.methods)}"
-                )
-            self.methods = {k: v for k, v in self.methods.items() if k in self.only}
-            self.paired = [p for p in self.paired if all(self._runs(label) for label in p)]
+        self._pick_methods()
         if not self.evaluate:
             raise ConfigError("evaluate is empty: list at least one held-out benchmark {task, split, limit}")
         self.evaluate = [e if isinstance(e, EvalSpec) else EvalSpec(**e) for e in self.evaluate]
@@ -92,6 +83,18 @@ class CompareConfig:
                 raise ConfigError(f"evaluate {spec.label} uses the training split: pick a held-out split")
         for label in self.methods:
             self.training_config(label, self.seeds[0])  # every method validated before anything loads
+
+    def _pick_methods(self) -> None:
+        """``only`` keeps some of the preset's methods, and the paired tests that still have both sides."""
+        if not self.methods:
+            raise ConfigError("methods is empty: name at least one method, e.g. {grpo: {method: grpo}}")
+        if not self.only:
+            return
+        unknown = [m for m in self.only if m not in self.methods]
+        if unknown:
+            raise ConfigError(f"only={self.only!r} names no method {unknown}: pick from {list(self.methods)}")
+        self.methods = {k: v for k, v in self.methods.items() if k in self.only}
+        self.paired = [p for p in self.paired if all(self._runs(label) for label in p)]
 
     def _check_types(self) -> None:
         """A wrong YAML type names the compare field before anything uses it (``seeds=abc`` would otherwise

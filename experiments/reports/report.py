@@ -347,13 +347,17 @@ def _training_series(metrics: list[dict[str, Any]]) -> dict[str, dict[str, list[
 
 
 def plots(run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> list[Path]:
-    """training_logs: method label -> metrics.jsonl rows. Writes three PNGs; returns their paths."""
+    """training_logs: method label -> metrics.jsonl rows. Writes three PNGs; returns their paths. Plot names
+    are fixed so report.md can link them; the calibration figure sits beside the mode mix."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
+    return [draw(plt, run_dir, training_logs) for draw in (_reward_plot, _mode_plot, _shift_plot)]
+
+
+def _reward_plot(plt: Any, run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for method, metrics in training_logs.items():
         for agent, s in _training_series(metrics).items():
@@ -367,10 +371,13 @@ def plots(run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> list
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    written.append(run_dir / "training_reward.png")
-    fig.savefig(written[-1], dpi=110)
+    path = run_dir / "training_reward.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
+
+def _mode_plot(plt: Any, run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for method, metrics in training_logs.items():
         rows = [m for m in metrics if m.get("kind") == "ilr"]
@@ -390,10 +397,13 @@ def plots(run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> list
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    written.append(run_dir / "mode_mix.png")
-    fig.savefig(written[-1], dpi=110)
+    path = run_dir / "mode_mix.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
+
+def _shift_plot(plt: Any, run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for method, metrics in training_logs.items():
         rows = [m for m in metrics if m.get("kind") == "ilr"]
@@ -410,11 +420,10 @@ def plots(run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> list
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    written.append(run_dir / "calibration_shift.png")
-    fig.savefig(written[-1], dpi=110)
+    path = run_dir / "calibration_shift.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    # Plot names are fixed so report.md can link them; the calibration figure sits beside the mode mix.
-    return written
+    return path
 
 
 def write_report(run_dir: Path, results: dict[str, Any], pairs: list[tuple[str, str]]) -> Path:

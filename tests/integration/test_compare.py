@@ -66,9 +66,6 @@ def test_compare_writes_report_results_and_plots(smoke_run):
     assert (run_dir / "viewer.html").stat().st_size > 10_000
 
 
-@pytest.mark.xfail(
-    reason="training writes episode records (step, rank, calibrated_reward) once the agents branch lands"
-)
 def test_the_viewer_shows_every_ilr_training_step(smoke_run):
     _, report = smoke_run
     table, problems = collect(report.parent)
