@@ -143,10 +143,55 @@ def test_the_fallback_refuses_memfd_too() -> None:
 
 
 @needs_cgroups
-def test_groups_left_by_dead_judges_are_swept() -> None:
+def test_a_live_judges_group_survives_a_sweep_whatever_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Judges run in pid namespaces of their own, so the pid in a group's name says nothing about whether its
+    judge lives: another judge's sweep removed an empty group between two programs, and the next program ran
+    without its memory limit. The judge's lock on the directory decides."""
+    import subprocess
+    import sys
+
+    from ilr_env.grading.standalone import cgroup
+
+    monkeypatch.setattr(cgroup, "_SWEEP_MIN_AGE_S", 0.0)
+    live = cgroup.make(64 << 20, 8)
+    assert live is not None
+    held = [d.replace(os.path.basename(d), "4000000000-1-1") for d in live.dirs]  # a pid no process has
+    for d in held:
+        os.mkdir(d)
+    holder = subprocess.Popen(  # another judge: it locks its groups and lives on
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, os, sys, time\n"
+                "fds = [os.open(d, os.O_RDONLY) for d in sys.argv[1:]]\n"
+                "[fcntl.flock(fd, fcntl.LOCK_EX) for fd in fds]\n"
+                "print('locked', flush=True)\ntime.sleep(60)\n"
+            ),
+            *held,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        cgroup.sweep()
+        assert all(os.path.isdir(d) for d in held)
+    finally:
+        holder.kill()
+        holder.wait()
+    cgroup.sweep()  # its judge is gone now: the group goes
+    assert not any(os.path.exists(d) for d in held)
+    live.remove()
+
+
+@needs_cgroups
+def test_groups_left_by_dead_judges_are_swept(monkeypatch: pytest.MonkeyPatch) -> None:
     """A judge killed mid-program cannot remove its program's group; the next judge's first group removes
     every empty group whose judge is gone, and no group of a live process."""
     from ilr_env.grading.standalone import cgroup
+
+    monkeypatch.setattr(cgroup, "_SWEEP_MIN_AGE_S", 0.0)
 
     live = cgroup.make(64 << 20, 8)
     assert live is not None

@@ -11,6 +11,7 @@ per-process rlimits apply. Standard library only: loaded by path by the judge, i
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import time
@@ -18,6 +19,8 @@ import time
 ROOT = "/sys/fs/cgroup"
 PARENT = "ilr-sandbox"
 _COUNTER = itertools.count()
+# A group younger than this is never swept: its judge may not have locked it yet.
+_SWEEP_MIN_AGE_S = 10.0
 
 
 def _read(path: str) -> str:
@@ -58,12 +61,31 @@ def problem(root: str = ROOT) -> str | None:
     return None
 
 
+def _lock(path: str) -> int:
+    """An exclusive lock on a group's directory, held by its judge for as long as the judge lives: the
+    kernel drops it when the judge dies, which is how ``sweep`` tells an abandoned group from one in use
+    (a pid in the group's name cannot tell: judges run in pid namespaces of their own)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 class ProgramCgroup:
     """The group(s) of one program: ``procs`` are the ``cgroup.procs`` files it joins."""
 
     def __init__(self, dirs: list[str]) -> None:
         self.dirs = dirs
         self.procs = [f"{d}/cgroup.procs" for d in dirs]
+        self._locks: list[int] = []
+        try:
+            self._locks = [_lock(d) for d in dirs]
+        except OSError:
+            self.remove()
+            raise
 
     def empty(self) -> bool:
         """No process is left in the group (so the next program of this judge can have it)."""
@@ -90,6 +112,9 @@ class ProgramCgroup:
                     break
                 except OSError:
                     time.sleep(0.005)
+        for fd in self._locks:
+            os.close(fd)
+        self._locks = []
 
 
 def _v2(memory: int, tasks: int, root: str, name: str) -> list[str]:
@@ -126,20 +151,30 @@ def _v1(memory: int, tasks: int, root: str, name: str) -> list[str]:
 
 
 def sweep(root: str = ROOT) -> None:
-    """Remove the empty groups of judges that are gone (a judge killed mid-program cannot remove its own).
-    Groups are named ``<judge pid>-...``; a group still in use is not empty, and rmdir refuses it."""
+    """Remove the groups of judges that are gone (a judge killed mid-program cannot remove its own). A live
+    judge holds its groups' locks, and a group with processes in it is refused by rmdir."""
     for parent in (f"{root}/{PARENT}", f"{root}/memory/{PARENT}", f"{root}/pids/{PARENT}"):
         try:
             names = os.listdir(parent)
         except OSError:
             continue
         for name in names:
-            owner = name.split("-", 1)[0]
-            if owner.isdigit() and int(owner) != os.getpid() and not os.path.exists(f"/proc/{owner}"):
-                try:
-                    os.rmdir(f"{parent}/{name}")
-                except OSError:
-                    pass
+            _remove_if_abandoned(f"{parent}/{name}")
+
+
+def _remove_if_abandoned(path: str) -> None:
+    try:
+        if time.time() - os.stat(path).st_ctime < _SWEEP_MIN_AGE_S:
+            return
+        fd = _lock(path)
+    except OSError:  # gone already, or locked by its live judge
+        return
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def make(memory: int, tasks: int, root: str = ROOT) -> ProgramCgroup | None:
