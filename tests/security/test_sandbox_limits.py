@@ -26,23 +26,29 @@ needs_filter = pytest.mark.skipif(not seccomp.supported(), reason="no seccomp fi
 CHILDREN = textwrap.dedent("""
     import os, time
     r, w = os.pipe()
-    for _ in range(4):
-        if os.fork() == 0:
+    pids = []
+    for i in range(4):
+        pid = os.fork()
+        if pid == 0:
             try:
                 block = bytearray(b"\\x01") * (120 << 20)  # touched: resident, not just reserved
-                os.write(w, b"k")
-                time.sleep(3)
+                os.write(w, bytes([i]))
+                time.sleep(4)
             finally:
                 os._exit(0)
+        pids.append(pid)
     os.close(w)
-    time.sleep(2)
+    time.sleep(2.5)
     os.set_blocking(r, False)
     try:
-        got = os.read(r, 64)
+        wrote = set(os.read(r, 64))
     except BlockingIOError:
-        got = b""
-    print("children holding 120 MiB:", len(got))
+        wrote = set()
+    # holding now: filled its block and still alive (the OOM killer ends a child that went over the limit)
+    alive = {i for i, pid in enumerate(pids) if os.waitpid(pid, os.WNOHANG) == (0, 0)}
+    print("children holding 120 MiB:", len(wrote & alive))
 """)
+
 
 
 def _held(memory_mb: int) -> int:
