@@ -50,7 +50,6 @@ CHILDREN = textwrap.dedent("""
 """)
 
 
-
 def _held(memory_mb: int) -> int:
     r = run_program(CHILDREN, memory_mb=memory_mb, timeout_s=20)
     lines = [line for line in r.stdout.splitlines() if line.startswith("children holding")]
