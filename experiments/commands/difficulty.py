@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ilr_agents.policies import TransformersPolicy
+    from ilr_agents.policies import PolicySpec, build_policy
     from ilr_agents.self_ranking import SelfRankError, SelfRankSettings, self_rank
     from ilr_env import difficulty as dif
     from ilr_env.tasks import load_questions
@@ -77,9 +77,7 @@ def run(args: argparse.Namespace) -> int:
         for q in load_questions(args.task, split, data_dir=args.data_dir, limit=limit, **args.task_kwargs):
             questions.setdefault(q.id, q)
     policies = {  # loaded one at a time, when that model's turn to rank comes
-        name: functools.partial(
-            TransformersPolicy, name, device=args.device, dtype=args.dtype, return_logprobs=False
-        )
+        name: functools.partial(build_policy, PolicySpec(name, device=args.device, dtype=args.dtype))
         for name in dict.fromkeys(args.models)
     }
     est = self_rank(list(questions.values()), policies, settings)
