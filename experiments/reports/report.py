@@ -7,6 +7,7 @@ retraining, and so the numbers in README come from the same code as the report.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -357,6 +358,31 @@ def plots(run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> list
     return [draw(plt, run_dir, training_logs) for draw in (_reward_plot, _mode_plot, _shift_plot)]
 
 
+def _finish(plt: Any, fig: Any, axes: Any, ylabels: tuple[str, ...], path: Path) -> Path:
+    """Every training figure's axes, legend and file the same way."""
+    for ax, label in zip(axes, ylabels, strict=True):
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _ilr_rows(training_logs: dict[str, list[dict[str, Any]]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(curve label, that agent's ILR step rows in step order) for every ILR run and agent."""
+    for method, metrics in training_logs.items():
+        rows = [m for m in metrics if m.get("kind") == "ilr"]
+        for agent in dict.fromkeys(m["agent"] for m in rows):
+            yield (
+                f"{method} {agent}",
+                sorted((m for m in rows if m["agent"] == agent), key=lambda m: m["step"]),
+            )
+
+
 def _reward_plot(plt: Any, run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for method, metrics in training_logs.items():
@@ -365,65 +391,28 @@ def _reward_plot(plt: Any, run_dir: Path, training_logs: dict[str, list[dict[str
                 if s[key]:
                     steps, values = zip(*sorted(s[key]), strict=True)
                     ax.plot(steps, values, label=f"{method} {agent}", alpha=0.8)
-    for ax, key in zip(axes, ("training reward (raw)", "training accuracy"), strict=True):
-        ax.set_xlabel("step")
-        ax.set_ylabel(key)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = run_dir / "training_reward.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    labels = ("training reward (raw)", "training accuracy")
+    return _finish(plt, fig, axes, labels, run_dir / "training_reward.png")
 
 
 def _mode_plot(plt: Any, run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for method, metrics in training_logs.items():
-        rows = [m for m in metrics if m.get("kind") == "ilr"]
-        for agent in dict.fromkeys(m["agent"] for m in rows):
-            mine = sorted((m for m in rows if m["agent"] == agent), key=lambda m: m["step"])
-            coop = [
-                m["mode_counts"].get("cooperate", 0) / max(1, sum(m["mode_counts"].values())) for m in mine
-            ]
-            axes[0].plot([m["step"] for m in mine], coop, label=f"{method} {agent}")
-            shift = [m["shift"].get("shift_abs_mean", 0.0) for m in mine]
-            axes[1].plot([m["step"] for m in mine], shift, label=f"{method} {agent}")
-    axes[0].set_ylabel("fraction of questions in cooperation")
-    axes[1].set_ylabel("mean |calibrated − raw reward|")
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = run_dir / "mode_mix.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    for label, mine in _ilr_rows(training_logs):
+        steps = [m["step"] for m in mine]
+        coop = [m["mode_counts"].get("cooperate", 0) / max(1, sum(m["mode_counts"].values())) for m in mine]
+        axes[0].plot(steps, coop, label=label)
+        axes[1].plot(steps, [m["shift"].get("shift_abs_mean", 0.0) for m in mine], label=label)
+    labels = ("fraction of questions in cooperation", "mean |calibrated − raw reward|")
+    return _finish(plt, fig, axes, labels, run_dir / "mode_mix.png")
 
 
 def _shift_plot(plt: Any, run_dir: Path, training_logs: dict[str, list[dict[str, Any]]]) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method, metrics in training_logs.items():
-        rows = [m for m in metrics if m.get("kind") == "ilr"]
-        for agent in dict.fromkeys(m["agent"] for m in rows):
-            mine = sorted((m for m in rows if m["agent"] == agent), key=lambda m: m["step"])
-            ax.plot(
-                [m["step"] for m in mine],
-                [m["reward_cal_mean"] - m["reward_raw_mean"] for m in mine],
-                label=f"{method} {agent}",
-            )
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean calibrated − mean raw reward")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = run_dir / "calibration_shift.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    for label, mine in _ilr_rows(training_logs):
+        shift = [m["reward_cal_mean"] - m["reward_raw_mean"] for m in mine]
+        ax.plot([m["step"] for m in mine], shift, label=label)
+    labels = ("mean calibrated − mean raw reward",)
+    return _finish(plt, fig, [ax], labels, run_dir / "calibration_shift.png")
 
 
 def write_report(run_dir: Path, results: dict[str, Any], pairs: list[tuple[str, str]]) -> Path:
